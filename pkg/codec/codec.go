@@ -1,0 +1,164 @@
+// Package codec encodes and decodes choreo events as Avro binary in the Confluent wire format
+// (magic byte 0, big-endian schema ID, Avro body), with schemas registered in a Confluent-compatible
+// schema registry under the topic-record-name subject strategy. Its API is shaped like
+// encoding/json: Marshal an event, Unmarshal bytes.
+package codec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/choreo-dev/choreo/pkg/event"
+)
+
+// Errors returned by Unmarshal. Each means the record can never be decoded by this build, so a
+// consumer parks it rather than retrying, except ErrRegistryUnavailable, which may pass.
+var (
+	// ErrFraming: the value is too short or does not start with the Confluent magic byte.
+	ErrFraming = errors.New("not a Confluent-framed Avro value")
+	// ErrUnknownSchema: the schema ID is not in the registry, or names a record this build does
+	// not know, or cannot be resolved to the event's current schema.
+	ErrUnknownSchema = errors.New("unknown schema")
+	// ErrBody: the Avro body does not decode with its schema (truncated, corrupt).
+	ErrBody = errors.New("undecodable Avro body")
+	// ErrRegistryUnavailable: the registry could not be asked about an unseen schema ID.
+	ErrRegistryUnavailable = errors.New("schema registry unavailable")
+)
+
+// Registry is the part of the schema registry client the codec uses; *sr.Client implements it.
+type Registry interface {
+	CreateSchema(ctx context.Context, subject string, s sr.Schema) (sr.SubjectSchema, error)
+	SchemaByID(ctx context.Context, id int) (sr.Schema, error)
+}
+
+var _ Registry = (*sr.Client)(nil)
+
+type decoder struct {
+	typ    *event.Type
+	schema avro.Schema // the event's schema, or the writer schema resolved against it
+}
+
+// Codec encodes and decodes the events of a Registry. It is safe for concurrent use.
+type Codec struct {
+	types  *event.Registry
+	reg    Registry
+	header sr.ConfluentHeader
+	ids    map[*event.Type]int // immutable after New
+
+	mu   sync.Mutex // serialises lookups of unseen schema IDs
+	decs atomic.Pointer[map[int]decoder]
+}
+
+// New registers the schema of every event type in reg (idempotent: the registry returns the
+// existing ID for a known schema) and returns a Codec that writes with those IDs.
+func New(ctx context.Context, reg Registry, types *event.Registry) (*Codec, error) {
+	c := &Codec{types: types, reg: reg, ids: make(map[*event.Type]int)}
+	decs := make(map[int]decoder)
+	for _, t := range types.Types() {
+		ss, err := reg.CreateSchema(ctx, t.Subject(), sr.Schema{Schema: t.Schema.String(), Type: sr.TypeAvro})
+		if err != nil {
+			return nil, fmt.Errorf("register schema of %s under subject %s: %w", t.Name, t.Subject(), err)
+		}
+		c.ids[t] = ss.ID
+		decs[ss.ID] = decoder{typ: t, schema: t.Schema}
+	}
+	c.decs.Store(&decs)
+	return c, nil
+}
+
+// Types returns the event registry the codec was built with.
+func (c *Codec) Types() *event.Registry { return c.types }
+
+// SchemaID returns the registry ID the codec writes t with.
+func (c *Codec) SchemaID(t *event.Type) int { return c.ids[t] }
+
+// Marshal returns ev in the Confluent wire format.
+func (c *Codec) Marshal(ev event.Event) ([]byte, error) { return c.AppendMarshal(nil, ev) }
+
+// AppendMarshal appends ev in the Confluent wire format to b.
+func (c *Codec) AppendMarshal(b []byte, ev event.Event) ([]byte, error) {
+	t, err := c.types.Of(ev)
+	if err != nil {
+		return b, err
+	}
+	b, err = c.header.AppendEncode(b, c.ids[t], nil)
+	if err != nil {
+		return b, err
+	}
+	body, err := avro.Marshal(t.Schema, ev)
+	if err != nil {
+		return b, fmt.Errorf("encode %s: %w", t.Name, err)
+	}
+	return append(b, body...), nil
+}
+
+// Unmarshal decodes a Confluent-framed value into a new event of the type its schema names.
+// A schema ID this codec has not seen is fetched from the registry once; a writer schema that
+// differs from the event's current schema is resolved against it (Avro schema evolution).
+func (c *Codec) Unmarshal(ctx context.Context, data []byte) (event.Event, *event.Type, error) {
+	id, body, err := c.header.DecodeID(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrFraming, err)
+	}
+	d, err := c.decoder(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	ev := d.typ.New()
+	if err := avro.Unmarshal(d.schema, body, ev); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s with schema %d: %w", ErrBody, d.typ.Name, id, err)
+	}
+	return ev, d.typ, nil
+}
+
+func (c *Codec) decoder(ctx context.Context, id int) (decoder, error) {
+	if d, ok := (*c.decs.Load())[id]; ok {
+		return d, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d, ok := (*c.decs.Load())[id]; ok {
+		return d, nil
+	}
+	s, err := c.reg.SchemaByID(ctx, id)
+	if err != nil {
+		var re *sr.ResponseError
+		if errors.As(err, &re) && re.StatusCode == 404 {
+			return decoder{}, fmt.Errorf("%w: schema ID %d is not in the registry", ErrUnknownSchema, id)
+		}
+		return decoder{}, fmt.Errorf("%w: look up schema ID %d: %w", ErrRegistryUnavailable, id, err)
+	}
+	if s.Type != sr.TypeAvro {
+		return decoder{}, fmt.Errorf("%w: schema ID %d is %s, not Avro", ErrUnknownSchema, id, s.Type)
+	}
+	writer, err := avro.ParseWithCache(s.Schema, "", &avro.SchemaCache{})
+	if err != nil {
+		return decoder{}, fmt.Errorf("%w: schema ID %d does not parse: %w", ErrUnknownSchema, id, err)
+	}
+	ws, ok := writer.(*avro.RecordSchema)
+	if !ok {
+		return decoder{}, fmt.Errorf("%w: schema ID %d is not a record", ErrUnknownSchema, id)
+	}
+	t, err := c.types.ByFullName(ws.FullName())
+	if err != nil {
+		return decoder{}, fmt.Errorf("%w: schema ID %d: %w", ErrUnknownSchema, id, err)
+	}
+	resolved, err := avro.NewSchemaCompatibility().Resolve(t.Schema, writer)
+	if err != nil {
+		return decoder{}, fmt.Errorf("%w: schema ID %d cannot be read as %s: %w", ErrUnknownSchema, id, t.Name, err)
+	}
+	d := decoder{typ: t, schema: resolved}
+	next := make(map[int]decoder, len(*c.decs.Load())+1)
+	for k, v := range *c.decs.Load() {
+		next[k] = v
+	}
+	next[id] = d
+	c.decs.Store(&next)
+	return d, nil
+}

@@ -1,0 +1,66 @@
+package consumer
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/choreo-dev/choreo/pkg/envelope"
+	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/outbox"
+)
+
+// Tx is the unit of work a handler runs in. Its database changes, the inbox record of the event
+// and the events emitted with Emit commit together or not at all.
+type Tx struct {
+	sql     *sql.Tx
+	r       *Runner
+	h       *Handler
+	cause   envelope.Envelope
+	emitted map[string]int
+}
+
+// ExecContext runs a statement in the transaction.
+func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return tx.sql.ExecContext(ctx, query, args...)
+}
+
+// QueryContext runs a query in the transaction.
+func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return tx.sql.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext runs a query returning at most one row in the transaction.
+func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return tx.sql.QueryRowContext(ctx, query, args...)
+}
+
+// Cause returns the envelope of the event being handled.
+func (tx *Tx) Cause() envelope.Envelope { return tx.cause }
+
+// Emit adds ev to the outbox, caused by the event being handled: same correlation ID, causation
+// ID = the cause's ID, and an ID derived from the cause's, so that handling the same cause again
+// emits the very same fact. It is published once the transaction commits.
+func (tx *Tx) Emit(ctx context.Context, ev event.Event) error {
+	name := event.NameOf(ev)
+	if !slices.Contains(tx.h.emits, name) {
+		return fmt.Errorf("%s emits %s: %w", tx.h.name, name, ErrUndeclaredEmit)
+	}
+	t, err := tx.r.cfg.Codec.Types().Of(ev)
+	if err != nil {
+		return err
+	}
+	if tx.emitted == nil {
+		tx.emitted = make(map[string]int, 1)
+	}
+	n := tx.emitted[name]
+	tx.emitted[name] = n + 1
+	env := tx.cause.Caused(name, tx.r.source, t.KeyOf(ev)+"#"+strconv.Itoa(n), tx.r.opts.now())
+	rec, err := tx.r.cfg.Codec.Record(env, ev)
+	if err != nil {
+		return err
+	}
+	return outbox.Add(ctx, tx.sql, rec)
+}

@@ -1,0 +1,166 @@
+// Package envelope carries an event's identity and lineage in Kafka record headers, following the
+// CloudEvents Kafka protocol binding (binary content mode) plus two extensions that let a chain of
+// events be followed: ce_correlationid (one business operation) and ce_causationid (the event that
+// caused this one).
+package envelope
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Header names of the CloudEvents Kafka binding and choreo's extensions.
+const (
+	HeaderSpecVersion   = "ce_specversion"
+	HeaderID            = "ce_id"
+	HeaderType          = "ce_type"
+	HeaderSource        = "ce_source"
+	HeaderTime          = "ce_time"
+	HeaderCorrelationID = "ce_correlationid"
+	HeaderCausationID   = "ce_causationid"
+	HeaderContentType   = "content-type"
+)
+
+// SpecVersion is the CloudEvents version choreo writes.
+const SpecVersion = "1.0"
+
+// ContentType is the content type of choreo's record values: Avro binary in the Confluent
+// wire format (magic byte and schema ID first).
+const ContentType = "application/avro"
+
+// ErrMalformed is returned when headers are present but unusable: a header given twice with
+// different values, a ce_time that is not RFC 3339, an unsupported spec version.
+var ErrMalformed = errors.New("malformed event headers")
+
+// namespace scopes choreo's name-based (UUIDv5) identifiers.
+var namespace = uuid.MustParse("6f1c1b8e-5c8e-4b7e-9a59-0c3b3e0f2a11")
+
+// Envelope is an event's metadata.
+type Envelope struct {
+	ID            string
+	Type          string
+	Source        string
+	Time          time.Time
+	CorrelationID string
+	CausationID   string
+	ContentType   string
+}
+
+// NewID returns a new random event ID for an event that starts a chain.
+func NewID() string { return uuid.NewString() }
+
+// DeriveID returns the ID of the event of type typ that the event causeID causes, distinguished
+// by discriminator where one cause leads to several events of one type. Deterministic so that
+// reprocessing a cause re-emits the same fact, which downstream deduplicates, never a new one.
+func DeriveID(causeID, typ, discriminator string) string {
+	return uuid.NewSHA1(namespace, []byte(causeID+"\x00"+typ+"\x00"+discriminator)).String()
+}
+
+// DeriveUUID returns a stable UUID for name within scope, e.g. the user ID of an account.
+func DeriveUUID(scope, name string) string {
+	return uuid.NewSHA1(namespace, []byte(scope+"\x00"+name)).String()
+}
+
+// RecordID is the identity of a record that carries no ce_id (say, published by hand with kcat):
+// its position in the log, which is unique and stable across redeliveries.
+func RecordID(topic string, partition int32, offset int64) string {
+	return DeriveUUID("record", topic+"/"+strconv.Itoa(int(partition))+"@"+strconv.FormatInt(offset, 10))
+}
+
+// Caused returns the envelope of an event of type typ caused by e: same correlation, causation
+// pointing at e, and an ID derived from e's.
+func (e Envelope) Caused(typ, source, discriminator string, now time.Time) Envelope {
+	corr := e.CorrelationID
+	if corr == "" {
+		corr = e.ID
+	}
+	return Envelope{
+		ID:            DeriveID(e.ID, typ, discriminator),
+		Type:          typ,
+		Source:        source,
+		Time:          now.UTC(),
+		CorrelationID: corr,
+		CausationID:   e.ID,
+		ContentType:   ContentType,
+	}
+}
+
+// AppendHeaders appends e's headers to hs.
+func (e Envelope) AppendHeaders(hs []kgo.RecordHeader) []kgo.RecordHeader {
+	add := func(k, v string) {
+		if v != "" {
+			hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		}
+	}
+	add(HeaderSpecVersion, SpecVersion)
+	add(HeaderID, e.ID)
+	add(HeaderType, e.Type)
+	add(HeaderSource, e.Source)
+	if !e.Time.IsZero() {
+		add(HeaderTime, e.Time.UTC().Format(time.RFC3339Nano))
+	}
+	add(HeaderCorrelationID, e.CorrelationID)
+	add(HeaderCausationID, e.CausationID)
+	ct := e.ContentType
+	if ct == "" {
+		ct = ContentType
+	}
+	add(HeaderContentType, ct)
+	return hs
+}
+
+// FromHeaders reads the envelope from record headers. Absent headers leave their field empty:
+// the consumer fills ID and Type from the record's position and schema. Headers that are present
+// but contradict each other or do not parse are an error wrapping ErrMalformed.
+func FromHeaders(hs []kgo.RecordHeader) (Envelope, error) {
+	var e Envelope
+	seen := make(map[string]string, 8)
+	for _, h := range hs {
+		var dst *string
+		switch h.Key {
+		case HeaderID:
+			dst = &e.ID
+		case HeaderType:
+			dst = &e.Type
+		case HeaderSource:
+			dst = &e.Source
+		case HeaderCorrelationID:
+			dst = &e.CorrelationID
+		case HeaderCausationID:
+			dst = &e.CausationID
+		case HeaderContentType:
+			dst = &e.ContentType
+		case HeaderSpecVersion, HeaderTime:
+		default:
+			continue
+		}
+		v := string(h.Value)
+		if prev, dup := seen[h.Key]; dup && prev != v {
+			return e, fmt.Errorf("header %s given twice (%q, %q): %w", h.Key, prev, v, ErrMalformed)
+		}
+		seen[h.Key] = v
+		switch h.Key {
+		case HeaderSpecVersion:
+			if v != SpecVersion {
+				return e, fmt.Errorf("header %s=%q, want %q: %w", h.Key, v, SpecVersion, ErrMalformed)
+			}
+		case HeaderTime:
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return e, fmt.Errorf("header %s=%q is not RFC 3339: %w", h.Key, v, ErrMalformed)
+			}
+			e.Time = t
+		default:
+			*dst = v
+		}
+	}
+	if e.ID != "" && len(e.ID) > 256 {
+		return e, fmt.Errorf("header %s is %d bytes, at most 256: %w", HeaderID, len(e.ID), ErrMalformed)
+	}
+	return e, nil
+}

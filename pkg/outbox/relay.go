@@ -1,0 +1,230 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Relay publishes the outbox of one database. Run it once per database: it publishes in seq
+// order, one batch at a time, so records of one key keep their order.
+type Relay struct {
+	db     *sql.DB
+	client *kgo.Client
+	cfg    relayConfig
+	wake   chan struct{}
+
+	mu      sync.Mutex
+	waiters []chan struct{} // Flush callers waiting for an empty outbox
+}
+
+type relayConfig struct {
+	batch    int
+	interval time.Duration
+	log      *slog.Logger
+}
+
+// RelayOpt configures a Relay.
+type RelayOpt func(*relayConfig)
+
+// BatchSize sets how many records the relay reads and publishes at a time. Default 1024.
+func BatchSize(n int) RelayOpt { return func(c *relayConfig) { c.batch = n } }
+
+// PollInterval sets how often the relay looks at the outbox when nobody woke it: the safety net
+// for records committed by another process or left by a failed publish. Default 1s.
+func PollInterval(d time.Duration) RelayOpt { return func(c *relayConfig) { c.interval = d } }
+
+// Logger sets where the relay reports failed publishes. Default: discarded.
+func Logger(l *slog.Logger) RelayOpt { return func(c *relayConfig) { c.log = l } }
+
+// NewRelay returns a relay that publishes db's outbox with client, which should be an
+// idempotent producer (franz-go's default) so that retries cannot reorder or duplicate.
+func NewRelay(db *sql.DB, client *kgo.Client, opts ...RelayOpt) *Relay {
+	cfg := relayConfig{batch: 1024, interval: time.Second, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Relay{db: db, client: client, cfg: cfg, wake: make(chan struct{}, 1)}
+}
+
+// Notify tells the relay that a transaction with outbox records committed. It never blocks.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes until ctx is done. Publish failures are logged and retried with backoff; the
+// records stay in the outbox until acknowledged.
+func (r *Relay) Run(ctx context.Context) error {
+	t := time.NewTicker(r.cfg.interval)
+	defer t.Stop()
+	backoff := 50 * time.Millisecond
+	for {
+		waiters := r.takeWaiters() // only those who asked before this drain began
+		err := r.drain(ctx)
+		switch {
+		case err == nil:
+			backoff = 50 * time.Millisecond
+			for _, ch := range waiters {
+				close(ch)
+			}
+		case ctx.Err() != nil:
+			return nil
+		default:
+			r.cfg.log.Warn("outbox relay: publish failed; will retry", "err", err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			r.putBack(waiters)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// Flush waits until the relay has found the outbox empty after this call, or ctx is done.
+func (r *Relay) Flush(ctx context.Context) error {
+	ch := make(chan struct{})
+	r.mu.Lock()
+	r.waiters = append(r.waiters, ch)
+	r.mu.Unlock()
+	r.Notify()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Relay) takeWaiters() []chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ws := r.waiters
+	r.waiters = nil
+	return ws
+}
+
+func (r *Relay) putBack(ws []chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.waiters = append(r.waiters, ws...)
+}
+
+// drain publishes batches until the outbox is empty.
+func (r *Relay) drain(ctx context.Context) error {
+	for {
+		n, err := r.publishBatch(ctx)
+		if err != nil || n < r.cfg.batch {
+			return err
+		}
+	}
+}
+
+type pending struct {
+	seq int64
+	rec *kgo.Record
+}
+
+func (r *Relay) publishBatch(ctx context.Context) (int, error) {
+	batch, err := r.read(ctx)
+	if err != nil || len(batch) == 0 {
+		return 0, err
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		done = make([]int64, 0, len(batch))
+	)
+	wg.Add(len(batch))
+	for _, p := range batch {
+		seq := p.seq
+		r.client.Produce(ctx, p.rec, func(rec *kgo.Record, err error) {
+			defer wg.Done()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("publish to %s: %w", rec.Topic, err))
+				return
+			}
+			done = append(done, seq)
+		})
+	}
+	wg.Wait()
+	if err := r.delete(ctx, done); err != nil {
+		return 0, err
+	}
+	if len(errs) > 0 {
+		return 0, errors.Join(errs...)
+	}
+	return len(batch), nil
+}
+
+func (r *Relay) read(ctx context.Context) ([]pending, error) {
+	rows, err := r.db.QueryContext(ctx,
+		`SELECT seq, topic, key, value, headers FROM outbox ORDER BY seq LIMIT $1`, r.cfg.batch)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: read: %w", err)
+	}
+	defer rows.Close()
+	var batch []pending
+	for rows.Next() {
+		var (
+			p       pending
+			rec     kgo.Record
+			headers []byte
+		)
+		if err := rows.Scan(&p.seq, &rec.Topic, &rec.Key, &rec.Value, &headers); err != nil {
+			return nil, fmt.Errorf("outbox: read: %w", err)
+		}
+		if rec.Headers, err = decodeHeaders(headers); err != nil {
+			return nil, fmt.Errorf("outbox: record %d: %w", p.seq, err)
+		}
+		p.rec = &rec
+		batch = append(batch, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: read: %w", err)
+	}
+	return batch, nil
+}
+
+// delete removes published records. It runs with its own short deadline even when ctx is done:
+// records acknowledged by the broker should not be published a second time on the next start.
+func (r *Relay) delete(ctx context.Context, seqs []int64) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	const chunk = 500
+	for len(seqs) > 0 {
+		n := min(chunk, len(seqs))
+		args := make([]any, n)
+		ph := make([]string, n)
+		for i, s := range seqs[:n] {
+			args[i] = s
+			ph[i] = fmt.Sprintf("$%d", i+1)
+		}
+		if _, err := r.db.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (`+strings.Join(ph, ",")+`)`, args...); err != nil {
+			return fmt.Errorf("outbox: delete published: %w", err)
+		}
+		seqs = seqs[n:]
+	}
+	return nil
+}
