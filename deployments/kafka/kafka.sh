@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# Single-node Apache Kafka (KRaft, combined broker+controller) on loopback,
+# without Docker: the broker's jars come from Maven Central through pom.xml.
+#
+# usage: kafka.sh start|stop|status|wait|restart
+#
+# env:
+#   KAFKA_PORT             PLAINTEXT listener port      (default 9092)
+#   KAFKA_CONTROLLER_PORT  CONTROLLER listener port     (default 9093)
+#   KAFKA_DATA_DIR         data, log, pid, cluster id   (default <repo>/var/kafka)
+#   KAFKA_WAIT_TIMEOUT     seconds to wait for the broker to answer (default 90)
+#   KAFKA_HEAP_OPTS        JVM heap flags               (default -Xms256m -Xmx1g)
+#   KAFKA_JVM_OPTS         extra JVM flags              (default empty)
+#   JAVA_HOME / JAVA       java to use                  (default java on PATH)
+#   MVN                    maven to use                 (default mvn)
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/var/kafka}"
+KAFKA_WAIT_TIMEOUT="${KAFKA_WAIT_TIMEOUT:-90}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
+KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
+MVN="${MVN:-mvn}"
+if [ -n "${JAVA:-}" ]; then
+  :
+elif [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then
+  JAVA="$JAVA_HOME/bin/java"
+else
+  JAVA=java
+fi
+
+HOST=127.0.0.1
+POM="$SCRIPT_DIR/pom.xml"
+LIB_DIR="$SCRIPT_DIR/lib"
+STAMP="$LIB_DIR/.pom.sha256"
+LOG4J_CONF="$SCRIPT_DIR/log4j2.properties"
+BASE_PROPS="$SCRIPT_DIR/server.properties"
+
+# Filled in by resolve_paths once KAFKA_DATA_DIR exists.
+DATA_DIR=""
+PID_FILE=""
+LOG_FILE=""
+PROPS_FILE=""
+CLUSTER_ID_FILE=""
+LOG_DIRS=""
+
+die() {
+  echo "kafka.sh: $*" >&2
+  exit 1
+}
+
+resolve_paths() {
+  mkdir -p "$KAFKA_DATA_DIR"
+  DATA_DIR="$(cd "$KAFKA_DATA_DIR" && pwd)"
+  PID_FILE="$DATA_DIR/kafka.pid"
+  LOG_FILE="$DATA_DIR/kafka.log"
+  PROPS_FILE="$DATA_DIR/server.properties"
+  CLUSTER_ID_FILE="$DATA_DIR/cluster.id"
+  LOG_DIRS="$DATA_DIR/data"
+}
+
+check_port() {
+  case "$2" in
+    '' | *[!0-9]*) die "$1 must be a port number, got '$2'" ;;
+  esac
+}
+
+# --- classpath --------------------------------------------------------------
+
+pom_sum() {
+  sha256sum "$POM" | cut -d' ' -f1
+}
+
+# Resolve the jars into lib/ unless the stamp says lib/ matches this pom.
+ensure_classpath() {
+  local want
+  want="$(pom_sum)"
+  if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+    return 0
+  fi
+  command -v "$MVN" >/dev/null 2>&1 || die "maven ('$MVN') not found; it is needed once to fetch Kafka into $LIB_DIR"
+  echo "kafka.sh: resolving Kafka jars into $LIB_DIR (first run downloads from Maven Central)" >&2
+  rm -rf "$LIB_DIR"
+  if ! "$MVN" -B -q -Dstyle.color=never -f "$POM" package >"$DATA_DIR/mvn.log" 2>&1; then
+    tail -n 40 "$DATA_DIR/mvn.log" >&2
+    rm -rf "$LIB_DIR"
+    die "maven failed to resolve the Kafka classpath (full output: $DATA_DIR/mvn.log)"
+  fi
+  ls "$LIB_DIR"/kafka_2.13-*.jar >/dev/null 2>&1 || die "maven ran but $LIB_DIR has no kafka_2.13 jar"
+  echo "$want" >"$STAMP"
+}
+
+kafka_version() {
+  local jar
+  for jar in "$LIB_DIR"/kafka_2.13-*.jar; do
+    [ -f "$jar" ] || continue
+    jar="${jar##*/kafka_2.13-}"
+    echo "${jar%.jar}"
+    return 0
+  done
+  echo unknown
+}
+
+run_tool() {
+  # shellcheck disable=SC2086 # KAFKA_JVM_OPTS is a list of flags
+  "$JAVA" -Xmx256m $KAFKA_JVM_OPTS \
+    -Dlog4j2.configurationFile="$LOG4J_CONF" \
+    -cp "$LIB_DIR/*" "$@"
+}
+
+# --- process ----------------------------------------------------------------
+
+# Prints the broker's pid and succeeds if the pid file names a live kafka.Kafka.
+running_pid() {
+  local pid
+  [ -f "$PID_FILE" ] || return 1
+  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
+  case "$pid" in
+    '' | *[!0-9]*) return 1 ;;
+  esac
+  kill -0 "$pid" 2>/dev/null || return 1
+  if [ -r "/proc/$pid/cmdline" ]; then
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka' || return 1
+  fi
+  echo "$pid"
+}
+
+port_open() {
+  timeout 1 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null
+}
+
+# Succeeds once the broker serves metadata listing itself (or, without kcat,
+# once the port accepts connections).
+broker_answers() {
+  port_open "$KAFKA_PORT" || return 1
+  if command -v kcat >/dev/null 2>&1; then
+    kcat -L -b "$HOST:$KAFKA_PORT" -t __none -m 2 2>/dev/null | grep -q "broker 1 at $HOST:$KAFKA_PORT"
+  fi
+}
+
+# Waits for the broker; on failure prints the log tail and returns non-zero.
+wait_ready() {
+  local deadline pid
+  deadline=$((SECONDS + KAFKA_WAIT_TIMEOUT))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if ! pid="$(running_pid)"; then
+      echo "kafka.sh: broker is not running (it exited, see $LOG_FILE):" >&2
+      [ -f "$LOG_FILE" ] && tail -n 40 "$LOG_FILE" >&2
+      return 1
+    fi
+    if broker_answers; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "kafka.sh: broker did not answer on $HOST:$KAFKA_PORT within ${KAFKA_WAIT_TIMEOUT}s; last lines of $LOG_FILE:" >&2
+  [ -f "$LOG_FILE" ] && tail -n 40 "$LOG_FILE" >&2
+  return 1
+}
+
+# --- storage ----------------------------------------------------------------
+
+write_props() {
+  local tmp="$PROPS_FILE.tmp"
+  {
+    echo "# Generated by deployments/kafka/kafka.sh from deployments/kafka/server.properties; edits are overwritten."
+    grep -vE '^[[:space:]]*(listeners|advertised\.listeners|controller\.quorum\.voters|log\.dirs)[[:space:]]*=' "$BASE_PROPS"
+    echo
+    echo "# Set by kafka.sh"
+    echo "listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT"
+    echo "advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT"
+    echo "controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT"
+    echo "log.dirs=$LOG_DIRS"
+  } >"$tmp"
+  mv "$tmp" "$PROPS_FILE"
+}
+
+ensure_formatted() {
+  local cid
+  if [ -f "$LOG_DIRS/meta.properties" ]; then
+    return 0
+  fi
+  if [ -s "$CLUSTER_ID_FILE" ]; then
+    cid="$(cat "$CLUSTER_ID_FILE")"
+  else
+    cid="$(run_tool kafka.tools.StorageTool random-uuid | tail -n 1)"
+    case "$cid" in
+      '' | *[!A-Za-z0-9_-]*) die "kafka.tools.StorageTool random-uuid printed '$cid', not a cluster id" ;;
+    esac
+    echo "$cid" >"$CLUSTER_ID_FILE"
+  fi
+  mkdir -p "$LOG_DIRS"
+  run_tool kafka.tools.StorageTool format -t "$cid" -c "$PROPS_FILE" >"$DATA_DIR/format.log" 2>&1 ||
+    { cat "$DATA_DIR/format.log" >&2; die "formatting $LOG_DIRS failed"; }
+}
+
+# --- commands ---------------------------------------------------------------
+
+success_line() {
+  echo "kafka $(kafka_version) listening on $HOST:$KAFKA_PORT (data: $DATA_DIR, log: $LOG_FILE)"
+}
+
+cmd_start() {
+  local pid
+  if pid="$(running_pid)"; then
+    echo "kafka already running (pid $pid) on $HOST:$KAFKA_PORT"
+    return 0
+  fi
+  rm -f "$PID_FILE"
+  if port_open "$KAFKA_PORT"; then
+    die "something else is already listening on $HOST:$KAFKA_PORT (set KAFKA_PORT)"
+  fi
+  if port_open "$KAFKA_CONTROLLER_PORT"; then
+    die "something else is already listening on $HOST:$KAFKA_CONTROLLER_PORT (set KAFKA_CONTROLLER_PORT)"
+  fi
+  command -v "$JAVA" >/dev/null 2>&1 || die "java ('$JAVA') not found; Java 17+ is needed"
+
+  ensure_classpath
+  write_props
+  ensure_formatted
+
+  if [ -f "$LOG_FILE" ]; then
+    mv -f "$LOG_FILE" "$LOG_FILE.1"
+  fi
+  # shellcheck disable=SC2086 # heap and JVM opts are lists of flags
+  nohup "$JAVA" $KAFKA_HEAP_OPTS \
+    -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+    $KAFKA_JVM_OPTS \
+    -Dlog4j2.configurationFile="$LOG4J_CONF" \
+    -cp "$LIB_DIR/*" kafka.Kafka "$PROPS_FILE" \
+    >"$LOG_FILE" 2>&1 </dev/null &
+  echo "$!" >"$PID_FILE"
+
+  if ! wait_ready; then
+    cmd_stop >/dev/null 2>&1 || true
+    exit 1
+  fi
+  success_line
+}
+
+cmd_stop() {
+  local pid i
+  if ! pid="$(running_pid)"; then
+    rm -f "$PID_FILE"
+    echo "kafka not running"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 60; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "kafka.sh: pid $pid did not stop within 30s, sending SIGKILL" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 20; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.25
+    done
+  fi
+  rm -f "$PID_FILE"
+  echo "kafka stopped (pid $pid)"
+}
+
+cmd_status() {
+  local pid
+  if ! pid="$(running_pid)"; then
+    echo "kafka not running"
+    return 3
+  fi
+  if broker_answers; then
+    echo "kafka running (pid $pid), answering on $HOST:$KAFKA_PORT (data: $DATA_DIR)"
+  else
+    echo "kafka running (pid $pid), not answering on $HOST:$KAFKA_PORT yet (log: $LOG_FILE)"
+  fi
+}
+
+cmd_wait() {
+  wait_ready || exit 1
+  success_line
+}
+
+main() {
+  check_port KAFKA_PORT "$KAFKA_PORT"
+  check_port KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
+  resolve_paths
+  case "${1:-}" in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    wait) cmd_wait ;;
+    restart)
+      cmd_stop
+      cmd_start
+      ;;
+    *)
+      echo "usage: $0 start|stop|status|wait|restart" >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"
