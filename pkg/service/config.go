@@ -1,0 +1,125 @@
+package service
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// ErrConfig is wrapped by every configuration error; the message names the setting.
+var ErrConfig = errors.New("invalid configuration")
+
+// Config is what every choreo service reads from its environment, with flags overriding.
+type Config struct {
+	// Brokers are the Kafka seed brokers (KAFKA_BROKERS, comma-separated). Default 127.0.0.1:9092.
+	Brokers []string
+	// RegistryURL is the schema registry (SCHEMA_REGISTRY_URL). Default http://127.0.0.1:8081.
+	RegistryURL string
+	// DataDir holds the service's database (DATA_DIR). Default var.
+	DataDir string
+	// HTTPAddr is where the service's HTTP API listens (HTTP_ADDR); each service has its own default.
+	HTTPAddr string
+	// Partitions is the partition count topics are created with (TOPIC_PARTITIONS). Default 6.
+	Partitions int
+	// ReplicationFactor of created topics (TOPIC_REPLICATION_FACTOR); -1 takes the broker's
+	// default. Default 1.
+	ReplicationFactor int
+}
+
+// DefaultConfig returns the defaults, with httpAddr as the service's HTTP address.
+func DefaultConfig(httpAddr string) Config {
+	return Config{
+		Brokers:           []string{"127.0.0.1:9092"},
+		RegistryURL:       "http://127.0.0.1:8081",
+		DataDir:           "var",
+		HTTPAddr:          httpAddr,
+		Partitions:        6,
+		ReplicationFactor: 1,
+	}
+}
+
+// FromEnv overrides c with the variables getenv (os.Getenv) defines.
+func (c *Config) FromEnv(getenv func(string) string) error {
+	if v := getenv("KAFKA_BROKERS"); v != "" {
+		c.Brokers = splitList(v)
+	}
+	if v := getenv("SCHEMA_REGISTRY_URL"); v != "" {
+		c.RegistryURL = v
+	}
+	if v := getenv("DATA_DIR"); v != "" {
+		c.DataDir = v
+	}
+	if v := getenv("HTTP_ADDR"); v != "" {
+		c.HTTPAddr = v
+	}
+	for _, iv := range []struct {
+		name string
+		dst  *int
+	}{{"TOPIC_PARTITIONS", &c.Partitions}, {"TOPIC_REPLICATION_FACTOR", &c.ReplicationFactor}} {
+		if v := getenv(iv.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: not a whole number: %w", iv.name, v, ErrConfig)
+			}
+			*iv.dst = n
+		}
+	}
+	return nil
+}
+
+// RegisterFlags defines flags on fs that override c (so call FromEnv first).
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.Func("brokers", "Kafka seed brokers, comma-separated (env KAFKA_BROKERS)", func(s string) error {
+		c.Brokers = splitList(s)
+		return nil
+	})
+	fs.StringVar(&c.RegistryURL, "registry", c.RegistryURL, "schema registry URL (env SCHEMA_REGISTRY_URL)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (env DATA_DIR)")
+	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address (env HTTP_ADDR)")
+	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of created topics (env TOPIC_PARTITIONS)")
+	fs.IntVar(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of created topics, -1 for the broker default (env TOPIC_REPLICATION_FACTOR)")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Validate reports every invalid setting, each naming its variable.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format+": %w", append(a, ErrConfig)...)) }
+	if len(c.Brokers) == 0 {
+		bad("KAFKA_BROKERS is empty; set host:port[,host:port]")
+	}
+	for _, b := range c.Brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			bad("KAFKA_BROKERS entry %q is not host:port", b)
+		}
+	}
+	if u, err := url.Parse(c.RegistryURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("SCHEMA_REGISTRY_URL %q is not an http(s) URL", c.RegistryURL)
+	}
+	if c.DataDir == "" {
+		bad("DATA_DIR is empty")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("HTTP_ADDR %q is not host:port", c.HTTPAddr)
+	}
+	if c.Partitions < 1 {
+		bad("TOPIC_PARTITIONS is %d; it must be at least 1", c.Partitions)
+	}
+	if c.ReplicationFactor == 0 || c.ReplicationFactor < -1 {
+		bad("TOPIC_REPLICATION_FACTOR is %d; it must be -1 or at least 1", c.ReplicationFactor)
+	}
+	return errors.Join(errs...)
+}

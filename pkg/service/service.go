@@ -1,0 +1,285 @@
+// Package service is the runtime every choreo service runs in: it opens the service's database,
+// registers the event schemas, provisions topics, and runs the outbox relay, the consumer runner
+// and the HTTP API together, shutting them down in the order that loses nothing. The per-service
+// mains and `choreo dev` both build services with it, so tests exercise production wiring.
+package service
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/choreo-dev/choreo/pkg/catalog"
+	"github.com/choreo-dev/choreo/pkg/codec"
+	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/envelope"
+	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/kafka"
+	"github.com/choreo-dev/choreo/pkg/outbox"
+	"github.com/choreo-dev/choreo/pkg/sqlite"
+)
+
+// ErrUndeclaredEmit is returned by Emit for an event the service did not declare with Emits.
+var ErrUndeclaredEmit = errors.New("service emits an event it did not declare")
+
+// Service is one running choreo service.
+type Service struct {
+	// Name is the service's name in the catalog, e.g. "user-service".
+	Name string
+	// Config is the configuration it was opened with.
+	Config Config
+	// DB is the service's database: its own tables, the inbox and the outbox.
+	DB *sql.DB
+	// Codec encodes and decodes events with the registry's schema IDs.
+	Codec *codec.Codec
+	// Relay publishes the outbox.
+	Relay *outbox.Relay
+	// Log is the service's logger.
+	Log *slog.Logger
+
+	producer *kgo.Client
+	runner   *consumer.Runner
+	emits    []string
+	ln       net.Listener
+	handler  http.Handler
+}
+
+// Open connects a service to its database, the schema registry and Kafka. migs are the
+// service's own table migrations, applied after the platform's inbox and outbox.
+func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs ...sqlite.Migrations) (s *Service, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s = &Service{Name: name, Config: cfg, Log: log.With("service", name)}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	types, err := event.Load()
+	if err != nil {
+		return nil, err
+	}
+	if s.DB, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, name, name+".db"), migs...); err != nil {
+		return nil, fmt.Errorf("%w (DATA_DIR=%s)", err, cfg.DataDir)
+	}
+	src, err := sr.NewClient(sr.URLs(cfg.RegistryURL))
+	if err != nil {
+		return nil, fmt.Errorf("SCHEMA_REGISTRY_URL %s: %w", cfg.RegistryURL, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if s.Codec, err = codec.New(rctx, src, types); err != nil {
+		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL): %w", cfg.RegistryURL, err)
+	}
+	if s.producer, err = kgo.NewClient(kafka.ClientOpts(cfg.Brokers, name)...); err != nil {
+		return nil, fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(cfg.Brokers, ","), err)
+	}
+	var topics []string
+	for _, t := range types.Types() {
+		if !slices.Contains(topics, t.Topic) {
+			topics = append(topics, t.Topic)
+		}
+	}
+	if err := s.ensureTopics(rctx, topics...); err != nil {
+		return nil, err
+	}
+	s.Relay = outbox.NewRelay(s.DB, s.producer, outbox.Logger(s.Log))
+	return s, nil
+}
+
+func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
+	ts := make([]kafka.Topic, len(names))
+	for i, n := range names {
+		ts[i] = kafka.Topic{Name: n, Partitions: int32(s.Config.Partitions), ReplicationFactor: int16(s.Config.ReplicationFactor)}
+	}
+	if err := kafka.EnsureTopics(ctx, kadm.NewClient(s.producer), ts...); err != nil {
+		return fmt.Errorf("provision topics on %s (KAFKA_BROKERS): %w", strings.Join(s.Config.Brokers, ","), err)
+	}
+	return nil
+}
+
+// Consume makes the service a member of group, applying handlers to the topics they consume.
+// Records that cannot be processed are parked on the group's dead-letter topic.
+func (s *Service) Consume(ctx context.Context, group string, handlers []consumer.Handler, opts ...consumer.Opt) error {
+	if err := s.ensureTopics(ctx, consumer.DeadLetterTopicOf(group)); err != nil {
+		return err
+	}
+	r, err := consumer.New(consumer.Config{
+		Service:    s.Name,
+		Group:      group,
+		DB:         s.DB,
+		Codec:      s.Codec,
+		Relay:      s.Relay,
+		ClientOpts: kafka.ClientOpts(s.Config.Brokers, s.Name),
+	}, handlers, append([]consumer.Opt{consumer.Logger(s.Log)}, opts...)...)
+	if err != nil {
+		return err
+	}
+	s.runner = r
+	return nil
+}
+
+// Emits declares the events the service emits outside its handlers (from its HTTP API).
+func (s *Service) Emits(evs ...event.Event) {
+	for _, ev := range evs {
+		s.emits = append(s.emits, event.NameOf(ev))
+	}
+}
+
+// Emit adds ev, with env, to the outbox within tx. Call Relay.Notify after tx commits.
+func (s *Service) Emit(ctx context.Context, tx outbox.Execer, env envelope.Envelope, ev event.Event) error {
+	if name := event.NameOf(ev); !slices.Contains(s.emits, name) {
+		return fmt.Errorf("%s emits %s: %w", s.Name, name, ErrUndeclaredEmit)
+	}
+	if env.Source == "" {
+		env.Source = "/" + s.Name
+	}
+	rec, err := s.Codec.Record(env, ev)
+	if err != nil {
+		return err
+	}
+	return outbox.Add(ctx, tx, rec)
+}
+
+// Serve listens on the configured HTTP address and will serve h (under /, beside /healthz and
+// /stats) once Run starts.
+func (s *Service) Serve(h http.Handler) error {
+	ln, err := net.Listen("tcp", s.Config.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR %s: %w", s.Config.HTTPAddr, err)
+	}
+	s.ln, s.handler = ln, h
+	return nil
+}
+
+// HTTPAddr returns the address the HTTP API listens on ("" before Serve).
+func (s *Service) HTTPAddr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Runner returns the service's consumer runner, nil if it consumes nothing.
+func (s *Service) Runner() *consumer.Runner { return s.runner }
+
+// Description is what the service registers in code, for checking against the catalog.
+func (s *Service) Description() catalog.ServiceDescription {
+	d := catalog.ServiceDescription{Name: s.Name, Emits: slices.Clone(s.emits)}
+	if s.runner != nil {
+		d.Group = s.runnerGroup()
+		for _, h := range s.runner.Handlers() {
+			d.Handlers = append(d.Handlers, catalog.HandlerDescription{
+				Name: h.Name(), Consumes: h.Consumes(), Emits: h.EmitsEvents(), Effects: h.EffectNames(),
+			})
+		}
+	}
+	return d
+}
+
+func (s *Service) runnerGroup() string {
+	return strings.TrimSuffix(s.runner.DeadLetterTopic(), ".dlq")
+}
+
+// Run runs the relay, the consumer and the HTTP API until ctx is done or one of them fails,
+// then shuts down in order: stop taking requests, finish and commit consumed records, publish
+// what the outbox holds (bounded by a few seconds: what remains is published at the next start).
+func (s *Service) Run(ctx context.Context) error {
+	defer s.Close()
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- s.Relay.Run(relayCtx) }()
+
+	errc := make(chan error, 2)
+	consumerCtx, stopConsumer := context.WithCancel(ctx)
+	consumerDone := make(chan struct{})
+	go func() {
+		defer close(consumerDone)
+		if s.runner != nil {
+			if err := s.runner.Run(consumerCtx); err != nil {
+				errc <- fmt.Errorf("consumer: %w", err)
+			}
+		}
+	}()
+	var srv *http.Server
+	if s.ln != nil {
+		srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http: %w", err)
+			}
+		}()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	stopConsumer()
+	<-consumerDone
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	if ferr := s.Relay.Flush(fctx); ferr != nil {
+		s.Log.Warn("outbox not empty at shutdown; it is published at the next start", "err", ferr)
+	}
+	cancel()
+	stopRelay()
+	<-relayDone
+	return err
+}
+
+func (s *Service) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		var st consumer.Stats
+		if s.runner != nil {
+			st = s.runner.Stats()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"service": s.Name, "consumer": st})
+	})
+	if s.handler != nil {
+		mux.Handle("/", s.handler)
+	}
+	return mux
+}
+
+// Close releases what Open acquired. Run calls it; call it yourself only if Run never ran.
+func (s *Service) Close() {
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	if s.producer != nil {
+		s.producer.Close()
+		s.producer = nil
+	}
+	if s.DB != nil {
+		_ = s.DB.Close()
+		s.DB = nil
+	}
+}

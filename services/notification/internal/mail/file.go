@@ -1,0 +1,128 @@
+package mail
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// FileMailer is the embedded default: it writes each message to
+// <dir>/<sanitized Message-ID>.eml, so development and tests need no mail
+// server and the output opens in any mail client.
+//
+// Writes are atomic (a temporary file in the same directory, synced, then
+// renamed), so a crash never leaves a half-written .eml, and a second Send of
+// the same ID replaces the file with identical content. Temporary files start
+// with "." and end in ".tmp"; one may survive a crash and is safe to delete.
+// The directory itself is not synced after the rename, so a power loss right
+// after Send may still lose the message: this mailer is not meant for
+// production delivery.
+type FileMailer struct {
+	dir string
+}
+
+var _ Mailer = (*FileMailer)(nil)
+
+// NewFileMailer creates dir (mode 0o755) if it does not exist yet, so the
+// mailer works on a fresh checkout without setup.
+func NewFileMailer(dir string) (*FileMailer, error) {
+	if dir == "" {
+		return nil, errors.New("mail: file mailer: empty directory")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("mail: file mailer: %w", err)
+	}
+	return &FileMailer{dir: filepath.Clean(dir)}, nil
+}
+
+// Path tells tests and tools where the message with this ID is (or would be)
+// stored. It is always directly inside the mailer's directory, whatever the
+// ID contains.
+func (f *FileMailer) Path(id string) string {
+	return filepath.Join(f.dir, fileName(id)+".eml")
+}
+
+// Send writes m atomically to [FileMailer.Path](m.ID). It is safe for
+// concurrent use; concurrent Sends of the same ID leave one complete file.
+func (f *FileMailer) Send(ctx context.Context, m Message) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mail: file send %s: %w", m.ID, err)
+	}
+	data, err := m.Bytes()
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(f.Path(m.ID), data); err != nil {
+		return fmt.Errorf("mail: file send %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+func writeAtomic(path string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".send-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			// The write already failed; the temp file is garbage either way.
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	// CreateTemp uses 0o600; an .eml is not secret among local users and
+	// should be readable by the tools that inspect it.
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// maxFileName keeps names well below the common 255-byte limit, leaving room
+// for ".eml".
+const maxFileName = 200
+
+// fileName maps a Message-ID to a single path element injectively: letters,
+// digits and "@._+-=" are kept, everything else (path separators, "%", a
+// leading dot) is percent-encoded, so distinct IDs never share a file and no
+// ID can name "..", a hidden file or another directory. IDs whose encoding is
+// too long are replaced by their SHA-256, which cannot clash with a kept ID
+// because it has no "@".
+func fileName(id string) string {
+	var b strings.Builder
+	for i := range len(id) {
+		c := id[i]
+		if isFileSafe(c) && (i > 0 || c != '.') {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	if b.Len() > maxFileName {
+		sum := sha256.Sum256([]byte(id))
+		return "sha256-" + hex.EncodeToString(sum[:])
+	}
+	return b.String()
+}
+
+func isFileSafe(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("@._+-=", c) >= 0
+}

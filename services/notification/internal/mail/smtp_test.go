@@ -1,0 +1,270 @@
+package mail_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/smtp"
+	"net/textproto"
+	"testing"
+	"time"
+
+	"github.com/choreo-dev/choreo/services/notification/internal/mail"
+)
+
+func TestSMTPMailerConformance(t *testing.T) {
+	t.Parallel()
+	testMailer(t, func(t *testing.T) mailerHarness {
+		srv := startSMTPServer(t, smtpServerConfig{})
+		return mailerHarness{mailer: newSMTPMailer(t, srv.addr), delivered: func(*testing.T) [][]byte {
+			var out [][]byte
+			for _, r := range srv.messages() {
+				out = append(out, r.data)
+			}
+			return out
+		}}
+	})
+}
+
+func TestSMTPMailerSend(t *testing.T) {
+	t.Parallel()
+	srv := startSMTPServer(t, smtpServerConfig{})
+	m := welcomeMessage()
+	if err := newSMTPMailer(t, srv.addr).Send(t.Context(), m); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	got := srv.messages()
+	if len(got) != 1 {
+		t.Fatalf("server received %d messages, want 1", len(got))
+	}
+	r := got[0]
+	if r.from != "welcome@choreo.local" || r.to != "john@example.com" {
+		t.Errorf("envelope = %q -> %q, want welcome@choreo.local -> john@example.com", r.from, r.to)
+	}
+	if srv.sawCommand("STARTTLS") {
+		t.Error("client tried STARTTLS on loopback")
+	}
+	if srv.sawCommand("AUTH") {
+		t.Error("client authenticated without WithAuth")
+	}
+	if !srv.sawCommand("QUIT") {
+		t.Error("client did not QUIT")
+	}
+	assertWelcome(t, m, r.data)
+}
+
+func TestSMTPMailerAuth(t *testing.T) {
+	t.Parallel()
+	srv := startSMTPServer(t, smtpServerConfig{})
+	host, _, _ := net.SplitHostPort(srv.addr)
+	mailer := newSMTPMailer(t, srv.addr,
+		mail.WithAuth(smtp.PlainAuth("", "choreo", "s3cret", host)),
+		mail.WithHelo("notification.choreo.local"))
+	if err := mailer.Send(t.Context(), welcomeMessage()); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	got := srv.messages()
+	if len(got) != 1 {
+		t.Fatalf("server received %d messages, want 1", len(got))
+	}
+	want := "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00choreo\x00s3cret"))
+	if got[0].auth != want {
+		t.Errorf("auth = %q, want %q", got[0].auth, want)
+	}
+}
+
+func TestSMTPMailerReplies(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		stage, reply  string
+		wantCode      int
+		wantTemporary bool
+	}{
+		{stage: "GREETING", reply: "421 4.3.2 shutting down", wantCode: 421, wantTemporary: true},
+		{stage: "GREETING", reply: "554 5.3.2 no service", wantCode: 554},
+		{stage: "MAIL", reply: "451 4.3.0 try again later", wantCode: 451, wantTemporary: true},
+		{stage: "MAIL", reply: "553 5.1.8 sender rejected", wantCode: 553},
+		{stage: "RCPT", reply: "451 4.3.0 greylisted", wantCode: 451, wantTemporary: true},
+		{stage: "RCPT", reply: "550 5.1.1 no such user", wantCode: 550},
+		{stage: "DATA", reply: "452 4.3.1 insufficient storage", wantCode: 452, wantTemporary: true},
+		{stage: "DATA", reply: "554 5.5.1 no valid recipients", wantCode: 554},
+		{stage: ".", reply: "452 4.3.1 insufficient storage", wantCode: 452, wantTemporary: true},
+		{stage: ".", reply: "552 5.3.4 message too big", wantCode: 552},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s %d", tt.stage, tt.wantCode), func(t *testing.T) {
+			t.Parallel()
+			srv := startSMTPServer(t, smtpServerConfig{replies: map[string]string{tt.stage: tt.reply}})
+			err := newSMTPMailer(t, srv.addr).Send(t.Context(), welcomeMessage())
+			var reply *textproto.Error
+			if !errors.As(err, &reply) || reply.Code != tt.wantCode {
+				t.Fatalf("Send = %v, want SMTP reply %d", err, tt.wantCode)
+			}
+			if got := mail.IsTemporary(err); got != tt.wantTemporary {
+				t.Errorf("IsTemporary(%v) = %v, want %v", err, got, tt.wantTemporary)
+			}
+			if errors.Is(err, mail.ErrInvalidMessage) {
+				t.Errorf("server reply %v reported as ErrInvalidMessage", err)
+			}
+			if got := srv.messages(); len(got) != 0 {
+				t.Errorf("server accepted %d messages, want 0", len(got))
+			}
+		})
+	}
+}
+
+func TestSMTPMailerCutShort(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		opts    []mail.SMTPOption
+		ctx     func(t *testing.T) context.Context
+		wantErr error
+	}{
+		{
+			name:    "mailer timeout",
+			opts:    []mail.SMTPOption{mail.WithTimeout(200 * time.Millisecond)},
+			ctx:     func(t *testing.T) context.Context { return t.Context() },
+			wantErr: context.DeadlineExceeded,
+		},
+		{
+			name: "context deadline",
+			ctx: func(t *testing.T) context.Context {
+				ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+				t.Cleanup(cancel)
+				return ctx
+			},
+			wantErr: context.DeadlineExceeded,
+		},
+		{
+			name: "context cancelled mid-conversation",
+			ctx: func(t *testing.T) context.Context {
+				ctx, cancel := context.WithCancel(t.Context())
+				time.AfterFunc(200*time.Millisecond, cancel)
+				t.Cleanup(cancel)
+				return ctx
+			},
+			wantErr: context.Canceled,
+		},
+		{
+			name: "context cancelled before Send",
+			ctx: func(t *testing.T) context.Context {
+				ctx, cancel := context.WithCancel(t.Context())
+				cancel()
+				return ctx
+			},
+			wantErr: context.Canceled,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startSMTPServer(t, smtpServerConfig{silent: true})
+			mailer := newSMTPMailer(t, srv.addr, tt.opts...) // default timeout is 10s
+			ctx := tt.ctx(t)
+			start := time.Now()
+			err := mailer.Send(ctx, welcomeMessage())
+			if elapsed := time.Since(start); elapsed > 2*time.Second {
+				t.Errorf("Send took %v against a silent server", elapsed)
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("Send = %v, want %v", err, tt.wantErr)
+			}
+			if !mail.IsTemporary(err) {
+				t.Errorf("IsTemporary(%v) = false, want true", err)
+			}
+		})
+	}
+}
+
+func TestSMTPMailerConnectionRefused(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens here any more
+	err = newSMTPMailer(t, addr).Send(t.Context(), welcomeMessage())
+	if err == nil || !mail.IsTemporary(err) {
+		t.Errorf("Send = %v, want a temporary error", err)
+	}
+}
+
+func TestNewSMTPMailer(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		addr    string
+		opts    []mail.SMTPOption
+		wantErr bool
+	}{
+		{name: "ip and port", addr: "127.0.0.1:1025"},
+		{name: "name and port", addr: "mailpit:1025"},
+		{name: "ipv6", addr: "[::1]:25"},
+		{name: "all options", addr: "127.0.0.1:1025", opts: []mail.SMTPOption{
+			mail.WithTimeout(time.Second),
+			mail.WithAuth(smtp.PlainAuth("", "u", "p", "127.0.0.1")),
+			mail.WithHelo("choreo.local"),
+		}},
+		{name: "no port", addr: "127.0.0.1", wantErr: true},
+		{name: "empty port", addr: "127.0.0.1:", wantErr: true},
+		{name: "empty host", addr: ":1025", wantErr: true},
+		{name: "empty", addr: "", wantErr: true},
+		{name: "zero timeout", addr: "127.0.0.1:1025", opts: []mail.SMTPOption{mail.WithTimeout(0)}, wantErr: true},
+		{name: "negative timeout", addr: "127.0.0.1:1025", opts: []mail.SMTPOption{mail.WithTimeout(-time.Second)}, wantErr: true},
+		{name: "empty helo", addr: "127.0.0.1:1025", opts: []mail.SMTPOption{mail.WithHelo("")}, wantErr: true},
+		{name: "helo with CRLF", addr: "127.0.0.1:1025", opts: []mail.SMTPOption{mail.WithHelo("a\r\nMAIL FROM:<x@y>")}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := mail.NewSMTPMailer(tt.addr, tt.opts...)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("NewSMTPMailer(%q) error = %v, wantErr %v", tt.addr, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestIsTemporary(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{name: "nil", err: nil, want: false},
+		{name: "invalid message", err: fmt.Errorf("send: %w", mail.ErrInvalidMessage), want: false},
+		{name: "smtp 421", err: fmt.Errorf("MAIL: %w", &textproto.Error{Code: 421, Msg: "busy"}), want: true},
+		{name: "smtp 451", err: &textproto.Error{Code: 451, Msg: "later"}, want: true},
+		{name: "smtp 550", err: &textproto.Error{Code: 550, Msg: "no"}, want: false},
+		{name: "smtp 554", err: &textproto.Error{Code: 554, Msg: "no"}, want: false},
+		{name: "smtp 550 despite cancelled context", err: fmt.Errorf("%w: %w", context.Canceled, &textproto.Error{Code: 550}), want: false},
+		{name: "network", err: fmt.Errorf("dial: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("refused")}), want: true},
+		{name: "deadline", err: fmt.Errorf("x: %w", context.DeadlineExceeded), want: true},
+		{name: "cancelled", err: context.Canceled, want: true},
+		{name: "connection closed", err: fmt.Errorf("greeting: %w", io.EOF), want: true},
+		{name: "unknown", err: errors.New("boom"), want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := mail.IsTemporary(tt.err); got != tt.want {
+				t.Errorf("IsTemporary(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func newSMTPMailer(t *testing.T, addr string, opts ...mail.SMTPOption) *mail.SMTPMailer {
+	t.Helper()
+	m, err := mail.NewSMTPMailer(addr, opts...)
+	if err != nil {
+		t.Fatalf("NewSMTPMailer(%q): %v", addr, err)
+	}
+	return m
+}
