@@ -23,6 +23,9 @@ type Config struct {
 	DataDir string
 	// HTTPAddr is where the service's HTTP API listens (HTTP_ADDR); each service has its own default.
 	HTTPAddr string
+	// SMTPAddr is the SMTP server mail is sent through (SMTP_ADDR, host:port). Default "": mail
+	// is written as .eml files under DataDir/mail instead.
+	SMTPAddr string
 	// Partitions is the partition count topics are created with (TOPIC_PARTITIONS). Default 6.
 	Partitions int
 	// ReplicationFactor of created topics (TOPIC_REPLICATION_FACTOR); -1 takes the broker's
@@ -56,6 +59,9 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	if v := getenv("HTTP_ADDR"); v != "" {
 		c.HTTPAddr = v
 	}
+	if v := getenv("SMTP_ADDR"); v != "" {
+		c.SMTPAddr = v
+	}
 	for _, iv := range []struct {
 		name string
 		dst  *int
@@ -80,6 +86,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RegistryURL, "registry", c.RegistryURL, "schema registry URL (env SCHEMA_REGISTRY_URL)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (env DATA_DIR)")
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address (env HTTP_ADDR)")
+	fs.StringVar(&c.SMTPAddr, "smtp", c.SMTPAddr, "SMTP server host:port; empty writes .eml files (env SMTP_ADDR)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of created topics (env TOPIC_PARTITIONS)")
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of created topics, -1 for the broker default (env TOPIC_REPLICATION_FACTOR)")
 }
@@ -114,6 +121,11 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR %q is not host:port", c.HTTPAddr)
+	}
+	if c.SMTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
+			bad("SMTP_ADDR %q is not host:port", c.SMTPAddr)
+		}
 	}
 	if c.Partitions < 1 {
 		bad("TOPIC_PARTITIONS is %d; it must be at least 1", c.Partitions)

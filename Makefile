@@ -1,0 +1,39 @@
+# choreo: the commands a user and CI run. `make help` lists them.
+GO        ?= go
+BIN       := bin
+PKGS      := ./...
+
+.PHONY: help run build test test-race generate lint bench kafka kafka-stop clean
+
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+run: ## run the whole choreography in one process (embedded Kafka, registry, services)
+	$(GO) run ./cmd/choreo dev
+
+build: ## build the CLI and the three services into bin/
+	$(GO) build -o $(BIN)/ ./cmd/choreo ./services/account ./services/user ./services/notification
+
+test: lint ## vet, format check and the whole test suite with the race detector
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+generate: ## regenerate Go event types from schemas/*.avsc and schemas/CATALOG.md
+	$(GO) generate ./...
+	$(GO) run ./cmd/choreo catalog docs -o schemas/CATALOG.md
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+bench: ## codec and pipeline benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/codec/
+
+kafka: ## start a real Apache Kafka 4.x broker (KRaft, from Maven Central) on 127.0.0.1:9092
+	bash deployments/kafka/kafka.sh start
+
+kafka-stop: ## stop that broker
+	bash deployments/kafka/kafka.sh stop
+
+clean: ## remove build output and local state (var/)
+	rm -rf $(BIN) var

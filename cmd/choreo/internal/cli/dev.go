@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/choreo-dev/choreo/pkg/stack"
+	"github.com/choreo-dev/choreo/services/account/accountsvc"
+)
+
+func runDev(ctx context.Context, env Env, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", orDefault(env.Getenv("DATA_DIR"), "var"), "data directory (env DATA_DIR)")
+	fresh := fs.Bool("fresh", false, "remove the data directory's state before starting")
+	kafkaPort := fs.Int("kafka-port", 9092, "port of the embedded Kafka on 127.0.0.1")
+	brokers := fs.String("brokers", "", "use this external Kafka (host:port,...) instead of the embedded one")
+	registryAddr := fs.String("registry-addr", "127.0.0.1:8081", "listen address of the embedded schema registry")
+	accountAddr := fs.String("account-addr", accountsvc.DefaultHTTPAddr, "Account Service HTTP address")
+	userAddr := fs.String("user-addr", "127.0.0.1:8082", "User Service HTTP address")
+	notifAddr := fs.String("notification-addr", "127.0.0.1:8083", "Notification Service HTTP address")
+	smtp := fs.String("smtp", env.Getenv("SMTP_ADDR"), "send mail through this SMTP server instead of writing .eml files (env SMTP_ADDR)")
+	partitions := fs.Int("partitions", 6, "partitions of created topics")
+	verbose := fs.Bool("v", false, "log at debug level")
+	if err := parse(fs, env, args, 0); err != nil {
+		return err
+	}
+	if *kafkaPort < 0 || *kafkaPort > 65535 {
+		return fmt.Errorf("%w: -kafka-port %d is not a port", errUsage, *kafkaPort)
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	cfg := stack.Config{
+		DataDir: *dataDir, Fresh: *fresh, KafkaPort: *kafkaPort, RegistryAddr: *registryAddr,
+		HTTPAddrs: map[string]string{
+			"account-service": *accountAddr, "user-service": *userAddr, "notification-service": *notifAddr,
+		},
+		SMTPAddr: *smtp, Partitions: *partitions,
+		Log: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	if *brokers != "" {
+		cfg.Brokers = strings.Split(*brokers, ",")
+	}
+	s, err := stack.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout, "choreo dev is running:")
+	for _, l := range s.Describe() {
+		fmt.Fprintln(env.Stdout, "  "+l)
+	}
+	acc := s.Service("account-service").HTTPAddr()
+	fmt.Fprintf(env.Stdout, `
+Register an account:
+  curl -XPOST %s/accounts -d '{"username":"johndoe","email":"johndoe@mail.com"}'
+Publish an event with kcat:
+  choreo encode AccountCreated '{"accountId":"a1","username":"jane","email":"jane@mail.com"}' > ev.avro
+  kcat -P -b %s -t accounts -k a1 ev.avro
+Watch the events:  choreo tail users
+Stop with Ctrl-C.
+`, "http://"+acc, s.Brokers()[0])
+	<-ctx.Done()
+	fmt.Fprintln(env.Stdout, "shutting down: finishing in-flight records, committing offsets, flushing outboxes")
+	return s.Close()
+}

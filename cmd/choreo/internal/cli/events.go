@@ -1,0 +1,234 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/choreo-dev/choreo/pkg/codec"
+	"github.com/choreo-dev/choreo/pkg/envelope"
+	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/kafka"
+)
+
+func registryFlag(fs *flag.FlagSet, env Env) *string {
+	return fs.String("registry", orDefault(env.Getenv("SCHEMA_REGISTRY_URL"), "http://127.0.0.1:8081"),
+		"schema registry URL (env SCHEMA_REGISTRY_URL)")
+}
+
+func brokersFlag(fs *flag.FlagSet, env Env) *string {
+	return fs.String("brokers", orDefault(env.Getenv("KAFKA_BROKERS"), "127.0.0.1:9092"),
+		"Kafka seed brokers, comma-separated (env KAFKA_BROKERS)")
+}
+
+func newCodec(ctx context.Context, url string) (*codec.Codec, error) {
+	types, err := event.Load()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := sr.NewClient(sr.URLs(url))
+	if err != nil {
+		return nil, fmt.Errorf("schema registry %s: %w", url, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, err := codec.New(ctx, cl, types)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL, -registry): %w", url, err)
+	}
+	return c, nil
+}
+
+// parseEvent decodes the JSON of an event named name, strictly. Time fields left out are set to
+// now, and the key field must be set: an event without its key would be unroutable.
+func parseEvent(types *event.Registry, name, js string) (event.Event, *event.Type, error) {
+	t, err := types.ByName(name)
+	if err != nil {
+		var names []string
+		for _, t := range types.Types() {
+			names = append(names, t.Name)
+		}
+		return nil, nil, fmt.Errorf("%w: %w; events are %s", errUsage, err, strings.Join(names, ", "))
+	}
+	ev := t.New()
+	dec := json.NewDecoder(strings.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(ev); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s JSON: %v", errUsage, name, err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	v := reflect.ValueOf(ev).Elem()
+	for i := range v.NumField() {
+		if f, ok := v.Field(i).Addr().Interface().(*time.Time); ok && f.IsZero() {
+			*f = now
+		}
+	}
+	if t.KeyOf(ev) == "" {
+		return nil, nil, fmt.Errorf("%w: %s JSON: %s (the record key) is required", errUsage, name, t.Key)
+	}
+	return ev, t, nil
+}
+
+func runEncode(ctx context.Context, env Env, args []string) error {
+	fs := flag.NewFlagSet("encode", flag.ContinueOnError)
+	reg := registryFlag(fs, env)
+	if err := parse(fs, env, args, 2); err != nil {
+		return err
+	}
+	c, err := newCodec(ctx, *reg)
+	if err != nil {
+		return err
+	}
+	ev, _, err := parseEvent(c.Types(), fs.Arg(0), fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	b, err := c.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = env.Stdout.Write(b)
+	return err
+}
+
+func runPublish(ctx context.Context, env Env, args []string) error {
+	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
+	reg := registryFlag(fs, env)
+	brokers := brokersFlag(fs, env)
+	id := fs.String("id", "", "ce_id of the event (default: a new UUID); the same ID twice is one fact")
+	if err := parse(fs, env, args, 2); err != nil {
+		return err
+	}
+	c, err := newCodec(ctx, *reg)
+	if err != nil {
+		return err
+	}
+	ev, t, err := parseEvent(c.Types(), fs.Arg(0), fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	if *id == "" {
+		*id = envelope.NewID()
+	}
+	rec, err := c.Record(envelope.Envelope{
+		ID: *id, Type: t.Name, Source: "/choreo-cli", Time: time.Now().UTC(), CorrelationID: *id,
+	}, ev)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kafka.ClientOpts(strings.Split(*brokers, ","), "choreo-cli")...)
+	if err != nil {
+		return fmt.Errorf("KAFKA_BROKERS %s: %w", *brokers, err)
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res := cl.ProduceSync(pctx, rec)
+	if err := res.FirstErr(); err != nil {
+		return fmt.Errorf("publish to %s on %s (KAFKA_BROKERS, -brokers): %w", rec.Topic, *brokers, err)
+	}
+	out := res[0].Record
+	return json.NewEncoder(env.Stdout).Encode(map[string]any{
+		"topic": out.Topic, "partition": out.Partition, "offset": out.Offset, "key": string(out.Key),
+		"id": *id, "type": t.Name,
+	})
+}
+
+// Line is one record as tail prints it.
+type Line struct {
+	Topic     string            `json:"topic"`
+	Partition int32             `json:"partition"`
+	Offset    int64             `json:"offset"`
+	Key       string            `json:"key"`
+	Timestamp time.Time         `json:"timestamp"`
+	Headers   map[string]string `json:"headers"`
+	Type      string            `json:"type,omitempty"`
+	ID        string            `json:"id,omitempty"`
+	Event     event.Event       `json:"event,omitempty"`
+	Error     string            `json:"error,omitempty"`
+	Value     string            `json:"valueBase64,omitempty"`
+}
+
+func runTail(ctx context.Context, env Env, args []string) error {
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	reg := registryFlag(fs, env)
+	brokers := brokersFlag(fs, env)
+	max := fs.Int("n", 0, "stop after this many records (0: no limit)")
+	idle := fs.Duration("idle", 0, "stop when no record arrives for this long (0: follow until Ctrl-C)")
+	if err := parse(fs, env, args, 1); err != nil {
+		return err
+	}
+	c, err := newCodec(ctx, *reg)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kafka.ClientOpts(strings.Split(*brokers, ","), "choreo-cli",
+		kgo.ConsumeTopics(fs.Arg(0)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		return fmt.Errorf("KAFKA_BROKERS %s: %w", *brokers, err)
+	}
+	defer cl.Close()
+	enc := json.NewEncoder(env.Stdout)
+	n := 0
+	for {
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if *idle > 0 {
+			pctx, cancel = context.WithTimeout(ctx, *idle)
+		}
+		fetches := cl.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil || (pctx.Err() != nil && fetches.NumRecords() == 0) {
+			return nil
+		}
+		var ferr error
+		fetches.EachError(func(topic string, p int32, err error) {
+			if pctx.Err() == nil {
+				ferr = fmt.Errorf("fetch %s/%d: %w", topic, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		for _, rec := range fetches.Records() {
+			if err := enc.Encode(describe(ctx, c, rec)); err != nil {
+				return err
+			}
+			if n++; *max > 0 && n >= *max {
+				return nil
+			}
+		}
+	}
+}
+
+func describe(ctx context.Context, c *codec.Codec, rec *kgo.Record) Line {
+	l := Line{
+		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: string(rec.Key),
+		Timestamp: rec.Timestamp.UTC(), Headers: map[string]string{},
+	}
+	for _, h := range rec.Headers {
+		l.Headers[h.Key] = string(h.Value)
+	}
+	d, err := c.DecodeRecord(ctx, rec)
+	if err != nil && bytes.HasPrefix(rec.Value, []byte{0}) {
+		// A parked record sits on a dead-letter topic: decode its value as the event it was.
+		if ev, t, uerr := c.Unmarshal(ctx, rec.Value); uerr == nil {
+			d, err = codec.Decoded{Event: ev, Type: t}, nil
+		}
+	}
+	if err != nil {
+		l.Error = err.Error()
+		l.Value = base64.StdEncoding.EncodeToString(rec.Value)
+		return l
+	}
+	l.Type, l.ID, l.Event = d.Type.Name, d.Envelope.ID, d.Event
+	return l
+}

@@ -1,0 +1,58 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Builder builds a ready-to-run service from its configuration.
+type Builder func(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error)
+
+// Main is the whole of a service binary: configuration from the environment, flags overriding,
+// build, run until SIGINT or SIGTERM. It returns the process exit code: 2 for bad
+// configuration or flags, 1 for a failure to start or run.
+func Main(name, defaultHTTPAddr string, args []string, getenv func(string) string, stderr io.Writer, build Builder) int {
+	cfg := DefaultConfig(defaultHTTPAddr)
+	if err := cfg.FromEnv(getenv); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := build(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	log.Info("started", "service", name, "http", s.HTTPAddr(), "brokers", cfg.Brokers, "registry", cfg.RegistryURL)
+	if err := s.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}

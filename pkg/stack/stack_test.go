@@ -1,0 +1,339 @@
+package stack_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/envelope"
+	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/stack"
+)
+
+func startStack(t *testing.T, dir string) *stack.Stack {
+	t.Helper()
+	addrs := map[string]string{}
+	for _, n := range stack.Services() {
+		addrs[n] = "127.0.0.1:0"
+	}
+	s, err := stack.Start(context.Background(), stack.Config{
+		DataDir: dir, RegistryAddr: "127.0.0.1:0", HTTPAddrs: addrs, Partitions: 3,
+	})
+	if err != nil {
+		t.Fatalf("start stack: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close stack: %v", err)
+		}
+	})
+	return s
+}
+
+func url(s *stack.Stack, service, path string) string {
+	return "http://" + s.Service(service).HTTPAddr() + path
+}
+
+// eventually retries fn until it succeeds or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not after %s: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func doJSON(method, u, body string, out any) (int, error) {
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: %d %s: %w", method, u, resp.StatusCode, b, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+type notification struct {
+	Kind, UserID, AccountID, To, EventType, CorrelationID, MessageID string
+}
+
+func notifications(s *stack.Stack, accountID string) ([]notification, error) {
+	var ns []notification
+	code, err := doJSON("GET", url(s, "notification-service", "/notifications?accountId="+accountID), "", &ns)
+	if err == nil && code != 200 {
+		err = fmt.Errorf("status %d", code)
+	}
+	return ns, err
+}
+
+func TestRegistrationAndDeletionChains(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := startStack(t, dir)
+
+	var created struct{ AccountID, Status, EventID string }
+	code, err := doJSON("POST", url(s, "account-service", "/accounts"), `{"username":"johndoe","email":"johndoe@mail.com"}`, &created)
+	if err != nil || code != http.StatusCreated || created.AccountID == "" {
+		t.Fatalf("POST /accounts: %d %+v %v", code, created, err)
+	}
+
+	var user struct{ UserID, AccountID, Username, Email string }
+	eventually(t, 10*time.Second, func() error {
+		code, err := doJSON("GET", url(s, "user-service", "/users?accountId="+created.AccountID), "", &user)
+		if err == nil && code != 200 {
+			err = fmt.Errorf("GET user: %d", code)
+		}
+		return err
+	})
+	if user.Username != "johndoe" || user.Email != "johndoe@mail.com" {
+		t.Fatalf("user = %+v", user)
+	}
+	if code, _ := doJSON("GET", url(s, "user-service", "/users/"+user.UserID), "", nil); code != 200 {
+		t.Fatalf("GET /users/%s = %d", user.UserID, code)
+	}
+
+	var ns []notification
+	eventually(t, 10*time.Second, func() error {
+		ns, err = notifications(s, created.AccountID)
+		if err == nil && len(ns) != 1 {
+			err = fmt.Errorf("%d notifications", len(ns))
+		}
+		return err
+	})
+	n := ns[0]
+	if n.Kind != "welcome" || n.To != "johndoe@mail.com" || n.UserID != user.UserID || n.EventType != "UserCreated" {
+		t.Fatalf("welcome notification = %+v", n)
+	}
+	if n.CorrelationID != created.EventID {
+		t.Errorf("welcome email correlation %q, want the AccountCreated ID %q", n.CorrelationID, created.EventID)
+	}
+	eml, err := os.ReadFile(filepath.Join(dir, "mail", n.MessageID+".eml"))
+	if err != nil {
+		t.Fatalf("welcome .eml: %v", err)
+	}
+	for _, want := range []string{"Message-ID: <" + n.MessageID + ">", "To: <johndoe@mail.com>", "Welcome to choreo, johndoe"} {
+		if !bytes.Contains(eml, []byte(want)) {
+			t.Errorf(".eml lacks %q:\n%s", want, eml)
+		}
+	}
+
+	// The deletion chain: a new event and new handlers; the creation path is untouched.
+	code, err = doJSON("DELETE", url(s, "account-service", "/accounts/"+created.AccountID), "", nil)
+	if err != nil || code != 200 {
+		t.Fatalf("DELETE: %d %v", code, err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		code, err := doJSON("GET", url(s, "user-service", "/users/"+user.UserID), "", nil)
+		if err == nil && code != http.StatusGone {
+			err = fmt.Errorf("GET deleted user: %d", code)
+		}
+		return err
+	})
+	eventually(t, 10*time.Second, func() error {
+		ns, err = notifications(s, created.AccountID)
+		if err == nil && (len(ns) != 2 || ns[1].Kind != "farewell") {
+			err = fmt.Errorf("notifications %+v", ns)
+		}
+		return err
+	})
+	// A second DELETE is answered the same and causes nothing more.
+	if code, _ := doJSON("DELETE", url(s, "account-service", "/accounts/"+created.AccountID), "", nil); code != 200 {
+		t.Fatalf("second DELETE = %d", code)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if ns, _ := notifications(s, created.AccountID); len(ns) != 2 {
+		t.Fatalf("after a second DELETE: %d notifications, want 2", len(ns))
+	}
+}
+
+// produce publishes records with a plain franz-go client, as any other producer would.
+func produce(t *testing.T, s *stack.Stack, recs ...*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+func accountCreated(t *testing.T, s *stack.Stack, id, accountID, username string) *kgo.Record {
+	t.Helper()
+	rec, err := s.Service("account-service").Codec.Record(
+		envelope.Envelope{ID: id, Source: "/test", Time: time.Now(), CorrelationID: id},
+		&event.AccountCreated{AccountID: accountID, Username: username, Email: username + "@mail.com", CreatedAt: time.Now().UTC().Truncate(time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func count(t *testing.T, db *sql.DB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func TestDuplicateEventHasOneEffect(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, t.TempDir())
+	id := envelope.NewID()
+	rec := accountCreated(t, s, id, "acc-dup", "dupe")
+	again := *rec
+	produce(t, s, rec)
+	produce(t, s, &again) // the same fact, delivered twice
+
+	// A different event (new ce_id) for the same account: the same business fact told twice.
+	produce(t, s, accountCreated(t, s, envelope.NewID(), "acc-dup", "dupe"))
+
+	user := s.Service("user-service")
+	eventually(t, 10*time.Second, func() error {
+		if st := user.Runner().Stats(); st.Handled+st.Duplicates < 3 {
+			return fmt.Errorf("user-service stats %+v", st)
+		}
+		return nil
+	})
+	if st := user.Runner().Stats(); st.Duplicates != 1 {
+		t.Errorf("user-service duplicates = %d, want 1 (the redelivered ce_id)", st.Duplicates)
+	}
+	if n := count(t, user.DB, `SELECT count(*) FROM users WHERE account_id = 'acc-dup'`); n != 1 {
+		t.Fatalf("%d users, want 1", n)
+	}
+	eventually(t, 10*time.Second, func() error {
+		ns, err := notifications(s, "acc-dup")
+		if err == nil && len(ns) != 1 {
+			err = fmt.Errorf("%d notifications", len(ns))
+		}
+		return err
+	})
+	time.Sleep(200 * time.Millisecond)
+	if ns, _ := notifications(s, "acc-dup"); len(ns) != 1 {
+		t.Fatalf("%d welcome emails, want 1", len(ns))
+	}
+}
+
+func TestServiceRestartMidStreamLosesAndDuplicatesNothing(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, t.TempDir())
+	const n = 300
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, accountCreated(t, s, envelope.NewID(), fmt.Sprintf("acc-%03d", i), fmt.Sprintf("user%03d", i)))
+	}
+	produce(t, s, recs[:n/2]...)
+	eventually(t, 10*time.Second, func() error {
+		if st := s.Service("user-service").Runner().Stats(); st.Handled == 0 {
+			return errors.New("nothing handled yet")
+		}
+		return nil
+	})
+	for _, name := range []string{"user-service", "notification-service"} {
+		if err := s.StopService(name); err != nil {
+			t.Fatalf("stop %s: %v", name, err)
+		}
+	}
+	produce(t, s, recs[n/2:]...)
+	for _, name := range []string{"user-service", "notification-service"} {
+		if err := s.StartService(context.Background(), name); err != nil {
+			t.Fatalf("restart %s: %v", name, err)
+		}
+	}
+	eventually(t, 20*time.Second, func() error {
+		got := count(t, s.Service("notification-service").DB, `SELECT count(*) FROM notifications`)
+		if got < n {
+			return fmt.Errorf("%d of %d welcome emails", got, n)
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got := count(t, s.Service("user-service").DB, `SELECT count(*) FROM users`); got != n {
+		t.Errorf("%d users, want %d", got, n)
+	}
+	if got := count(t, s.Service("notification-service").DB, `SELECT count(*) FROM notifications`); got != n {
+		t.Errorf("%d notifications, want %d", got, n)
+	}
+}
+
+func TestGarbageIsParkedAndTheNextEventProcessed(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, t.TempDir())
+	garbage := make([]byte, 64)
+	_, _ = rand.Read(garbage)
+	garbage[0] = 0x7f // not the Confluent magic byte
+	produce(t, s, &kgo.Record{Topic: "accounts", Key: []byte("acc-g"), Value: garbage})
+	produce(t, s, accountCreated(t, s, envelope.NewID(), "acc-g", "after"))
+
+	eventually(t, 10*time.Second, func() error {
+		code, err := doJSON("GET", url(s, "user-service", "/users?accountId=acc-g"), "", nil)
+		if err == nil && code != 200 {
+			err = fmt.Errorf("user of the valid event: %d", code)
+		}
+		return err
+	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers()...),
+		kgo.ConsumeTopics(consumer.DeadLetterTopicOf("user-service")), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fs := cl.PollRecords(ctx, 10)
+	if err := fs.Err0(); err != nil {
+		t.Fatalf("poll dead-letter topic: %v", err)
+	}
+	recs := fs.Records()
+	if len(recs) != 1 {
+		t.Fatalf("%d parked records, want 1", len(recs))
+	}
+	p := recs[0]
+	if !bytes.Equal(p.Value, garbage) || string(p.Key) != "acc-g" {
+		t.Errorf("parked record has value %x key %q, want the original", p.Value, p.Key)
+	}
+	hs := map[string]string{}
+	for _, h := range p.Headers {
+		hs[h.Key] = string(h.Value)
+	}
+	if hs[consumer.HeaderDLQTopic] != "accounts" || hs[consumer.HeaderDLQGroup] != "user-service" ||
+		hs[consumer.HeaderDLQReason] != "decode" || !strings.Contains(hs[consumer.HeaderDLQError], "Confluent") {
+		t.Errorf("parked record headers = %v", hs)
+	}
+}

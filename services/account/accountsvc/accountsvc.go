@@ -1,0 +1,45 @@
+// Package accountsvc wires the Account Service: the accounts store and HTTP API on choreo's
+// service runtime. The service's main and `choreo dev` both build it with New.
+package accountsvc
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"time"
+
+	"github.com/choreo-dev/choreo/pkg/envelope"
+	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/service"
+	"github.com/choreo-dev/choreo/services/account/internal/api"
+	"github.com/choreo-dev/choreo/services/account/internal/store"
+)
+
+// Name is the service's name in the catalog.
+const Name = "account-service"
+
+// DefaultHTTPAddr is where the API listens unless HTTP_ADDR says otherwise.
+const DefaultHTTPAddr = "127.0.0.1:8080"
+
+// New builds the Account Service.
+func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Service, error) {
+	s, err := service.Open(ctx, Name, cfg, log, store.Migrations())
+	if err != nil {
+		return nil, err
+	}
+	s.Emits(new(event.AccountCreated), new(event.AccountDeleted))
+	a := &api.API{DB: s.DB, Emit: emitter{s}, Log: s.Log, Now: time.Now}
+	if err := s.Serve(a.Handler()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+type emitter struct{ s *service.Service }
+
+func (e emitter) Emit(ctx context.Context, tx *sql.Tx, env envelope.Envelope, ev event.Event) error {
+	return e.s.Emit(ctx, tx, env, ev)
+}
+
+func (e emitter) Committed() { e.s.Relay.Notify() }

@@ -1,0 +1,192 @@
+// Package api is the Account Service's HTTP API.
+package api
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/choreo-dev/choreo/pkg/envelope"
+	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/httpapi"
+	"github.com/choreo-dev/choreo/services/account/internal/store"
+)
+
+// Emitter adds an event to the outbox within a transaction and wakes the relay after commit.
+type Emitter interface {
+	Emit(ctx context.Context, tx *sql.Tx, env envelope.Envelope, ev event.Event) error
+	Committed()
+}
+
+// Limits on registration fields.
+const (
+	MaxUsername = 64
+	MaxEmail    = 254
+)
+
+// API serves /accounts.
+type API struct {
+	DB   *sql.DB
+	Emit Emitter
+	Log  *slog.Logger
+	Now  func() time.Time
+}
+
+// Handler returns the API's routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /accounts", a.register)
+	mux.HandleFunc("/accounts", httpapi.MethodNotAllowed("POST"))
+	mux.HandleFunc("GET /accounts/{id}", a.get)
+	mux.HandleFunc("DELETE /accounts/{id}", a.delete)
+	mux.HandleFunc("/accounts/{id}", httpapi.MethodNotAllowed("GET, DELETE"))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteError(w, nil, httpapi.Errorf(httpapi.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// Registration is the body of POST /accounts.
+type Registration struct {
+	Username *string `json:"username"`
+	Email    *string `json:"email"`
+}
+
+// Validate returns the normalised username and email, or an *httpapi.Error saying what is wrong.
+func (r Registration) Validate() (username, email string, err error) {
+	if r.Username == nil {
+		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "username is required")
+	}
+	if r.Email == nil {
+		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "email is required")
+	}
+	username, email = strings.TrimSpace(*r.Username), strings.TrimSpace(*r.Email)
+	switch {
+	case username == "":
+		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "username is empty")
+	case utf8.RuneCountInString(username) > MaxUsername:
+		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "username is longer than %d characters", MaxUsername)
+	case strings.IndexFunc(username, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) }) >= 0:
+		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "username must not contain spaces or control characters")
+	case len(email) > MaxEmail:
+		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "email is longer than %d bytes", MaxEmail)
+	}
+	if err := ValidEmail(email); err != nil {
+		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "email %q is not a valid address", email)
+	}
+	return username, email, nil
+}
+
+// ValidEmail accepts a bare address (no display name) with a dotted domain.
+func ValidEmail(s string) error {
+	addr, err := mail.ParseAddress(s)
+	if err != nil {
+		return err
+	}
+	if addr.Name != "" || addr.Address != s {
+		return errors.New("want a bare address")
+	}
+	_, domain, _ := strings.Cut(s, "@")
+	if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
+		return errors.New("domain must be dotted")
+	}
+	return nil
+}
+
+func (a *API) register(w http.ResponseWriter, r *http.Request) {
+	var req Registration
+	if err := httpapi.Decode(w, r, &req); err != nil {
+		httpapi.WriteError(w, a.Log, err)
+		return
+	}
+	username, email, err := req.Validate()
+	if err != nil {
+		httpapi.WriteError(w, a.Log, err)
+		return
+	}
+	now := a.Now().UTC().Truncate(time.Millisecond)
+	acc := store.Account{ID: uuid.NewString(), Username: username, Email: email, Status: "active", CreatedAt: now}
+	id := envelope.NewID()
+	err = a.inTx(r.Context(), func(tx *sql.Tx) error {
+		if err := store.Insert(r.Context(), tx, acc); err != nil {
+			return err
+		}
+		return a.Emit.Emit(r.Context(), tx, envelope.Envelope{ID: id, Time: now, CorrelationID: id},
+			&event.AccountCreated{AccountID: acc.ID, Username: username, Email: email, CreatedAt: now})
+	})
+	if err != nil {
+		httpapi.WriteError(w, a.Log, err)
+		return
+	}
+	w.Header().Set("Location", "/accounts/"+acc.ID)
+	httpapi.WriteJSON(w, http.StatusCreated, map[string]string{"accountId": acc.ID, "status": acc.Status, "eventId": id})
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) {
+	acc, err := store.Get(r.Context(), a.DB, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		err = httpapi.Errorf(httpapi.CodeNotFound, "no account %s", r.PathValue("id"))
+	}
+	if err != nil {
+		httpapi.WriteError(w, a.Log, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, acc)
+}
+
+// delete deletes an account. Deleting a deleted account answers as the first time did and emits
+// nothing, so a retried DELETE is safe.
+func (a *API) delete(w http.ResponseWriter, r *http.Request) {
+	accID := r.PathValue("id")
+	now := a.Now().UTC().Truncate(time.Millisecond)
+	id := envelope.NewID()
+	err := a.inTx(r.Context(), func(tx *sql.Tx) error {
+		if _, err := store.Get(r.Context(), tx, accID); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return httpapi.Errorf(httpapi.CodeNotFound, "no account %s", accID)
+			}
+			return err
+		}
+		deleted, err := store.MarkDeleted(r.Context(), tx, accID, now)
+		if err != nil || !deleted {
+			return err
+		}
+		return a.Emit.Emit(r.Context(), tx, envelope.Envelope{ID: id, Time: now, CorrelationID: id},
+			&event.AccountDeleted{AccountID: accID, DeletedAt: now})
+	})
+	if err != nil {
+		httpapi.WriteError(w, a.Log, err)
+		return
+	}
+	acc, err := store.Get(r.Context(), a.DB, accID)
+	if err != nil {
+		httpapi.WriteError(w, a.Log, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, acc)
+}
+
+func (a *API) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := a.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	a.Emit.Committed()
+	return nil
+}

@@ -1,0 +1,88 @@
+// Package store keeps the Account Service's accounts.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/choreo-dev/choreo/pkg/sqlite"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the account tables' migrations.
+func Migrations() sqlite.Migrations {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // fixed at build time
+	}
+	return sqlite.Migrations{Component: "account-service", FS: sub}
+}
+
+// ErrNotFound is returned for an account that does not exist.
+var ErrNotFound = errors.New("account not found")
+
+// Account is a registered account.
+type Account struct {
+	ID        string     `json:"accountId"`
+	Username  string     `json:"username"`
+	Email     string     `json:"email"`
+	Status    string     `json:"status"`
+	CreatedAt time.Time  `json:"createdAt"`
+	DeletedAt *time.Time `json:"deletedAt,omitempty"`
+}
+
+// DBTX is what the store needs of *sql.DB or *sql.Tx.
+type DBTX interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Insert stores a new active account.
+func Insert(ctx context.Context, db DBTX, a Account) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO accounts (id, username, email, status, created_at) VALUES ($1, $2, $3, 'active', $4)`,
+		a.ID, a.Username, a.Email, a.CreatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("insert account %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// Get returns the account id.
+func Get(ctx context.Context, db DBTX, id string) (Account, error) {
+	var (
+		a       Account
+		created int64
+		deleted sql.NullInt64
+	)
+	err := db.QueryRowContext(ctx, `SELECT id, username, email, status, created_at, deleted_at FROM accounts WHERE id = $1`, id).
+		Scan(&a.ID, &a.Username, &a.Email, &a.Status, &created, &deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("account %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("get account %s: %w", id, err)
+	}
+	a.CreatedAt = time.UnixMilli(created).UTC()
+	if deleted.Valid {
+		t := time.UnixMilli(deleted.Int64).UTC()
+		a.DeletedAt = &t
+	}
+	return a, nil
+}
+
+// MarkDeleted marks an active account deleted and reports whether it was active.
+func MarkDeleted(ctx context.Context, db DBTX, id string, at time.Time) (bool, error) {
+	res, err := db.ExecContext(ctx, `UPDATE accounts SET status = 'deleted', deleted_at = $2 WHERE id = $1 AND status = 'active'`, id, at.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("delete account %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}

@@ -1,0 +1,57 @@
+// Package notificationsvc wires the Notification Service on choreo's service runtime. The
+// service's main and `choreo dev` both build it with New.
+package notificationsvc
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/choreo-dev/choreo/pkg/service"
+	"github.com/choreo-dev/choreo/services/notification/internal/mail"
+	"github.com/choreo-dev/choreo/services/notification/internal/notify"
+)
+
+// Name is the service's name in the catalog.
+const Name = "notification-service"
+
+// Group is the service's consumer group. Changing it re-reads the users topic from the start.
+const Group = "notification-service"
+
+// DefaultHTTPAddr is where the API listens unless HTTP_ADDR says otherwise.
+const DefaultHTTPAddr = "127.0.0.1:8083"
+
+// MailDir is where, without SMTP_ADDR, emails are written as .eml files.
+func MailDir(cfg service.Config) string { return filepath.Join(cfg.DataDir, "mail") }
+
+// New builds the Notification Service. It sends mail through cfg.SMTPAddr when set, and writes
+// .eml files under MailDir otherwise.
+func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Service, error) {
+	var (
+		m   mail.Mailer
+		err error
+	)
+	if cfg.SMTPAddr != "" {
+		m, err = mail.NewSMTPMailer(cfg.SMTPAddr)
+	} else {
+		m, err = mail.NewFileMailer(MailDir(cfg))
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, err := service.Open(ctx, Name, cfg, log, notify.Migrations())
+	if err != nil {
+		return nil, err
+	}
+	n := &notify.Notifier{Mailer: m, Now: time.Now}
+	if err := s.Consume(ctx, Group, n.Handlers()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.Serve((&notify.API{DB: s.DB, Log: s.Log}).Handler()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}

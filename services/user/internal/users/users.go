@@ -1,0 +1,154 @@
+// Package users is the User Service: its user records, the handlers that keep them in step with
+// accounts, and its HTTP API.
+package users
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/envelope"
+	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/httpapi"
+	"github.com/choreo-dev/choreo/pkg/sqlite"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the user tables' migrations.
+func Migrations() sqlite.Migrations {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // fixed at build time
+	}
+	return sqlite.Migrations{Component: "user-service", FS: sub}
+}
+
+// ErrInvalidAccount is returned for an AccountCreated that breaks a business rule; the record is
+// parked for a human rather than creating a broken user.
+var ErrInvalidAccount = errors.New("invalid account")
+
+// UserID is the ID of the user of an account: derived, so that every replica and every
+// reprocessing agrees on it.
+func UserID(accountID string) string { return envelope.DeriveUUID("user", accountID) }
+
+// Handlers returns the User Service's handlers.
+func Handlers() []consumer.Handler {
+	return []consumer.Handler{
+		consumer.On("create-user", createUser, consumer.Emits(new(event.UserCreated))),
+		consumer.On("delete-user", deleteUser, consumer.Emits(new(event.UserDeleted))),
+	}
+}
+
+func createUser(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+	switch {
+	case strings.TrimSpace(ev.AccountID) == "":
+		return fmt.Errorf("%w: empty accountId", ErrInvalidAccount)
+	case strings.TrimSpace(ev.Username) == "":
+		return fmt.Errorf("%w: account %s has an empty username", ErrInvalidAccount, ev.AccountID)
+	}
+	if _, err := mail.ParseAddress(ev.Email); err != nil {
+		return fmt.Errorf("%w: account %s has email %q: %w", ErrInvalidAccount, ev.AccountID, ev.Email, err)
+	}
+	u := event.UserCreated{
+		UserID: UserID(ev.AccountID), AccountID: ev.AccountID, Username: ev.Username, Email: ev.Email,
+		CreatedAt: ev.CreatedAt,
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO users (id, account_id, username, email, created_at)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, u.UserID, u.AccountID, u.Username, u.Email, u.CreatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("insert user of account %s: %w", ev.AccountID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err // the account already has its user: the same fact told twice, not a new one
+	}
+	return tx.Emit(ctx, &u)
+}
+
+func deleteUser(ctx context.Context, tx *consumer.Tx, ev *event.AccountDeleted) error {
+	var username, email string
+	err := tx.QueryRowContext(ctx, `UPDATE users SET deleted_at = $2 WHERE account_id = $1 AND deleted_at IS NULL
+		RETURNING username, email`, ev.AccountID, ev.DeletedAt.UnixMilli()).Scan(&username, &email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // no live user: already deleted, or never created (its creation was parked)
+	}
+	if err != nil {
+		return fmt.Errorf("delete user of account %s: %w", ev.AccountID, err)
+	}
+	return tx.Emit(ctx, &event.UserDeleted{
+		UserID: UserID(ev.AccountID), AccountID: ev.AccountID, Username: username, Email: email, DeletedAt: ev.DeletedAt,
+	})
+}
+
+// User is a user record as the API shows it.
+type User struct {
+	ID        string     `json:"userId"`
+	AccountID string     `json:"accountId"`
+	Username  string     `json:"username"`
+	Email     string     `json:"email"`
+	CreatedAt time.Time  `json:"createdAt"`
+	DeletedAt *time.Time `json:"deletedAt,omitempty"`
+}
+
+// API serves /users.
+type API struct {
+	DB  *sql.DB
+	Log *slog.Logger
+}
+
+// Handler returns the API's routes: GET /users/{id} and GET /users?accountId=.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		a.write(w, r, `id = $1`, r.PathValue("id"))
+	})
+	mux.HandleFunc("GET /users", func(w http.ResponseWriter, r *http.Request) {
+		acc := r.URL.Query().Get("accountId")
+		if acc == "" {
+			httpapi.WriteError(w, a.Log, httpapi.Errorf(httpapi.CodeInvalid, "query parameter accountId is required"))
+			return
+		}
+		a.write(w, r, `account_id = $1`, acc)
+	})
+	mux.HandleFunc("/users/{id}", httpapi.MethodNotAllowed("GET"))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteError(w, nil, httpapi.Errorf(httpapi.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func (a *API) write(w http.ResponseWriter, r *http.Request, where, arg string) {
+	var (
+		u       User
+		created int64
+		deleted sql.NullInt64
+	)
+	err := a.DB.QueryRowContext(r.Context(), `SELECT id, account_id, username, email, created_at, deleted_at FROM users WHERE `+where, arg).
+		Scan(&u.ID, &u.AccountID, &u.Username, &u.Email, &created, &deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		httpapi.WriteError(w, a.Log, httpapi.Errorf(httpapi.CodeNotFound, "no user %s", arg))
+		return
+	}
+	if err != nil {
+		httpapi.WriteError(w, a.Log, err)
+		return
+	}
+	u.CreatedAt = time.UnixMilli(created).UTC()
+	status := http.StatusOK
+	if deleted.Valid {
+		t := time.UnixMilli(deleted.Int64).UTC()
+		u.DeletedAt = &t
+		status = http.StatusGone
+	}
+	httpapi.WriteJSON(w, status, u)
+}
