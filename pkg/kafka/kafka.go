@@ -77,13 +77,15 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, topics ...Topic) error 
 }
 
 func listTopics(ctx context.Context, adm *kadm.Client, names []string) (map[string]kadm.TopicDetail, error) {
-	tds, err := adm.ListTopics(ctx, names...)
+	// Listing every topic: asking for missing topics by name makes the client retry the
+	// unknown-topic error for seconds before answering.
+	tds, err := adm.ListTopics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}
 	out := make(map[string]kadm.TopicDetail)
 	for name, td := range tds {
-		if td.Err == nil {
+		if td.Err == nil && slices.Contains(names, name) {
 			out[name] = td
 		}
 	}

@@ -18,10 +18,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/choreo-dev/choreo/pkg/catalog"
 	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/stack"
+	"github.com/choreo-dev/choreo/schemas"
 )
 
 func startStack(t *testing.T, dir string) *stack.Stack {
@@ -335,5 +337,24 @@ func TestGarbageIsParkedAndTheNextEventProcessed(t *testing.T) {
 	if hs[consumer.HeaderDLQTopic] != "accounts" || hs[consumer.HeaderDLQGroup] != "user-service" ||
 		hs[consumer.HeaderDLQReason] != "decode" || !strings.Contains(hs[consumer.HeaderDLQError], "Confluent") {
 		t.Errorf("parked record headers = %v", hs)
+	}
+}
+
+// TestCatalogMatchesCode checks each running service's registered handlers and emitted events
+// against schemas/catalog.yaml: the catalog documents what the code does, not what it once did.
+func TestCatalogMatchesCode(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, t.TempDir())
+	cat, err := catalog.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range stack.Services() {
+		if err := cat.CheckService(s.Service(name).Description()); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if len(cat.Services) != len(stack.Services()) {
+		t.Errorf("catalog has %d services, the stack runs %d", len(cat.Services), len(stack.Services()))
 	}
 }
