@@ -358,3 +358,27 @@ func TestCatalogMatchesCode(t *testing.T) {
 		t.Errorf("catalog has %d services, the stack runs %d", len(cat.Services), len(stack.Services()))
 	}
 }
+
+// TestHeaderlessRecordIsProcessed: a record with no headers at all (kcat without -H) is still an
+// event: its type comes from its schema and its identity from its position in the log.
+func TestHeaderlessRecordIsProcessed(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, t.TempDir())
+	rec := accountCreated(t, s, "ignored", "acc-bare", "bare")
+	rec.Headers = nil
+	produce(t, s, rec)
+	eventually(t, 10*time.Second, func() error {
+		ns, err := notifications(s, "acc-bare")
+		if err == nil && len(ns) != 1 {
+			err = fmt.Errorf("%d notifications", len(ns))
+		}
+		return err
+	})
+	var eventID string
+	if err := s.Service("user-service").DB.QueryRow(`SELECT event_id FROM inbox WHERE event_type = 'AccountCreated'`).Scan(&eventID); err != nil {
+		t.Fatal(err)
+	}
+	if want := envelope.RecordID("accounts", rec.Partition, rec.Offset); eventID != want {
+		t.Errorf("inbox event ID %s, want the record's position ID %s", eventID, want)
+	}
+}
