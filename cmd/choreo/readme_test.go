@@ -115,7 +115,9 @@ func TestREADMEKcatRecipe(t *testing.T) {
 		}
 		return err
 	})
-	var stats struct{ Consumer struct{ Handled, Duplicates int64 } }
+	var stats struct {
+		Consumer struct{ Handled, Duplicates int64 }
+	}
 	waitFor(t, 15*time.Second, "the second publish seen as a duplicate", func() error {
 		if _, err := getJSON("http://localhost:8082/stats", &stats); err != nil {
 			return err
