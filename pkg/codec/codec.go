@@ -51,6 +51,8 @@ type Codec struct {
 	header sr.ConfluentHeader
 	ids    map[*event.Type]int // immutable after New
 
+	readers sync.Pool // *avro.Reader, reused across Unmarshal calls
+
 	mu   sync.Mutex // serialises lookups of unseen schema IDs
 	decs atomic.Pointer[map[int]decoder]
 }
@@ -87,15 +89,15 @@ func (c *Codec) AppendMarshal(b []byte, ev event.Event) ([]byte, error) {
 	if err != nil {
 		return b, err
 	}
-	b, err = c.header.AppendEncode(b, c.ids[t], nil)
-	if err != nil {
-		return b, err
-	}
 	body, err := avro.Marshal(t.Schema, ev)
 	if err != nil {
 		return b, fmt.Errorf("encode %s: %w", t.Name, err)
 	}
-	return append(b, body...), nil
+	out, err := c.header.AppendEncode(b, c.ids[t], nil)
+	if err != nil {
+		return b, err
+	}
+	return append(out, body...), nil
 }
 
 // Unmarshal decodes a Confluent-framed value into a new event of the type its schema names.
@@ -111,7 +113,19 @@ func (c *Codec) Unmarshal(ctx context.Context, data []byte) (event.Event, *event
 		return nil, nil, err
 	}
 	ev := d.typ.New()
-	if err := avro.Unmarshal(d.schema, body, ev); err != nil {
+	// A Reader, not avro.Unmarshal: Unmarshal treats running out of input inside a number as
+	// the end of the value, so a truncated body would decode into an event with zero fields.
+	r, _ := c.readers.Get().(*avro.Reader)
+	if r == nil {
+		r = avro.NewReader(nil, 0)
+	}
+	r.Reset(body)
+	r.ReadVal(d.schema, ev)
+	err = r.Error
+	r.Error = nil
+	r.Reset(nil)
+	c.readers.Put(r)
+	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s with schema %d: %w", ErrBody, d.typ.Name, id, err)
 	}
 	return ev, d.typ, nil

@@ -108,11 +108,11 @@ func NewRegistry(cat *catalog.Catalog) (*Registry, error) {
 			Name: rs.Name(), FullName: rs.FullName(), Topic: ce.Topic, Key: ce.Key,
 			Schema: rs, new: mk, goType: reflect.TypeOf(v),
 		}
+		r.byName[t.Name] = t
 		if t.keyIdx = keyField(t.goType.Elem(), ce.Key); t.keyIdx == nil {
 			errs = append(errs, fmt.Errorf("Go type %T has no string field tagged avro:%q (the catalog's key)", v, ce.Key))
 			continue
 		}
-		r.byName[t.Name] = t
 		r.byFullName[t.FullName] = t
 		r.byGoType[t.goType] = t
 	}

@@ -28,7 +28,11 @@ import (
 
 func startStack(t *testing.T, dir string) *stack.Stack {
 	t.Helper()
-	addrs := map[string]string{}
+	return startStackB(t, dir, map[string]string{})
+}
+
+func startStackB(t testing.TB, dir string, addrs map[string]string) *stack.Stack {
+	t.Helper()
 	for _, n := range stack.Services() {
 		addrs[n] = "127.0.0.1:0"
 	}
@@ -195,6 +199,11 @@ func produce(t *testing.T, s *stack.Stack, recs ...*kgo.Record) {
 }
 
 func accountCreated(t *testing.T, s *stack.Stack, id, accountID, username string) *kgo.Record {
+	t.Helper()
+	return accountCreatedB(t, s, id, accountID, username)
+}
+
+func accountCreatedB(t testing.TB, s *stack.Stack, id, accountID, username string) *kgo.Record {
 	t.Helper()
 	rec, err := s.Service("account-service").Codec.Record(
 		envelope.Envelope{ID: id, Source: "/test", Time: time.Now(), CorrelationID: id},

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,8 +64,12 @@ func (f *FileMailer) Send(ctx context.Context, m Message) error {
 	return nil
 }
 
+// writeAtomic writes data to path through a temp file and a rename, so a reader or a crash never
+// sees half a message. The file is not fsynced: this is the development mailer, and a process
+// crash loses nothing written; only an operating-system crash could lose the latest emails.
 func writeAtomic(path string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".send-*.tmp")
+	tmpName := fmt.Sprintf("%s.%d.tmp", path, rand.Uint64())
+	tmp, err := os.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
@@ -72,24 +77,16 @@ func writeAtomic(path string, data []byte) (err error) {
 		if err != nil {
 			// The write already failed; the temp file is garbage either way.
 			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
+			_ = os.Remove(tmpName)
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
 		return err
 	}
-	// CreateTemp uses 0o600; an .eml is not secret among local users and
-	// should be readable by the tools that inspect it.
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	return os.Rename(tmpName, path)
 }
 
 // maxFileName keeps names well below the common 255-byte limit, leaving room
