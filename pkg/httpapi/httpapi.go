@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 )
 
@@ -85,9 +87,11 @@ const MaxBody = 64 << 10
 // Decode reads one JSON object from r's body into dst, strictly: at most MaxBody bytes, no
 // unknown fields, nothing after the object. Its errors are *Error values.
 func Decode(w http.ResponseWriter, r *http.Request, dst any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") &&
-		!strings.HasPrefix(ct, "application/x-www-form-urlencoded") { // curl -d's default
-		return Errorf(CodeUnsupported, "Content-Type %q: send application/json", ct)
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && mt != "application/x-www-form-urlencoded") { // curl -d's default
+			return Errorf(CodeUnsupported, "Content-Type %q: send application/json", ct)
+		}
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
 	dec.DisallowUnknownFields()
@@ -102,17 +106,36 @@ func Decode(w http.ResponseWriter, r *http.Request, dst any) error {
 			return Errorf(CodeInvalid, "request body is empty; send a JSON object")
 		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 			return Errorf(CodeInvalid, "request body is not valid JSON: %v", err)
+		case errors.As(err, &typ) && typ.Field == "":
+			return Errorf(CodeInvalid, "request body must be a JSON object")
 		case errors.As(err, &typ):
-			return Errorf(CodeInvalid, "field %q must be a %s", typ.Field, typ.Type)
+			return Errorf(CodeInvalid, "field %q must be a %s", typ.Field, jsonKind(typ.Type.Kind()))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			return Errorf(CodeInvalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		}
 		return Errorf(CodeInvalid, "request body: %v", err)
 	}
-	if dec.More() {
-		return Errorf(CodeInvalid, "request body holds more than one JSON value")
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Errorf(CodeInvalid, "request body holds more than one JSON object")
 	}
 	return nil
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8,
+		reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "number"
+	}
+	return "value of another type"
 }
 
 // MethodNotAllowed answers requests whose path exists but method does not, in the API's format.

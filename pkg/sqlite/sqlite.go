@@ -47,7 +47,9 @@ func Open(ctx context.Context, path string, migs ...Migrations) (*sql.DB, error)
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	// A file: URI decodes %XX and ends the path at ? or #: escape exactly those.
+	uriPath := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	db, err := sql.Open("sqlite", "file:"+uriPath+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -56,13 +58,21 @@ func Open(ctx context.Context, path string, migs ...Migrations) (*sql.DB, error)
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	all := append([]Migrations{{Component: "choreo", FS: mustSub(platform, "migrations")}}, migs...)
+	for _, m := range migs {
+		if m.Component == platformComponent {
+			return nil, fmt.Errorf("sqlite: migration component name %q is the platform's own; choose another", m.Component)
+		}
+	}
+	all := append([]Migrations{{Component: platformComponent, FS: mustSub(platform, "migrations")}}, migs...)
 	if err := Migrate(ctx, db, all...); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return db, nil
 }
+
+// platformComponent names the inbox and outbox migrations.
+const platformComponent = "choreo"
 
 func mustSub(f fs.FS, dir string) fs.FS {
 	sub, err := fs.Sub(f, dir)
@@ -79,6 +89,13 @@ func Migrate(ctx context.Context, db *sql.DB, migs ...Migrations) error {
 		component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,
 		PRIMARY KEY (component, version))`); err != nil {
 		return fmt.Errorf("sqlite: create schema_migrations: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, m := range migs {
+		if m.Component == "" || seen[m.Component] {
+			return fmt.Errorf("sqlite: migration component %q is empty or given twice; each component needs its own name", m.Component)
+		}
+		seen[m.Component] = true
 	}
 	for _, m := range migs {
 		files, err := migrationFiles(m)

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"time"
@@ -64,6 +66,9 @@ func parseEvent(types *event.Registry, name, js string) (event.Event, *event.Typ
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(ev); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s JSON: %v", errUsage, name, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, nil, fmt.Errorf("%w: %s JSON: want one object, found more after it", errUsage, name)
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	v := reflect.ValueOf(ev).Elem()

@@ -1,0 +1,320 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/choreo-dev/choreo/cmd/choreo/internal/cli"
+	"github.com/choreo-dev/choreo/pkg/codec"
+	"github.com/choreo-dev/choreo/pkg/event"
+)
+
+type result struct {
+	code           int
+	stdout, stderr bytes.Buffer
+}
+
+// run runs the choreo command line in process, with an empty environment.
+func run(t *testing.T, args ...string) *result {
+	t.Helper()
+	var r result
+	r.code = cli.Run(t.Context(), args, cli.Env{
+		Stdin:  strings.NewReader(""),
+		Stdout: &r.stdout,
+		Stderr: &r.stderr,
+		Getenv: func(string) string { return "" },
+	})
+	return &r
+}
+
+func newRegistry(t *testing.T) *srfake.Registry {
+	t.Helper()
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	return reg
+}
+
+func eventNames(t *testing.T) []string {
+	t.Helper()
+	types, err := event.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, ty := range types.Types() {
+		names = append(names, ty.Name)
+	}
+	return names
+}
+
+func TestRunUsage(t *testing.T) {
+	t.Parallel()
+	reg := newRegistry(t)
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr []string
+		wantStdout []string
+	}{
+		{name: "no args", wantCode: 2, wantStderr: []string{"usage: choreo <command>", "encode", "catalog"}},
+		{name: "help", args: []string{"help"}, wantCode: 0, wantStderr: []string{"usage: choreo <command>"}},
+		{name: "-h", args: []string{"-h"}, wantCode: 0, wantStderr: []string{"usage: choreo <command>"}},
+		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantStderr: []string{`unknown command "frobnicate"`, "usage: choreo <command>"}},
+		{name: "encode without args", args: []string{"encode"}, wantCode: 2, wantStderr: []string{"want 2 argument(s), got 0", "usage: choreo encode"}},
+		{name: "encode with one arg", args: []string{"encode", "AccountCreated"}, wantCode: 2, wantStderr: []string{"got 1"}},
+		{name: "encode with three args", args: []string{"encode", "AccountCreated", "{}", "{}"}, wantCode: 2, wantStderr: []string{"got 3"}},
+		{name: "encode unknown flag", args: []string{"encode", "-nope", "AccountCreated", "{}"}, wantCode: 2, wantStderr: []string{"-nope"}},
+		{name: "encode -h", args: []string{"encode", "-h"}, wantCode: 0, wantStderr: []string{"-registry", "SCHEMA_REGISTRY_URL"}},
+		{
+			name: "encode unknown event", args: []string{"encode", "-registry", reg.URL(), "NoSuchEvent", "{}"}, wantCode: 2,
+			wantStderr: append([]string{`"NoSuchEvent"`}, strings.Join(eventNames(t), ", ")),
+		},
+		{name: "encode bad JSON", args: []string{"encode", "-registry", reg.URL(), "AccountCreated", `{"accountId":`}, wantCode: 2, wantStderr: []string{"AccountCreated JSON"}},
+		{name: "encode non-object JSON", args: []string{"encode", "-registry", reg.URL(), "AccountCreated", `[]`}, wantCode: 2, wantStderr: []string{"AccountCreated JSON"}},
+		{name: "encode unknown field", args: []string{"encode", "-registry", reg.URL(), "AccountCreated", `{"accountId":"a1","admin":true}`}, wantCode: 2, wantStderr: []string{"admin"}},
+		{name: "encode wrong field type", args: []string{"encode", "-registry", reg.URL(), "AccountCreated", `{"accountId":7}`}, wantCode: 2, wantStderr: []string{"accountId"}},
+		{name: "encode bad time", args: []string{"encode", "-registry", reg.URL(), "AccountCreated", `{"accountId":"a1","createdAt":"yesterday"}`}, wantCode: 2, wantStderr: []string{"yesterday"}},
+		{name: "encode missing key", args: []string{"encode", "-registry", reg.URL(), "AccountCreated", `{"username":"alice"}`}, wantCode: 2, wantStderr: []string{"accountId", "required"}},
+		{name: "encode empty key", args: []string{"encode", "-registry", reg.URL(), "AccountDeleted", `{"accountId":""}`}, wantCode: 2, wantStderr: []string{"accountId", "required"}},
+		{name: "encode null", args: []string{"encode", "-registry", reg.URL(), "AccountDeleted", `null`}, wantCode: 2, wantStderr: []string{"accountId", "required"}},
+		{name: "catalog without subcommand", args: []string{"catalog"}, wantCode: 2, wantStderr: []string{"docs or check"}},
+		{name: "catalog unknown subcommand", args: []string{"catalog", "publish"}, wantCode: 2, wantStderr: []string{`"publish"`}},
+		{name: "catalog check with an argument", args: []string{"catalog", "check", "extra"}, wantCode: 2, wantStderr: []string{"got 1"}},
+		{name: "catalog check", args: []string{"catalog", "check"}, wantCode: 0, wantStdout: []string{"catalog ok"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := run(t, tt.args...)
+			if r.code != tt.wantCode {
+				t.Errorf("exit status = %d, want %d\nstderr:\n%s", r.code, tt.wantCode, r.stderr.String())
+			}
+			for _, s := range tt.wantStderr {
+				if !strings.Contains(r.stderr.String(), s) {
+					t.Errorf("stderr does not mention %q:\n%s", s, r.stderr.String())
+				}
+			}
+			for _, s := range tt.wantStdout {
+				if !strings.Contains(r.stdout.String(), s) {
+					t.Errorf("stdout does not mention %q:\n%s", s, r.stdout.String())
+				}
+			}
+			if tt.wantCode != 0 && r.stdout.Len() != 0 {
+				t.Errorf("failed command wrote to stdout: %q", r.stdout.String())
+			}
+		})
+	}
+}
+
+func TestEncode(t *testing.T) {
+	t.Parallel()
+	reg := newRegistry(t)
+	created := time.Date(2024, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
+	tests := []struct {
+		name    string
+		event   string
+		json    string
+		want    event.Event
+		nowTime bool // the event's time field was left out: it is set to now
+	}{
+		{
+			name:  "AccountCreated",
+			event: "AccountCreated",
+			json:  `{"accountId":"a1","username":"alice","email":"alice@example.com","createdAt":"2024-01-02T03:04:05.678Z"}`,
+			want:  &event.AccountCreated{AccountID: "a1", Username: "alice", Email: "alice@example.com", CreatedAt: created},
+		},
+		{
+			name:  "time in another zone",
+			event: "AccountCreated",
+			json:  `{"accountId":"a2","username":"bob","email":"b@example.com","createdAt":"2024-01-02T04:04:05.678+01:00"}`,
+			want:  &event.AccountCreated{AccountID: "a2", Username: "bob", Email: "b@example.com", CreatedAt: created},
+		},
+		{
+			name:    "time left out",
+			event:   "AccountDeleted",
+			json:    `{"accountId":"a3"}`,
+			want:    &event.AccountDeleted{AccountID: "a3"},
+			nowTime: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			before := time.Now().Truncate(time.Millisecond)
+			r := run(t, "encode", "-registry", reg.URL(), tt.event, tt.json)
+			after := time.Now()
+			if r.code != 0 {
+				t.Fatalf("exit status = %d, want 0\nstderr:\n%s", r.code, r.stderr.String())
+			}
+			b := r.stdout.Bytes()
+			if len(b) < 5 || b[0] != 0 {
+				t.Fatalf("output % x does not start with the Confluent magic byte 0 and a schema ID", b)
+			}
+
+			types, err := event.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := sr.NewClient(sr.URLs(reg.URL()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := codec.New(t.Context(), cl, types)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, typ, err := c.Unmarshal(t.Context(), b)
+			if err != nil {
+				t.Fatalf("Unmarshal: %v", err)
+			}
+			if typ.Name != tt.event {
+				t.Errorf("decoded a %s, want %s", typ.Name, tt.event)
+			}
+			if tt.nowTime {
+				d, ok := got.(*event.AccountDeleted)
+				if !ok {
+					t.Fatalf("decoded %T", got)
+				}
+				if d.DeletedAt.Before(before) || d.DeletedAt.After(after) {
+					t.Errorf("deletedAt = %v, want the time of encoding (%v to %v)", d.DeletedAt, before, after)
+				}
+				tt.want.(*event.AccountDeleted).DeletedAt = d.DeletedAt
+			}
+			if !sameEvent(got, tt.want) {
+				t.Errorf("decoded %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func sameEvent(a, b event.Event) bool {
+	switch a := a.(type) {
+	case *event.AccountCreated:
+		b, ok := b.(*event.AccountCreated)
+		return ok && a.AccountID == b.AccountID && a.Username == b.Username && a.Email == b.Email && a.CreatedAt.Equal(b.CreatedAt)
+	case *event.AccountDeleted:
+		b, ok := b.(*event.AccountDeleted)
+		return ok && a.AccountID == b.AccountID && a.DeletedAt.Equal(b.DeletedAt)
+	}
+	return false
+}
+
+func TestEncodeTrailingJSON(t *testing.T) {
+	t.Parallel()
+	reg := newRegistry(t)
+	for _, js := range []string{`{"accountId":"a1"} {"accountId":"a2"}`, `{"accountId":"a1"}}`, `{"accountId":"a1"} garbage`} {
+		t.Run(js, func(t *testing.T) {
+			t.Parallel()
+			r := run(t, "encode", "-registry", reg.URL(), "AccountDeleted", js)
+			if r.code != 2 {
+				t.Errorf("exit status = %d, want 2; stderr:\n%s", r.code, r.stderr.String())
+			}
+		})
+	}
+}
+
+func TestEncodeRegistryUnreachable(t *testing.T) {
+	t.Parallel()
+	r := run(t, "encode", "-registry", "http://127.0.0.1:1", "AccountCreated", `{"accountId":"a1"}`)
+	if r.code != 1 {
+		t.Errorf("exit status = %d, want 1\nstderr:\n%s", r.code, r.stderr.String())
+	}
+	for _, s := range []string{"SCHEMA_REGISTRY_URL", "http://127.0.0.1:1"} {
+		if !strings.Contains(r.stderr.String(), s) {
+			t.Errorf("stderr does not mention %q:\n%s", s, r.stderr.String())
+		}
+	}
+	if r.stdout.Len() != 0 {
+		t.Errorf("stdout = %q, want nothing", r.stdout.String())
+	}
+}
+
+// catalogMD is schemas/CATALOG.md, relative to this package's directory.
+var catalogMD = filepath.Join("..", "..", "..", "..", "schemas", "CATALOG.md")
+
+func TestCatalogDocs(t *testing.T) {
+	t.Parallel()
+	r := run(t, "catalog", "docs", "-o", "-")
+	if r.code != 0 {
+		t.Fatalf("exit status = %d, want 0\nstderr:\n%s", r.code, r.stderr.String())
+	}
+	md := r.stdout.String()
+	if !strings.HasPrefix(md, "# ") {
+		t.Errorf("output does not start with a markdown heading:\n%.200s", md)
+	}
+	for _, name := range eventNames(t) {
+		if !strings.Contains(md, name) {
+			t.Errorf("output does not mention event %s", name)
+		}
+	}
+
+	t.Run("to a file", func(t *testing.T) {
+		t.Parallel()
+		out := filepath.Join(t.TempDir(), "CATALOG.md")
+		r := run(t, "catalog", "docs", "-o", out)
+		if r.code != 0 {
+			t.Fatalf("exit status = %d, want 0\nstderr:\n%s", r.code, r.stderr.String())
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != md {
+			t.Errorf("file differs from -o - output")
+		}
+	})
+
+	t.Run("matches schemas/CATALOG.md", func(t *testing.T) {
+		t.Parallel()
+		want, err := os.ReadFile(catalogMD)
+		if errors.Is(err, fs.ErrNotExist) {
+			t.Skip("schemas/CATALOG.md does not exist yet")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if md != string(want) {
+			t.Errorf("schemas/CATALOG.md is stale: run `choreo catalog docs`\n--- generated:\n%s\n--- schemas/CATALOG.md:\n%s", md, want)
+		}
+	})
+}
+
+// TestRunCancelled checks a command sees its context: encode against a registry that never
+// answers stops when the context is cancelled.
+func TestRunCancelled(t *testing.T) {
+	t.Parallel()
+	reg := newRegistry(t)
+	release := make(chan struct{})
+	reg.Intercept(func(_ http.ResponseWriter, r *http.Request) bool {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return false
+	})
+	defer close(release)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := cli.Run(ctx, []string{"encode", "-registry", reg.URL(), "AccountDeleted", `{"accountId":"a1"}`},
+		cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }})
+	if code != 1 {
+		t.Errorf("exit status = %d, want 1\nstderr:\n%s", code, stderr.String())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("encode took %v after its context was cancelled", d)
+	}
+}
