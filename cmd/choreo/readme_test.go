@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // recipe returns the shell block that follows the kcat-recipe marker in README.md.
@@ -75,17 +77,29 @@ func TestREADMEKcatRecipe(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build choreo: %v\n%s", err, out)
 	}
+	args := []string{"dev", "-data-dir", t.TempDir()}
+	if brokers := os.Getenv("KAFKA_BROKERS"); brokers != "" {
+		// The recipe names localhost:9092, so the cluster must be there; its default topics
+		// must start empty, as on the embedded broker.
+		if brokers != "127.0.0.1:9092" && brokers != "localhost:9092" {
+			t.Skipf("the README recipe publishes to localhost:9092; KAFKA_BROKERS is %s", brokers)
+		}
+		resetDefaultTopics(t, brokers)
+		args = append(args, "-brokers", brokers)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	dev := exec.CommandContext(ctx, bin, "dev", "-data-dir", t.TempDir())
+	dev := exec.CommandContext(ctx, bin, args...)
 	var devOut bytes.Buffer
 	dev.Stdout, dev.Stderr = &devOut, &devOut
 	dev.Cancel = func() error { return dev.Process.Signal(os.Interrupt) }
 	if err := dev.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- dev.Wait() }()
 	t.Cleanup(func() {
 		cancel()
-		if err := dev.Wait(); err != nil && !errors.Is(ctx.Err(), context.Canceled) {
+		if err := <-exited; err != nil && ctx.Err() == nil {
 			t.Errorf("choreo dev: %v", err)
 		}
 		if t.Failed() {
@@ -93,8 +107,12 @@ func TestREADMEKcatRecipe(t *testing.T) {
 		}
 	})
 	waitFor(t, 60*time.Second, "choreo dev on its default ports", func() error {
-		if dev.ProcessState != nil {
-			return fmt.Errorf("exited: %s", devOut.String())
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("choreo dev exited (%v) before it served; is a default port (9092, 8080-8083) taken? "+
+				"With a broker of `make kafka` running, set KAFKA_BROKERS=127.0.0.1:9092.\n%s", err, devOut.String())
+		default:
 		}
 		_, err := getJSON("http://localhost:8080/healthz", nil)
 		return err
@@ -134,6 +152,39 @@ func TestREADMEKcatRecipe(t *testing.T) {
 		}
 		if len(ns) != 1 || ns[0].Kind != "welcome" || ns[0].To != "jane@mail.com" {
 			return fmt.Errorf("notifications %+v", ns)
+		}
+		return nil
+	})
+}
+
+// resetDefaultTopics deletes the un-namespaced topics and groups of a shared cluster, and waits
+// until the deletions are done, so the recipe meets an empty platform.
+func resetDefaultTopics(t *testing.T, brokers string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	topics := []string{"accounts", "users", "user-service.dlq", "notification-service.dlq"}
+	if _, err := adm.DeleteGroups(ctx, "user-service", "notification-service"); err != nil {
+		t.Fatalf("delete groups: %v", err)
+	}
+	if _, err := adm.DeleteTopics(ctx, topics...); err != nil {
+		t.Fatalf("delete topics: %v", err)
+	}
+	waitFor(t, 60*time.Second, "topic deletion", func() error {
+		tds, err := adm.ListTopics(ctx)
+		if err != nil {
+			return err
+		}
+		for _, tp := range topics {
+			if tds.Has(tp) {
+				return fmt.Errorf("%s still exists", tp)
+			}
 		}
 		return nil
 	})

@@ -137,6 +137,28 @@ func keyField(st reflect.Type, name string) []int {
 	return nil
 }
 
+// WithNamespace returns a registry whose topics are prefixed with ns and a dot, so that several
+// deployments (or tests) can share one Kafka cluster without reading each other's events.
+// An empty ns returns r itself.
+func (r *Registry) WithNamespace(ns string) *Registry {
+	if ns == "" {
+		return r
+	}
+	n := &Registry{
+		byName:     make(map[string]*Type, len(r.byName)),
+		byFullName: make(map[string]*Type, len(r.byName)),
+		byGoType:   make(map[reflect.Type]*Type, len(r.byName)),
+	}
+	for _, t := range r.byName {
+		c := *t
+		c.Topic = ns + "." + t.Topic
+		n.byName[c.Name] = &c
+		n.byFullName[c.FullName] = &c
+		n.byGoType[c.goType] = &c
+	}
+	return n
+}
+
 // ByName returns the Type named name (e.g. "AccountCreated").
 func (r *Registry) ByName(name string) (*Type, error) {
 	if t, ok := r.byName[name]; ok {

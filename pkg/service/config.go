@@ -23,6 +23,9 @@ type Config struct {
 	DataDir string
 	// HTTPAddr is where the service's HTTP API listens (HTTP_ADDR); each service has its own default.
 	HTTPAddr string
+	// Namespace, when set, prefixes every topic and consumer group with "<Namespace>." so that
+	// several deployments can share one Kafka cluster (CHOREO_NAMESPACE). Default "".
+	Namespace string
 	// SMTPAddr is the SMTP server mail is sent through (SMTP_ADDR, host:port). Default "": mail
 	// is written as .eml files under DataDir/mail instead.
 	SMTPAddr string
@@ -59,6 +62,9 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	if v := getenv("HTTP_ADDR"); v != "" {
 		c.HTTPAddr = v
 	}
+	if v := getenv("CHOREO_NAMESPACE"); v != "" {
+		c.Namespace = v
+	}
 	if v := getenv("SMTP_ADDR"); v != "" {
 		c.SMTPAddr = v
 	}
@@ -86,6 +92,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RegistryURL, "registry", c.RegistryURL, "schema registry URL (env SCHEMA_REGISTRY_URL)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (env DATA_DIR)")
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address (env HTTP_ADDR)")
+	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "prefix of topics and consumer groups, for sharing a cluster (env CHOREO_NAMESPACE)")
 	fs.StringVar(&c.SMTPAddr, "smtp", c.SMTPAddr, "SMTP server host:port; empty writes .eml files (env SMTP_ADDR)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of created topics (env TOPIC_PARTITIONS)")
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of created topics, -1 for the broker default (env TOPIC_REPLICATION_FACTOR)")
@@ -122,6 +129,9 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR %q is not host:port", c.HTTPAddr)
 	}
+	if c.Namespace != "" && !validName(c.Namespace) {
+		bad("CHOREO_NAMESPACE %q may hold only letters, digits, '-' and '_'", c.Namespace)
+	}
 	if c.SMTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
 			bad("SMTP_ADDR %q is not host:port", c.SMTPAddr)
@@ -134,4 +144,21 @@ func (c Config) Validate() error {
 		bad("TOPIC_REPLICATION_FACTOR is %d; it must be -1 or at least 1", c.ReplicationFactor)
 	}
 	return errors.Join(errs...)
+}
+
+func validName(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Scoped returns name within the configured namespace: "<Namespace>.<name>", or name alone.
+func (c Config) Scoped(name string) string {
+	if c.Namespace == "" {
+		return name
+	}
+	return c.Namespace + "." + name
 }

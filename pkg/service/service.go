@@ -52,6 +52,7 @@ type Service struct {
 
 	producer *kgo.Client
 	runner   *consumer.Runner
+	group    string // as named in the catalog, without the namespace
 	emits    []string
 	ln       net.Listener
 	handler  http.Handler
@@ -59,14 +60,14 @@ type Service struct {
 
 // Open connects a service to its database, the schema registry and Kafka. migs are the
 // service's own table migrations, applied after the platform's inbox and outbox.
-func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs ...sqlite.Migrations) (s *Service, err error) {
+func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs ...sqlite.Migrations) (_ *Service, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s = &Service{Name: name, Config: cfg, Log: log.With("service", name)}
+	s := &Service{Name: name, Config: cfg, Log: log.With("service", name)}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -76,6 +77,7 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 	if err != nil {
 		return nil, err
 	}
+	types = types.WithNamespace(cfg.Namespace)
 	if s.DB, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, name, name+".db"), migs...); err != nil {
 		return nil, fmt.Errorf("%w (DATA_DIR=%s)", err, cfg.DataDir)
 	}
@@ -118,12 +120,13 @@ func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 // Consume makes the service a member of group, applying handlers to the topics they consume.
 // Records that cannot be processed are parked on the group's dead-letter topic.
 func (s *Service) Consume(ctx context.Context, group string, handlers []consumer.Handler, opts ...consumer.Opt) error {
-	if err := s.ensureTopics(ctx, consumer.DeadLetterTopicOf(group)); err != nil {
+	scoped := s.Config.Scoped(group)
+	if err := s.ensureTopics(ctx, consumer.DeadLetterTopicOf(scoped)); err != nil {
 		return err
 	}
 	r, err := consumer.New(consumer.Config{
 		Service:    s.Name,
-		Group:      group,
+		Group:      scoped,
 		DB:         s.DB,
 		Codec:      s.Codec,
 		Relay:      s.Relay,
@@ -132,7 +135,7 @@ func (s *Service) Consume(ctx context.Context, group string, handlers []consumer
 	if err != nil {
 		return err
 	}
-	s.runner = r
+	s.runner, s.group = r, group
 	return nil
 }
 
@@ -184,7 +187,7 @@ func (s *Service) Runner() *consumer.Runner { return s.runner }
 func (s *Service) Description() catalog.ServiceDescription {
 	d := catalog.ServiceDescription{Name: s.Name, Emits: slices.Clone(s.emits)}
 	if s.runner != nil {
-		d.Group = s.runnerGroup()
+		d.Group = s.group
 		for _, h := range s.runner.Handlers() {
 			d.Handlers = append(d.Handlers, catalog.HandlerDescription{
 				Name: h.Name(), Consumes: h.Consumes(), Emits: h.EmitsEvents(), Effects: h.EffectNames(),
@@ -192,10 +195,6 @@ func (s *Service) Description() catalog.ServiceDescription {
 		}
 	}
 	return d
-}
-
-func (s *Service) runnerGroup() string {
-	return strings.TrimSuffix(s.runner.DeadLetterTopic(), ".dlq")
 }
 
 // Run runs the relay, the consumer and the HTTP API until ctx is done or one of them fails,

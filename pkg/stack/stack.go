@@ -58,6 +58,8 @@ type Config struct {
 	HTTPAddrs map[string]string
 	// SMTPAddr, when set, sends mail there instead of writing .eml files.
 	SMTPAddr string
+	// Namespace prefixes topics and consumer groups (see service.Config.Namespace).
+	Namespace string
 	// Partitions of created topics. Default 6.
 	Partitions int
 	// Log receives the stack's logs. Default: discarded.
@@ -82,7 +84,7 @@ type running struct {
 }
 
 // Start starts the embedded infrastructure (unless Brokers is set) and every service.
-func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = "var"
 	}
@@ -103,7 +105,7 @@ func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("DATA_DIR %s: %w", cfg.DataDir, err)
 	}
-	s = &Stack{cfg: cfg, services: make(map[string]*running)}
+	s := &Stack{cfg: cfg, services: make(map[string]*running)}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -180,6 +182,7 @@ func (s *Stack) ServiceConfig(name string) service.Config {
 	cfg.DataDir = s.cfg.DataDir
 	cfg.SMTPAddr = s.cfg.SMTPAddr
 	cfg.Partitions = s.cfg.Partitions
+	cfg.Namespace = s.cfg.Namespace
 	return cfg
 }
 

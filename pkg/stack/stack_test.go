@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/kafkatest"
 	"github.com/choreo-dev/choreo/pkg/stack"
 	"github.com/choreo-dev/choreo/schemas"
 )
@@ -38,6 +40,7 @@ func startStackB(t testing.TB, dir string, addrs map[string]string) *stack.Stack
 	}
 	s, err := stack.Start(context.Background(), stack.Config{
 		DataDir: dir, RegistryAddr: "127.0.0.1:0", HTTPAddrs: addrs, Partitions: 3,
+		Brokers: kafkatest.Brokers(t), Namespace: kafkatest.Namespace(t),
 	})
 	if err != nil {
 		t.Fatalf("start stack: %v", err)
@@ -48,6 +51,16 @@ func startStackB(t testing.TB, dir string, addrs map[string]string) *stack.Stack
 		}
 	})
 	return s
+}
+
+// topic returns the stack's (namespaced) topic of an event.
+func topic(t testing.TB, s *stack.Stack, eventName string) string {
+	t.Helper()
+	typ, err := s.Service("account-service").Codec.Types().ByName(eventName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return typ.Topic
 }
 
 func url(s *stack.Stack, service, path string) string {
@@ -309,7 +322,7 @@ func TestGarbageIsParkedAndTheNextEventProcessed(t *testing.T) {
 	garbage := make([]byte, 64)
 	_, _ = rand.Read(garbage)
 	garbage[0] = 0x7f // not the Confluent magic byte
-	produce(t, s, &kgo.Record{Topic: "accounts", Key: []byte("acc-g"), Value: garbage})
+	produce(t, s, &kgo.Record{Topic: topic(t, s, "AccountCreated"), Key: []byte("acc-g"), Value: garbage})
 	produce(t, s, accountCreated(t, s, envelope.NewID(), "acc-g", "after"))
 
 	eventually(t, 10*time.Second, func() error {
@@ -320,7 +333,7 @@ func TestGarbageIsParkedAndTheNextEventProcessed(t *testing.T) {
 		return err
 	})
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers()...),
-		kgo.ConsumeTopics(consumer.DeadLetterTopicOf("user-service")), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeTopics(consumer.DeadLetterTopicOf(s.ServiceConfig("user-service").Scoped("user-service"))), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +356,7 @@ func TestGarbageIsParkedAndTheNextEventProcessed(t *testing.T) {
 	for _, h := range p.Headers {
 		hs[h.Key] = string(h.Value)
 	}
-	if hs[consumer.HeaderDLQTopic] != "accounts" || hs[consumer.HeaderDLQGroup] != "user-service" ||
+	if hs[consumer.HeaderDLQTopic] != topic(t, s, "AccountCreated") || hs[consumer.HeaderDLQGroup] != s.ServiceConfig("user-service").Scoped("user-service") ||
 		hs[consumer.HeaderDLQReason] != "decode" || !strings.Contains(hs[consumer.HeaderDLQError], "Confluent") {
 		t.Errorf("parked record headers = %v", hs)
 	}
@@ -387,7 +400,31 @@ func TestHeaderlessRecordIsProcessed(t *testing.T) {
 	if err := s.Service("user-service").DB.QueryRow(`SELECT event_id FROM inbox WHERE event_type = 'AccountCreated'`).Scan(&eventID); err != nil {
 		t.Fatal(err)
 	}
-	if want := envelope.RecordID("accounts", rec.Partition, rec.Offset); eventID != want {
+	if want := envelope.RecordID(topic(t, s, "AccountCreated"), rec.Partition, rec.Offset); eventID != want {
 		t.Errorf("inbox event ID %s, want the record's position ID %s", eventID, want)
+	}
+}
+
+// TestStartFailsCleanly: a stack that cannot start says why and leaves nothing running.
+func TestStartFailsCleanly(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	_, err = stack.Start(context.Background(), stack.Config{DataDir: t.TempDir(), KafkaPort: port, RegistryAddr: "127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), "embedded Kafka") {
+		t.Fatalf("Start on a taken port: %v, want an error naming the embedded Kafka", err)
+	}
+	// A data directory holding part of a previous run's state is refused.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "registry.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = stack.Start(context.Background(), stack.Config{DataDir: dir, KafkaPort: 0, RegistryAddr: "127.0.0.1:0"})
+	if !errors.Is(err, stack.ErrIncompleteState) {
+		t.Fatalf("Start on a half state: %v, want ErrIncompleteState", err)
 	}
 }
