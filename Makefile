@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 
-.PHONY: help run build test test-fast test-kafka generate lint bench kafka kafka-stop clean
+.PHONY: help run build test test-fast test-kafka generate lint bench kafka kafka-stop up down smoke clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,15 @@ kafka: ## start a real Apache Kafka 4.x broker (KRaft, from Maven Central) on 12
 
 kafka-stop: ## stop that broker
 	bash deployments/kafka/kafka.sh stop
+
+up: ## the full stack as separate processes: docker compose, or local processes without Docker
+	bash deployments/local/up.sh
+
+down: ## stop what make up started
+	bash deployments/local/down.sh
+
+smoke: ## make up, the README kcat recipe, make down
+	bash deployments/local/smoke.sh
 
 clean: ## remove build output and local state (var/)
 	rm -rf $(BIN) var

@@ -7,7 +7,7 @@
 # env:
 #   KAFKA_PORT             PLAINTEXT listener port      (default 9092)
 #   KAFKA_CONTROLLER_PORT  CONTROLLER listener port     (default 9093)
-#   KAFKA_DATA_DIR         data, log, pid, cluster id   (default <repo>/var/kafka)
+#   KAFKA_DATA_DIR         data, log, pid, cluster id   (default <repo>/var/broker; var/kafka is the embedded broker of choreo dev)
 #   KAFKA_WAIT_TIMEOUT     seconds to wait for the broker to answer (default 90)
 #   KAFKA_HEAP_OPTS        JVM heap flags               (default -Xms256m -Xmx1g)
 #   KAFKA_JVM_OPTS         extra JVM flags              (default empty)
@@ -20,7 +20,7 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
-KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/var/kafka}"
+KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/var/broker}"
 KAFKA_WAIT_TIMEOUT="${KAFKA_WAIT_TIMEOUT:-90}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"

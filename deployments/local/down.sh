@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# make down: stop exactly what make up started (by pid file), or docker compose down.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+
+if [ "$(cat var/run/mode 2>/dev/null)" = docker ]; then
+  docker compose down
+  rm -f var/run/mode
+  exit 0
+fi
+for name in notification-service user-service account-service schema-registry; do
+  pidf="var/run/$name.pid"
+  [ -f "$pidf" ] || continue
+  pid=$(cat "$pidf")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "make down: $name (pid $pid) did not stop in 15 s; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    echo "  $name stopped"
+  fi
+  rm -f "$pidf"
+done
+bash deployments/kafka/kafka.sh stop
+rm -f var/run/mode

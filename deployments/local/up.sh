@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# make up: the full stack as separate processes. With a Docker engine: docker compose. Without
+# one: a real Kafka broker from Maven Central, the schema registry (choreo registry) and each
+# service as its own OS process, with logs in var/log and pid files in var/run.
+# CHOREO_UP_MODE=local forces the local processes even where Docker answers.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+mkdir -p var/run var/log
+
+if [ "${CHOREO_UP_MODE:-}" != local ] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  echo "make up: a Docker engine answers: docker compose up (docker-compose.yml)"
+  echo docker > var/run/mode
+  exec docker compose up -d --wait --build
+fi
+echo "make up: no Docker engine: the stack as local processes (logs var/log, pids var/run)"
+echo local > var/run/mode
+
+go build -o bin/ ./cmd/choreo ./services/account ./services/user ./services/notification
+bash deployments/kafka/kafka.sh start
+
+# start NAME CMD...: run CMD in the background unless NAME already runs.
+start() {
+  local name=$1 pidf="var/run/$1.pid"
+  shift
+  if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
+    echo "  $name already running (pid $(cat "$pidf"))"
+    return
+  fi
+  nohup "$@" >"var/log/$name.log" 2>&1 &
+  echo $! >"$pidf"
+}
+
+# wait_http NAME URL: wait until URL answers, or show the log and fail.
+wait_http() {
+  local name=$1 url=$2
+  for _ in $(seq 1 150); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then
+      echo "  $name ready: ${url%/*}"
+      return
+    fi
+    if ! kill -0 "$(cat "var/run/$name.pid")" 2>/dev/null; then break; fi
+    sleep 0.2
+  done
+  echo "make up: $name did not start; last lines of var/log/$name.log:" >&2
+  tail -n 20 "var/log/$name.log" >&2
+  exit 1
+}
+
+start schema-registry bin/choreo registry -addr 127.0.0.1:8081 -data-dir var/local
+wait_http schema-registry http://127.0.0.1:8081/subjects
+
+export KAFKA_BROKERS=127.0.0.1:9092 SCHEMA_REGISTRY_URL=http://127.0.0.1:8081 DATA_DIR=var/local
+HTTP_ADDR=127.0.0.1:8080 start account-service bin/account
+wait_http account-service http://127.0.0.1:8080/healthz
+HTTP_ADDR=127.0.0.1:8082 start user-service bin/user
+HTTP_ADDR=127.0.0.1:8083 start notification-service bin/notification
+wait_http user-service http://127.0.0.1:8082/healthz
+wait_http notification-service http://127.0.0.1:8083/healthz
+echo "make up: done; stop with make down"
