@@ -261,16 +261,28 @@ func (r *Runner) Run(ctx context.Context) error {
 
 type decoded struct {
 	codec.Decoded
-	err error
+	err error // the record cannot be decoded: park it (reason "decode")
+	// poisoned is set when the handler's error ended the whole transaction, so the record is
+	// parked on the next attempt without running the handler again.
+	poisoned error
 }
+
+// errPoisoned reports that record index's handler failed in a way that rolled back the whole
+// transaction (not just its savepoint): the batch is retried with that record parked.
+type errPoisoned struct {
+	index int
+	err   error
+}
+
+func (e *errPoisoned) Error() string { return e.err.Error() }
 
 // processPartition applies one partition's records in one transaction. A failure of the
 // database itself (not of a handler) is retried with backoff until ctx is done: the records
 // stay unapplied and uncommitted meanwhile, and order within the partition is kept.
 func (r *Runner) processPartition(ctx context.Context, recs []*kgo.Record) error {
-	ds := make([]decoded, len(recs))
-	for i, rec := range recs {
-		ds[i].Decoded, ds[i].err = r.cfg.Codec.DecodeRecord(ctx, rec)
+	ds, err := r.decode(ctx, recs)
+	if err != nil {
+		return err
 	}
 	backoff := 10 * time.Millisecond
 	for {
@@ -281,11 +293,47 @@ func (r *Runner) processPartition(ctx context.Context, recs []*kgo.Record) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		var poisoned *errPoisoned
+		if errors.As(err, &poisoned) {
+			ds[poisoned.index].poisoned = poisoned.err
+			continue
+		}
 		r.opts.log.Error("applying records failed; retrying", "topic", recs[0].Topic,
 			"partition", recs[0].Partition, "offset", recs[0].Offset, "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// decode decodes recs. A record whose schema the registry could not be asked about is not
+// undecodable, only not decodable yet: decoding is retried with backoff (holding the partition,
+// which keeps its order) until the registry answers or ctx is done.
+func (r *Runner) decode(ctx context.Context, recs []*kgo.Record) ([]decoded, error) {
+	ds := make([]decoded, len(recs))
+	for i, rec := range recs {
+		ds[i].Decoded, ds[i].err = r.cfg.Codec.DecodeRecord(ctx, rec)
+	}
+	backoff := 50 * time.Millisecond
+	for {
+		pending := false
+		for i, rec := range recs {
+			if errors.Is(ds[i].err, codec.ErrRegistryUnavailable) {
+				if ds[i].Decoded, ds[i].err = r.cfg.Codec.DecodeRecord(ctx, rec); errors.Is(ds[i].err, codec.ErrRegistryUnavailable) {
+					pending = true
+				}
+			}
+		}
+		if !pending {
+			return ds, nil
+		}
+		r.opts.log.Warn("schema registry unavailable; retrying", "topic", recs[0].Topic, "partition", recs[0].Partition, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
@@ -318,6 +366,13 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (e
 			s.Ignored++
 			continue
 		}
+		if d.poisoned != nil {
+			if err := r.park(ctx, tx, rec, h.name, "handler", d.poisoned); err != nil {
+				return err
+			}
+			s.Parked++
+			continue
+		}
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT handler`); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}
@@ -342,7 +397,8 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (e
 				return ctx.Err()
 			}
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT handler`); err != nil {
-				return fmt.Errorf("rollback to savepoint: %w", err)
+				// The handler's failure took the whole transaction with it.
+				return &errPoisoned{index: i, err: herr}
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT handler`); err != nil {

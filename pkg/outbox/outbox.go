@@ -35,7 +35,8 @@ func Add(ctx context.Context, tx Execer, rec *kgo.Record) error {
 	return nil
 }
 
-// encodeHeaders packs headers as repeated (uvarint length, key, uvarint length, value).
+// encodeHeaders packs headers as repeated (uvarint length, key, uvarint length+1, value): a
+// value length of 0 stands for a null value, which Kafka tells apart from an empty one.
 func encodeHeaders(hs []kgo.RecordHeader) []byte {
 	n := 0
 	for _, h := range hs {
@@ -45,7 +46,11 @@ func encodeHeaders(hs []kgo.RecordHeader) []byte {
 	for _, h := range hs {
 		b = binary.AppendUvarint(b, uint64(len(h.Key)))
 		b = append(b, h.Key...)
-		b = binary.AppendUvarint(b, uint64(len(h.Value)))
+		if h.Value == nil {
+			b = binary.AppendUvarint(b, 0)
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(len(h.Value))+1)
 		b = append(b, h.Value...)
 	}
 	return b
@@ -53,21 +58,34 @@ func encodeHeaders(hs []kgo.RecordHeader) []byte {
 
 func decodeHeaders(b []byte) ([]kgo.RecordHeader, error) {
 	var hs []kgo.RecordHeader
-	next := func() ([]byte, error) {
+	next := func(nullable bool) ([]byte, error) {
 		n, w := binary.Uvarint(b)
-		if w <= 0 || uint64(len(b)-w) < n {
+		if w <= 0 {
 			return nil, ErrCorrupt
 		}
-		v := b[w : w+int(n)]
-		b = b[w+int(n):]
+		b = b[w:]
+		if nullable {
+			if n == 0 {
+				return nil, nil
+			}
+			n--
+		}
+		if uint64(len(b)) < n {
+			return nil, ErrCorrupt
+		}
+		v := b[:n:n]
+		b = b[n:]
+		if v == nil {
+			v = []byte{}
+		}
 		return v, nil
 	}
 	for len(b) > 0 {
-		k, err := next()
+		k, err := next(false)
 		if err != nil {
 			return nil, err
 		}
-		v, err := next()
+		v, err := next(true)
 		if err != nil {
 			return nil, err
 		}

@@ -34,12 +34,26 @@ type relayConfig struct {
 // RelayOpt configures a Relay.
 type RelayOpt func(*relayConfig)
 
-// BatchSize sets how many records the relay reads and publishes at a time. Default 1024.
-func BatchSize(n int) RelayOpt { return func(c *relayConfig) { c.batch = n } }
+// BatchSize sets how many records the relay reads and publishes at a time. Default 1024; a
+// value below 1 keeps the default.
+func BatchSize(n int) RelayOpt {
+	return func(c *relayConfig) {
+		if n > 0 {
+			c.batch = n
+		}
+	}
+}
 
 // PollInterval sets how often the relay looks at the outbox when nobody woke it: the safety net
-// for records committed by another process or left by a failed publish. Default 1s.
-func PollInterval(d time.Duration) RelayOpt { return func(c *relayConfig) { c.interval = d } }
+// for records committed by another process or left by a failed publish. Default 1s; a value
+// below or at zero keeps the default.
+func PollInterval(d time.Duration) RelayOpt {
+	return func(c *relayConfig) {
+		if d > 0 {
+			c.interval = d
+		}
+	}
+}
 
 // Logger sets where the relay reports failed publishes. Default: discarded.
 func Logger(l *slog.Logger) RelayOpt { return func(c *relayConfig) { c.log = l } }
