@@ -428,3 +428,62 @@ func TestStartFailsCleanly(t *testing.T) {
 		t.Fatalf("Start on a half state: %v, want ErrIncompleteState", err)
 	}
 }
+
+// TestDevRestartKeepsState stops the whole embedded stack and starts it again on the same data
+// directory, as `choreo dev` twice: the broker log, the registry's schema IDs, the offsets and the
+// stores survive, so nothing is re-applied and new work flows.
+func TestDevRestartKeepsState(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	start := func() *stack.Stack {
+		addrs := map[string]string{}
+		for _, n := range stack.Services() {
+			addrs[n] = "127.0.0.1:0"
+		}
+		s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, RegistryAddr: "127.0.0.1:0", HTTPAddrs: addrs, Partitions: 3})
+		if err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		return s
+	}
+	welcomes := func(s *stack.Stack, acc string, want int) {
+		t.Helper()
+		eventually(t, 10*time.Second, func() error {
+			ns, err := notifications(s, acc)
+			if err == nil && len(ns) != want {
+				err = fmt.Errorf("%d notifications for %s, want %d", len(ns), acc, want)
+			}
+			return err
+		})
+	}
+	s := start()
+	var first struct{ AccountID string }
+	if code, err := doJSON("POST", url(s, "account-service", "/accounts"), `{"username":"before","email":"before@mail.com"}`, &first); code != 201 {
+		t.Fatalf("POST: %d %v", code, err)
+	}
+	welcomes(s, first.AccountID, 1)
+	ids := map[string]int{}
+	for _, typ := range s.Service("account-service").Codec.Types().Types() {
+		ids[typ.Name] = s.Service("account-service").Codec.SchemaID(typ)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = start()
+	defer s.Close()
+	for _, typ := range s.Service("account-service").Codec.Types().Types() {
+		if got := s.Service("account-service").Codec.SchemaID(typ); got != ids[typ.Name] {
+			t.Errorf("%s has schema ID %d after the restart, %d before", typ.Name, got, ids[typ.Name])
+		}
+	}
+	var second struct{ AccountID string }
+	if code, err := doJSON("POST", url(s, "account-service", "/accounts"), `{"username":"after","email":"after@mail.com"}`, &second); code != 201 {
+		t.Fatalf("POST after restart: %d %v", code, err)
+	}
+	welcomes(s, second.AccountID, 1)
+	welcomes(s, first.AccountID, 1)
+	if st := s.Service("user-service").Runner().Stats(); st.Handled != 1 || st.Duplicates != 0 {
+		t.Errorf("user-service after the restart: %+v, want only the new account handled (offsets kept)", st)
+	}
+}
