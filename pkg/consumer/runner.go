@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,9 +24,15 @@ const (
 	HeaderDLQOffset    = "choreo_dlq_offset"
 	HeaderDLQGroup     = "choreo_dlq_group"
 	HeaderDLQHandler   = "choreo_dlq_handler"
-	HeaderDLQReason    = "choreo_dlq_reason" // "decode" or "handler"
-	HeaderDLQError     = "choreo_dlq_error"
-	HeaderDLQTime      = "choreo_dlq_time"
+	// HeaderDLQReason says what failed: "handler", or for a record no handler saw, "decode",
+	// "empty", "headers", "contract" (wrong topic or type) or "too-large".
+	HeaderDLQReason       = "choreo_dlq_reason"
+	HeaderDLQClass        = "choreo_dlq_class" // "permanent" or "transient" (retries exhausted)
+	HeaderDLQError        = "choreo_dlq_error"
+	HeaderDLQTime         = "choreo_dlq_time"
+	HeaderDLQAttempts     = "choreo_dlq_attempts"
+	HeaderDLQFirstFailure = "choreo_dlq_first_failure"
+	HeaderDLQLastFailure  = "choreo_dlq_last_failure"
 )
 
 // DeadLetterTopicOf returns the default dead-letter topic of a consumer group.
@@ -73,6 +78,8 @@ type options struct {
 	middleware []Middleware
 	log        *slog.Logger
 	maxPoll    int
+	maxBytes   int
+	retry      RetryPolicy
 	now        func() time.Time
 }
 
@@ -93,6 +100,13 @@ func Logger(l *slog.Logger) Opt { return func(o *options) { o.log = l } }
 // MaxPollRecords bounds the records taken per poll. Default 10000.
 func MaxPollRecords(n int) Opt { return func(o *options) { o.maxPoll = n } }
 
+// MaxRecordBytes bounds the value size a handler accepts; a larger record is parked unread.
+// Default 1 MiB.
+func MaxRecordBytes(n int) Opt { return func(o *options) { o.maxBytes = n } }
+
+// Retry sets how transient handler failures are retried. Default DefaultRetryPolicy().
+func Retry(p RetryPolicy) Opt { return func(o *options) { o.retry = p } }
+
 // Clock sets the time source for emitted events' ce_time. Default time.Now.
 func Clock(now func() time.Time) Opt { return func(o *options) { o.now = now } }
 
@@ -102,6 +116,7 @@ type Stats struct {
 	Duplicates int64 // already in the inbox: acknowledged without effect
 	Parked     int64 // sent to the dead-letter topic
 	Ignored    int64 // an event of the topic that no handler of this group consumes
+	Retried    int64 // transient failures retried
 }
 
 // Runner consumes a service's topics with one consumer group and applies its handlers.
@@ -112,8 +127,10 @@ type Runner struct {
 	handlers map[string]*Handler // by consumed event name
 	topics   []string
 	client   *kgo.Client
+	metrics  *metrics
 
-	handled, duplicates, parked, ignored atomic.Int64
+	mu      sync.Mutex
+	workers map[topicPartition]*worker
 }
 
 // New validates the handlers against the codec's event registry and connects the consumer.
@@ -121,14 +138,18 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	o := options{maxPoll: 10000, log: slog.New(slog.DiscardHandler), now: time.Now}
+	o := options{maxPoll: 10000, maxBytes: 1 << 20, log: slog.New(slog.DiscardHandler), now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	o.retry = o.retry.normalized()
 	if o.dlq == "" {
 		o.dlq = DeadLetterTopicOf(cfg.Group)
 	}
-	r := &Runner{cfg: cfg, opts: o, source: "/" + cfg.Service, handlers: make(map[string]*Handler)}
+	r := &Runner{
+		cfg: cfg, opts: o, source: "/" + cfg.Service, handlers: make(map[string]*Handler),
+		metrics: newMetrics(), workers: make(map[topicPartition]*worker),
+	}
 	names := map[string]bool{}
 	for _, h := range handlers {
 		if h.name == "" || names[h.name] {
@@ -166,12 +187,16 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 		kgo.ConsumeTopics(r.topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // a new group must not miss earlier facts
 		kgo.AutoCommitMarks(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
-			// Everything polled was finished before the rebalance was allowed to run.
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+			// Stop the partitions' workers (work in flight is rolled back, never half applied),
+			// then commit what they finished: the next owner starts right after it.
+			r.stopWorkers(revoked)
 			if err := cl.CommitMarkedOffsets(ctx); err != nil {
 				r.opts.log.Warn("commit on revoke failed; the next owner re-reads (inbox deduplicates)", "err", err)
 			}
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			r.stopWorkers(lost) // another member owns them already: nothing to commit
 		}),
 	)
 	cl, err := kgo.NewClient(copts...)
@@ -209,16 +234,20 @@ func cmpString(a, b string) int {
 }
 
 // Stats returns the runner's counters.
-func (r *Runner) Stats() Stats {
-	return Stats{
-		Handled: r.handled.Load(), Duplicates: r.duplicates.Load(),
-		Parked: r.parked.Load(), Ignored: r.ignored.Load(),
-	}
-}
+func (r *Runner) Stats() Stats { return r.metrics.total() }
 
-// Run consumes until ctx is done, then commits what it finished and leaves the group.
+// HandlerStats returns the counters of each handler by name; records parked before a handler
+// was chosen (undecodable ones) count under "".
+func (r *Runner) HandlerStats() map[string]Stats { return r.metrics.byHandler() }
+
+// Group returns the runner's consumer group.
+func (r *Runner) Group() string { return r.cfg.Group }
+
+// Run consumes until ctx is done, then stops the partition workers (work in flight is rolled
+// back and redelivered later), commits what they finished and leaves the group.
 func (r *Runner) Run(ctx context.Context) error {
 	defer func() {
+		r.stopWorkers(nil)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if err := r.client.CommitMarkedOffsets(cctx); err != nil {
@@ -229,83 +258,114 @@ func (r *Runner) Run(ctx context.Context) error {
 	for {
 		fetches := r.client.PollRecords(ctx, r.opts.maxPoll)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
-			r.client.AllowRebalance()
 			return nil
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
 			r.opts.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 		})
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var done []*kgo.Record
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
+			if len(p.Records) > 0 {
+				r.worker(ctx, topicPartition{p.Topic, p.Partition}).enqueue(p.Records)
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := r.processPartition(ctx, p.Records); err != nil {
-					return // only when ctx is done: not marked, so redelivered to the next owner
-				}
-				mu.Lock()
-				done = append(done, p.Records[len(p.Records)-1])
-				mu.Unlock()
-			}()
 		})
-		wg.Wait()
-		r.client.MarkCommitRecords(done...)
-		r.client.AllowRebalance()
 	}
 }
 
 type decoded struct {
 	codec.Decoded
-	err error // the record cannot be decoded: park it (reason "decode")
-	// poisoned is set when the handler's error ended the whole transaction, so the record is
-	// parked on the next attempt without running the handler again.
-	poisoned error
+	err error // the record cannot be decoded: park it
+	// park is set once the record's handler has failed for good: the next apply parks the
+	// record without calling the handler again.
+	park                      error
+	attempts                  int
+	firstFailure, lastFailure time.Time
+}
+
+// failure is a transient handler failure that stopped an apply at index.
+type failure struct {
+	index   int
+	handler string
+	err     error
 }
 
 // errPoisoned reports that record index's handler failed in a way that rolled back the whole
-// transaction (not just its savepoint): the batch is retried with that record parked.
+// transaction (not just its savepoint): nothing of the batch was applied.
 type errPoisoned struct {
-	index int
-	err   error
+	index   int
+	handler string
+	err     error
 }
 
 func (e *errPoisoned) Error() string { return e.err.Error() }
 
-// processPartition applies one partition's records in one transaction. A failure of the
-// database itself (not of a handler) is retried with backoff until ctx is done: the records
-// stay unapplied and uncommitted meanwhile, and order within the partition is kept.
+// processPartition applies one partition's records, in order, each batch in one transaction,
+// and marks what committed for the next offset commit. A transient handler failure commits the
+// records before it, waits (the partition's worker only), and retries the failing record within
+// the RetryPolicy; a permanent one, or one past the policy, parks the record. A failure of the
+// database itself is retried until ctx is done. It returns only ctx's error.
 func (r *Runner) processPartition(ctx context.Context, recs []*kgo.Record) error {
 	ds, err := r.decode(ctx, recs)
 	if err != nil {
 		return err
 	}
-	backoff := 10 * time.Millisecond
-	for {
-		err := r.apply(ctx, recs, ds)
-		if err == nil {
-			return nil
+	dbBackoff := 10 * time.Millisecond
+	for i := 0; i < len(recs); {
+		n, fail, err := r.apply(ctx, recs[i:], ds[i:])
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var poisoned *errPoisoned
+			if !errors.As(err, &poisoned) {
+				r.opts.log.Error("applying records failed; retrying", "topic", recs[i].Topic,
+					"partition", recs[i].Partition, "offset", recs[i].Offset, "err", err, "backoff", dbBackoff)
+				if !sleep(ctx, dbBackoff) {
+					return ctx.Err()
+				}
+				dbBackoff = min(2*dbBackoff, 5*time.Second)
+				continue
+			}
+			n, fail = 0, &failure{index: poisoned.index, handler: poisoned.handler, err: poisoned.err}
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		dbBackoff = 10 * time.Millisecond
+		if n > 0 {
+			r.client.MarkCommitRecords(recs[i+n-1])
+			i += n
 		}
-		var poisoned *errPoisoned
-		if errors.As(err, &poisoned) {
-			ds[poisoned.index].poisoned = poisoned.err
+		if fail == nil {
 			continue
 		}
-		r.opts.log.Error("applying records failed; retrying", "topic", recs[0].Topic,
-			"partition", recs[0].Partition, "offset", recs[0].Offset, "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
+		d := &ds[i+fail.index-n]
+		now := r.opts.now()
+		d.attempts++
+		if d.firstFailure.IsZero() {
+			d.firstFailure = now
 		}
-		backoff = min(2*backoff, 5*time.Second)
+		d.lastFailure = now
+		wait := r.opts.retry.backoff(d.attempts)
+		if IsPermanent(fail.err) || d.attempts >= r.opts.retry.MaxAttempts || now.Add(wait).Sub(d.firstFailure) > r.opts.retry.MaxElapsed {
+			d.park = fail.err // the next apply parks it without calling the handler
+			continue
+		}
+		r.metrics.add(fail.handler, func(s *Stats) { s.Retried++ })
+		r.opts.log.Warn("handler failed; retrying", "handler", fail.handler, "event", d.Envelope.ID,
+			"attempt", d.attempts, "backoff", wait, "err", fail.err)
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// sleep waits d or until ctx is done, and reports whether it waited the whole d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -315,6 +375,10 @@ func (r *Runner) processPartition(ctx context.Context, recs []*kgo.Record) error
 func (r *Runner) decode(ctx context.Context, recs []*kgo.Record) ([]decoded, error) {
 	ds := make([]decoded, len(recs))
 	for i, rec := range recs {
+		if len(rec.Value) > r.opts.maxBytes {
+			ds[i].err = fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(rec.Value), r.opts.maxBytes)
+			continue
+		}
 		ds[i].Decoded, ds[i].err = r.cfg.Codec.DecodeRecord(ctx, rec)
 	}
 	backoff := 50 * time.Millisecond
@@ -340,95 +404,106 @@ func (r *Runner) decode(ctx context.Context, recs []*kgo.Record) ([]decoded, err
 	}
 }
 
-func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (err error) {
+// apply applies recs in one transaction, each record under a savepoint. It stops before the
+// first record whose handler fails transiently, commits what came before, and returns how many
+// records it committed and the failure. Permanent failures and undecodable records are parked
+// in the same transaction.
+func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (n int, fail *failure, err error) {
 	tx, err := r.cfg.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return 0, nil, fmt.Errorf("begin: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			_ = tx.Rollback()
 		}
 	}()
-	var s Stats
+	var counts []func()
+	count := func(handler string, f func(*Stats)) { counts = append(counts, func() { r.metrics.add(handler, f) }) }
 	now := r.opts.now().UnixMilli()
 	for i, rec := range recs {
-		d := ds[i]
+		d := &ds[i]
 		if d.err != nil {
-			if err := r.park(ctx, tx, rec, "", "decode", d.err); err != nil {
-				return err
+			if err := r.park(ctx, tx, rec, "", decodeClass(d.err), d, d.err); err != nil {
+				return 0, nil, err
 			}
-			s.Parked++
+			count("", func(s *Stats) { s.Parked++ })
 			continue
 		}
 		h := r.handlers[d.Type.Name]
 		if h == nil {
-			s.Ignored++
+			count("", func(s *Stats) { s.Ignored++ })
 			continue
 		}
-		if d.poisoned != nil {
-			if err := r.park(ctx, tx, rec, h.name, "handler", d.poisoned); err != nil {
-				return err
+		if d.park != nil {
+			if err := r.park(ctx, tx, rec, h.name, "handler", d, d.park); err != nil {
+				return 0, nil, err
 			}
-			s.Parked++
+			count(h.name, func(s *Stats) { s.Parked++ })
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT handler`); err != nil {
-			return fmt.Errorf("savepoint: %w", err)
+			return 0, nil, fmt.Errorf("savepoint: %w", err)
 		}
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO inbox (consumer, event_id, event_type, processed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
 			r.cfg.Group, d.Envelope.ID, d.Type.Name, now)
 		if err != nil {
-			return fmt.Errorf("inbox: %w", err)
+			return 0, nil, fmt.Errorf("inbox: %w", err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("inbox: %w", err)
-		} else if n == 0 {
-			s.Duplicates++
+		if inserted, err := res.RowsAffected(); err != nil {
+			return 0, nil, fmt.Errorf("inbox: %w", err)
+		} else if inserted == 0 {
 			if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT handler`); err != nil {
-				return fmt.Errorf("release savepoint: %w", err)
+				return 0, nil, fmt.Errorf("release savepoint: %w", err)
 			}
+			count(h.name, func(s *Stats) { s.Duplicates++ })
 			continue
 		}
 		herr := h.fn(ctx, &Tx{sql: tx, r: r, h: h, cause: d.Envelope}, d.Event)
 		if herr != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return 0, nil, ctx.Err()
 			}
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT handler`); err != nil {
 				// The handler's failure took the whole transaction with it.
-				return &errPoisoned{index: i, err: herr}
+				return 0, nil, &errPoisoned{index: i, handler: h.name, err: herr}
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT handler`); err != nil {
-			return fmt.Errorf("release savepoint: %w", err)
+			return 0, nil, fmt.Errorf("release savepoint: %w", err)
+		}
+		if herr != nil && !IsPermanent(herr) {
+			fail = &failure{index: i, handler: h.name, err: herr}
+			recs = recs[:i] // commit what came before; the caller retries from here
+			break
 		}
 		if herr != nil {
-			r.opts.log.Warn("handler failed; parking record", "handler", h.name, "event", d.Envelope.ID, "err", herr)
-			if err := r.park(ctx, tx, rec, h.name, "handler", herr); err != nil {
-				return err
+			d.attempts++
+			d.firstFailure, d.lastFailure = r.opts.now(), r.opts.now()
+			r.opts.log.Warn("handler failed permanently; parking record", "handler", h.name, "event", d.Envelope.ID, "err", herr)
+			if err := r.park(ctx, tx, rec, h.name, "handler", d, herr); err != nil {
+				return 0, nil, err
 			}
-			s.Parked++
+			count(h.name, func(s *Stats) { s.Parked++ })
 			continue
 		}
-		s.Handled++
+		count(h.name, func(s *Stats) { s.Handled++ })
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return 0, nil, fmt.Errorf("commit: %w", err)
 	}
 	r.cfg.Relay.Notify()
-	r.handled.Add(s.Handled)
-	r.duplicates.Add(s.Duplicates)
-	r.parked.Add(s.Parked)
-	r.ignored.Add(s.Ignored)
-	return nil
+	for _, c := range counts {
+		c()
+	}
+	return len(recs), fail, nil
 }
 
 // park puts rec on the dead-letter topic through the outbox, so parking commits with the rest
 // of the batch: the record is never lost and never parked without its offset moving on.
-func (r *Runner) park(ctx context.Context, tx *sql.Tx, rec *kgo.Record, handler, reason string, cause error) error {
-	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+8)
+func (r *Runner) park(ctx context.Context, tx *sql.Tx, rec *kgo.Record, handler, reason string, d *decoded, cause error) error {
+	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+12)
 	hs = append(hs, rec.Headers...)
 	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
 	add(HeaderDLQTopic, rec.Topic)
@@ -439,8 +514,21 @@ func (r *Runner) park(ctx context.Context, tx *sql.Tx, rec *kgo.Record, handler,
 		add(HeaderDLQHandler, handler)
 	}
 	add(HeaderDLQReason, reason)
+	class := "permanent"
+	if handler != "" && !IsPermanent(cause) {
+		class = "transient"
+	}
+	add(HeaderDLQClass, class)
 	add(HeaderDLQError, cause.Error())
-	add(HeaderDLQTime, r.opts.now().UTC().Format(time.RFC3339Nano))
+	now := r.opts.now().UTC()
+	add(HeaderDLQTime, now.Format(time.RFC3339Nano))
+	attempts, first, last := max(d.attempts, 1), d.firstFailure, d.lastFailure
+	if first.IsZero() {
+		first, last = now, now
+	}
+	add(HeaderDLQAttempts, strconv.Itoa(attempts))
+	add(HeaderDLQFirstFailure, first.UTC().Format(time.RFC3339Nano))
+	add(HeaderDLQLastFailure, last.UTC().Format(time.RFC3339Nano))
 	if err := outbox.Add(ctx, tx, &kgo.Record{Topic: r.opts.dlq, Key: rec.Key, Value: rec.Value, Headers: hs}); err != nil {
 		return fmt.Errorf("park %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
 	}

@@ -131,7 +131,7 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 		{
 			name: "returns an error",
 			fail: func(context.Context, *consumer.Tx, *event.AccountCreated) error {
-				return fmt.Errorf("apply: %w", errBoom)
+				return consumer.Permanent(fmt.Errorf("apply: %w", errBoom))
 			},
 			wantErr: "apply: boom",
 		},
@@ -157,7 +157,7 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 				if err := tx.Emit(ctx, userCreatedOf(ev)); err != nil {
 					return err
 				}
-				return errBoom
+				return consumer.Permanent(errBoom)
 			},
 			wantErr: "boom",
 		},
@@ -256,9 +256,10 @@ func headerValue(r *kgo.Record, key string) []byte {
 func TestRunnerParksUndecodableRecords(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name string
-		bad  func(t *testing.T, h *harness) *kgo.Record // on partition 0
-		want error
+		name   string
+		bad    func(t *testing.T, h *harness) *kgo.Record // on partition 0
+		want   error
+		reason string // the choreo_dlq_reason header; "" for "decode"
 	}{
 		{
 			name: "random bytes",
@@ -275,12 +276,14 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 			bad: func(*testing.T, *harness) *kgo.Record {
 				return &kgo.Record{Topic: "accounts", Key: []byte("acc-x"), Value: []byte{}}
 			},
-			want: codec.ErrEmptyValue,
+			want:   codec.ErrEmptyValue,
+			reason: "empty",
 		},
 		{
-			name: "tombstone",
-			bad:  func(*testing.T, *harness) *kgo.Record { return &kgo.Record{Topic: "accounts", Key: []byte("acc-x")} },
-			want: codec.ErrEmptyValue,
+			name:   "tombstone",
+			bad:    func(*testing.T, *harness) *kgo.Record { return &kgo.Record{Topic: "accounts", Key: []byte("acc-x")} },
+			want:   codec.ErrEmptyValue,
+			reason: "empty",
 		},
 		{
 			name: "schema ID not in the registry",
@@ -309,7 +312,8 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 				r.Topic = "users"
 				return r
 			},
-			want: codec.ErrWrongTopic,
+			want:   codec.ErrWrongTopic,
+			reason: "contract",
 		},
 		{
 			name: "ce_type of another event",
@@ -322,7 +326,8 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 				}
 				return r
 			},
-			want: codec.ErrTypeMismatch,
+			want:   codec.ErrTypeMismatch,
+			reason: "contract",
 		},
 		{
 			name: "unsupported spec version",
@@ -335,7 +340,8 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 				}
 				return r
 			},
-			want: envelope.ErrMalformed,
+			want:   envelope.ErrMalformed,
+			reason: "headers",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -366,7 +372,11 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 				t.Fatalf("%d parked records, want 1", len(parked))
 			}
 			p := parked[0]
-			checkParked(t, p, bad, "", "decode")
+			reason := tc.reason
+			if reason == "" {
+				reason = "decode"
+			}
+			checkParked(t, p, bad, "", reason)
 			if e := headers(p)[consumer.HeaderDLQError]; !strings.Contains(e, tc.want.Error()) {
 				t.Errorf("%s = %q, want it to contain %q", consumer.HeaderDLQError, e, tc.want)
 			}
@@ -698,7 +708,7 @@ func TestRunnerParksAHandlerErrorThatEndedTheTransaction(t *testing.T) {
 				conflicts.Add(1)
 			}
 			return err
-		})})
+		})}, consumer.Retry(consumer.RetryPolicy{MaxAttempts: 2, InitialBackoff: 10 * time.Millisecond}))
 	h.produce(t,
 		h.accountCreated(t, 0, "id-1", "acc-1", "same"),
 		h.accountCreated(t, 0, "id-2", "acc-2", "same"), // conflicts with the first
@@ -716,9 +726,12 @@ func TestRunnerParksAHandlerErrorThatEndedTheTransaction(t *testing.T) {
 	for st := n.runner.Stats(); st.Handled+st.Parked < 4 && time.Now().Before(deadline); st = n.runner.Stats() {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if st := n.runner.Stats(); st != (consumer.Stats{Handled: 3, Parked: 1}) {
-		t.Fatalf("stats = %+v after 3s, want 3 handled and 1 parked; the handler met the conflict %d times: "+
+	if st := n.runner.Stats(); st != (consumer.Stats{Handled: 3, Parked: 1, Retried: 1}) {
+		t.Fatalf("stats = %+v after 3s, want 3 handled, 1 retried once and parked; the handler met the conflict %d times: "+
 			"the runner retries the batch forever and polls nothing else", st, conflicts.Load())
+	}
+	if c := conflicts.Load(); c != 2 {
+		t.Errorf("the handler met the conflict %d times, want 2 (MaxAttempts)", c)
 	}
 }
 

@@ -101,7 +101,11 @@ func (n *Notifier) send(ctx context.Context, tx *consumer.Tx, kind, userID, acco
 		return err // this user already got this email
 	}
 	if err := n.Mailer.Send(ctx, msg); err != nil {
-		return fmt.Errorf("send %s email to user %s: %w", kind, userID, err)
+		err = fmt.Errorf("send %s email to user %s: %w", kind, userID, err)
+		if !mail.IsTemporary(err) {
+			return consumer.Permanent(err) // an invalid address or a 5xx: sending again fails again
+		}
+		return err
 	}
 	return nil
 }

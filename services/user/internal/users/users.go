@@ -51,14 +51,8 @@ func Handlers() []consumer.Handler {
 }
 
 func createUser(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
-	switch {
-	case strings.TrimSpace(ev.AccountID) == "":
-		return fmt.Errorf("%w: empty accountId", ErrInvalidAccount)
-	case strings.TrimSpace(ev.Username) == "":
-		return fmt.Errorf("%w: account %s has an empty username", ErrInvalidAccount, ev.AccountID)
-	}
-	if _, err := mail.ParseAddress(ev.Email); err != nil {
-		return fmt.Errorf("%w: account %s has email %q: %w", ErrInvalidAccount, ev.AccountID, ev.Email, err)
+	if err := validate(ev); err != nil {
+		return consumer.Permanent(err) // retrying cannot make the account valid
 	}
 	u := event.UserCreated{
 		UserID: UserID(ev.AccountID), AccountID: ev.AccountID, Username: ev.Username, Email: ev.Email,
@@ -73,6 +67,21 @@ func createUser(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) 
 		return err // the account already has its user: the same fact told twice, not a new one
 	}
 	return tx.Emit(ctx, &u)
+}
+
+func validate(ev *event.AccountCreated) error {
+	switch {
+	case strings.TrimSpace(ev.AccountID) == "":
+		return fmt.Errorf("%w: empty accountId", ErrInvalidAccount)
+	case strings.TrimSpace(ev.Username) == "":
+		return fmt.Errorf("%w: account %s has an empty username", ErrInvalidAccount, ev.AccountID)
+	case len(ev.Username) > 64 || len(ev.Email) > 254:
+		return fmt.Errorf("%w: account %s has a username or email over the limits (64, 254)", ErrInvalidAccount, ev.AccountID)
+	}
+	if addr, err := mail.ParseAddress(ev.Email); err != nil || addr.Address != ev.Email {
+		return fmt.Errorf("%w: account %s has email %q, not a bare address", ErrInvalidAccount, ev.AccountID, ev.Email)
+	}
+	return nil
 }
 
 func deleteUser(ctx context.Context, tx *consumer.Tx, ev *event.AccountDeleted) error {

@@ -1,0 +1,52 @@
+package consumer
+
+import (
+	"errors"
+
+	"github.com/choreo-dev/choreo/pkg/codec"
+	"github.com/choreo-dev/choreo/pkg/envelope"
+)
+
+// ErrPermanent is wrapped by errors that retrying cannot fix: an invalid event, a broken
+// business rule. Test for it with errors.Is; make one with Permanent.
+var ErrPermanent = errors.New("permanent failure")
+
+// ErrTooLarge is the decode error of a record whose value exceeds the runner's MaxRecordBytes.
+var ErrTooLarge = errors.New("record larger than the handler accepts")
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string   { return e.err.Error() }
+func (e permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
+
+// Permanent marks err as one that retrying cannot fix: the record is parked at once instead of
+// being retried. A nil err stays nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether a handler's error is permanent. Errors marked with Permanent,
+// panics and undeclared emits are; everything else (a dependency down, a timeout, an error
+// nobody classified) is transient: retried with backoff, within the runner's RetryPolicy,
+// and parked when that is exhausted. Erring on the side of retrying costs time, never an event.
+func IsPermanent(err error) bool {
+	return errors.Is(err, ErrPermanent) || errors.Is(err, ErrPanic) || errors.Is(err, ErrUndeclaredEmit)
+}
+
+// decodeClass names why a record could not be decoded, for the choreo_dlq_reason header.
+func decodeClass(err error) string {
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return "too-large"
+	case errors.Is(err, codec.ErrEmptyValue):
+		return "empty"
+	case errors.Is(err, envelope.ErrMalformed):
+		return "headers"
+	case errors.Is(err, codec.ErrTypeMismatch), errors.Is(err, codec.ErrWrongTopic):
+		return "contract"
+	}
+	return "decode"
+}
