@@ -64,3 +64,9 @@ smoke: ## make up, the README kcat recipe, make down
 
 clean: ## remove build output and local state (var/)
 	rm -rf $(BIN) var
+
+.PHONY: fuzz
+FUZZTIME ?= 30s
+fuzz: ## run each fuzzer for FUZZTIME (default 30s); the seed corpora run in make test
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./pkg/codec/
+	$(GO) test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime $(FUZZTIME) ./services/account/internal/api/

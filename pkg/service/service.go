@@ -262,10 +262,49 @@ func (s *Service) routes() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"service": s.Name, "consumer": st})
 	})
+	mux.HandleFunc("GET /metrics", s.metrics)
 	if s.handler != nil {
 		mux.Handle("/", s.handler)
 	}
 	return mux
+}
+
+// metrics writes the service's counters in the Prometheus text exposition format.
+func (s *Service) metrics(w http.ResponseWriter, r *http.Request) {
+	var b strings.Builder
+	if s.runner != nil {
+		stats := s.runner.HandlerStats()
+		handlers := make([]string, 0, len(stats))
+		for h := range stats {
+			handlers = append(handlers, h)
+		}
+		slices.Sort(handlers)
+		b.WriteString("# HELP choreo_consumer_records_total Records consumed, by handler and outcome.\n")
+		b.WriteString("# TYPE choreo_consumer_records_total counter\n")
+		for _, h := range handlers {
+			st := stats[h]
+			for _, o := range []struct {
+				name string
+				n    int64
+			}{{"handled", st.Handled}, {"duplicate", st.Duplicates}, {"parked", st.Parked}, {"ignored", st.Ignored}} {
+				fmt.Fprintf(&b, "choreo_consumer_records_total{service=%q,group=%q,handler=%q,outcome=%q} %d\n",
+					s.Name, s.runner.Group(), h, o.name, o.n)
+			}
+		}
+		b.WriteString("# HELP choreo_consumer_retries_total Transient handler failures retried.\n")
+		b.WriteString("# TYPE choreo_consumer_retries_total counter\n")
+		for _, h := range handlers {
+			fmt.Fprintf(&b, "choreo_consumer_retries_total{service=%q,group=%q,handler=%q} %d\n", s.Name, s.runner.Group(), h, stats[h].Retried)
+		}
+	}
+	var pending int64
+	if err := s.DB.QueryRowContext(r.Context(), `SELECT count(*) FROM outbox`).Scan(&pending); err == nil {
+		b.WriteString("# HELP choreo_outbox_pending Records committed but not yet acknowledged by Kafka.\n")
+		b.WriteString("# TYPE choreo_outbox_pending gauge\n")
+		fmt.Fprintf(&b, "choreo_outbox_pending{service=%q} %d\n", s.Name, pending)
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_, _ = w.Write([]byte(b.String()))
 }
 
 // Close releases what Open acquired. Run calls it; call it yourself only if Run never ran.
