@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 
-.PHONY: help run build test test-fast test-kafka generate lint bench kafka kafka-stop up down smoke clean
+.PHONY: help run build test test-fast test-integration generate lint bench kafka kafka-stop up down smoke clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -14,26 +14,13 @@ run: ## run the whole choreography in one process (embedded Kafka, registry, ser
 build: ## build the CLI and the three services into bin/
 	$(GO) build -o $(BIN)/ ./cmd/choreo ./services/account ./services/user ./services/notification
 
-test: lint test-fast test-kafka ## everything CI runs: lint, the suite on kfake with -race, the suite on a real broker
+test: lint test-fast test-integration ## everything CI runs: lint, the suite on kfake+SQLite with -race, the suite on real Kafka+PostgreSQL
 
-test-fast: ## the whole suite on the embedded broker (kfake), with the race detector
+test-fast: ## the whole suite on the embedded broker (kfake) and SQLite, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-test-kafka: ## the whole suite against a real Apache Kafka broker (started here unless KAFKA_BROKERS is set)
-	@if [ -n "$$KAFKA_BROKERS" ]; then \
-		echo "test-kafka: against KAFKA_BROKERS=$$KAFKA_BROKERS"; \
-		$(GO) test -count=1 -timeout 20m $(PKGS); exit $$?; \
-	fi; \
-	if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then \
-		echo "test-kafka: SKIPPED: the real broker needs java (17+) and mvn, not found here"; exit 0; \
-	fi; \
-	started=; \
-	if ! bash deployments/kafka/kafka.sh status >/dev/null 2>&1; then \
-		bash deployments/kafka/kafka.sh start || exit 1; started=1; \
-	fi; \
-	KAFKA_BROKERS=127.0.0.1:9092 $(GO) test -count=1 -timeout 20m $(PKGS); rc=$$?; \
-	if [ -n "$$started" ]; then bash deployments/kafka/kafka.sh stop; fi; \
-	exit $$rc
+test-integration: ## the whole suite on a real Apache Kafka broker and PostgreSQL (started here unless KAFKA_BROKERS / TEST_DATABASE_URL are set)
+	GO=$(GO) bash deployments/local/integration.sh
 
 generate: ## regenerate Go event types from schemas/*.avsc and schemas/CATALOG.md
 	$(GO) generate ./...

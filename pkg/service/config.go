@@ -21,6 +21,9 @@ type Config struct {
 	RegistryURL string
 	// DataDir holds the service's database (DATA_DIR). Default var.
 	DataDir string
+	// DatabaseURL selects PostgreSQL (DATABASE_URL, a postgres:// URL; a search_path parameter
+	// names the service's schema). Default "": SQLite under DataDir.
+	DatabaseURL string
 	// HTTPAddr is where the service's HTTP API listens (HTTP_ADDR); each service has its own default.
 	HTTPAddr string
 	// Namespace, when set, prefixes every topic and consumer group with "<Namespace>." so that
@@ -59,6 +62,9 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	if v := getenv("DATA_DIR"); v != "" {
 		c.DataDir = v
 	}
+	if v := getenv("DATABASE_URL"); v != "" {
+		c.DatabaseURL = v
+	}
 	if v := getenv("HTTP_ADDR"); v != "" {
 		c.HTTPAddr = v
 	}
@@ -91,6 +97,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.RegistryURL, "registry", c.RegistryURL, "schema registry URL (env SCHEMA_REGISTRY_URL)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (env DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database", c.DatabaseURL, "PostgreSQL URL; empty uses SQLite under the data directory (env DATABASE_URL)")
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address (env HTTP_ADDR)")
 	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "prefix of topics and consumer groups, for sharing a cluster (env CHOREO_NAMESPACE)")
 	fs.StringVar(&c.SMTPAddr, "smtp", c.SMTPAddr, "SMTP server host:port; empty writes .eml files (env SMTP_ADDR)")
@@ -122,6 +129,11 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.RegistryURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("SCHEMA_REGISTRY_URL %q is not an http(s) URL", c.RegistryURL)
+	}
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			bad("DATABASE_URL is not a postgres:// URL")
+		}
 	}
 	if c.DataDir == "" {
 		bad("DATA_DIR is empty")

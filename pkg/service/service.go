@@ -29,6 +29,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafka"
 	"github.com/choreo-dev/choreo/pkg/outbox"
+	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
 )
 
@@ -78,7 +79,11 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 		return nil, err
 	}
 	types = types.WithNamespace(cfg.Namespace)
-	if s.DB, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, name, name+".db"), migs...); err != nil {
+	if cfg.DatabaseURL != "" {
+		if s.DB, err = postgres.Open(ctx, cfg.DatabaseURL, migs...); err != nil {
+			return nil, err
+		}
+	} else if s.DB, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, name, name+".db"), migs...); err != nil {
 		return nil, fmt.Errorf("%w (DATA_DIR=%s)", err, cfg.DataDir)
 	}
 	src, err := sr.NewClient(sr.URLs(cfg.RegistryURL))

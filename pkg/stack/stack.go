@@ -12,10 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/registry"
 	"github.com/choreo-dev/choreo/pkg/service"
 	"github.com/choreo-dev/choreo/services/account/accountsvc"
@@ -58,6 +60,9 @@ type Config struct {
 	HTTPAddrs map[string]string
 	// SMTPAddr, when set, sends mail there instead of writing .eml files.
 	SMTPAddr string
+	// DatabaseURL, when set, keeps every service's state in this PostgreSQL database, each in a
+	// schema of its own, instead of SQLite files under DataDir.
+	DatabaseURL string
 	// Namespace prefixes topics and consumer groups (see service.Config.Namespace).
 	Namespace string
 	// Partitions of created topics. Default 6.
@@ -183,6 +188,12 @@ func (s *Stack) ServiceConfig(name string) service.Config {
 	cfg.SMTPAddr = s.cfg.SMTPAddr
 	cfg.Partitions = s.cfg.Partitions
 	cfg.Namespace = s.cfg.Namespace
+	if s.cfg.DatabaseURL != "" {
+		schema := strings.ToLower(strings.NewReplacer(".", "_", "-", "_").Replace(cfg.Scoped(name)))
+		if u, err := postgres.WithSearchPath(s.cfg.DatabaseURL, schema); err == nil {
+			cfg.DatabaseURL = u
+		}
+	}
 	return cfg
 }
 

@@ -41,6 +41,7 @@ func startStackB(t testing.TB, dir string, addrs map[string]string) *stack.Stack
 	s, err := stack.Start(context.Background(), stack.Config{
 		DataDir: dir, RegistryAddr: "127.0.0.1:0", HTTPAddrs: addrs, Partitions: 3,
 		Brokers: kafkatest.Brokers(t), Namespace: kafkatest.Namespace(t),
+		DatabaseURL: os.Getenv("TEST_DATABASE_URL"), // PostgreSQL where CI provides it, else SQLite
 	})
 	if err != nil {
 		t.Fatalf("start stack: %v", err)

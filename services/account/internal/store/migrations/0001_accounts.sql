@@ -3,6 +3,6 @@ CREATE TABLE accounts (
     username   TEXT    NOT NULL,
     email      TEXT    NOT NULL,
     status     TEXT    NOT NULL CHECK (status IN ('active', 'deleted')),
-    created_at INTEGER NOT NULL, -- unix milliseconds
-    deleted_at INTEGER
+    created_at BIGINT NOT NULL, -- unix milliseconds
+    deleted_at BIGINT
 );

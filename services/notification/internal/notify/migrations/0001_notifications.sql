@@ -10,7 +10,7 @@ CREATE TABLE notifications (
     event_id   TEXT    NOT NULL,
     event_type TEXT    NOT NULL,
     correlation_id TEXT NOT NULL,
-    sent_at    INTEGER NOT NULL, -- unix milliseconds
+    sent_at    BIGINT NOT NULL, -- unix milliseconds
     UNIQUE (kind, user_id)
 );
 CREATE INDEX notifications_account ON notifications (account_id, sent_at);

@@ -5,6 +5,6 @@ CREATE TABLE users (
     account_id TEXT    NOT NULL UNIQUE,
     username   TEXT    NOT NULL,
     email      TEXT    NOT NULL,
-    created_at INTEGER NOT NULL, -- unix milliseconds
-    deleted_at INTEGER
+    created_at BIGINT NOT NULL, -- unix milliseconds
+    deleted_at BIGINT
 );

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# A PostgreSQL server for choreo's tests and `make up`, from the Debian packages, on loopback.
+#   postgres.sh start   initialise (once) and start; prints nothing else on success but one line
+#   postgres.sh stop    stop it
+#   postgres.sh url     print the DATABASE_URL of the choreo database
+# Settings: PG_PORT (default 55432, out of the way of a system server), PG_DATA (default
+# /tmp/choreo-postgres-<uid>: the server runs as the postgres user, which must reach it).
+set -euo pipefail
+
+PG_PORT="${PG_PORT:-55432}"
+PG_DATA="${PG_DATA:-/tmp/choreo-postgres-$(id -u)}"
+PG_USER=choreo
+PG_DB=choreo
+
+bindir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/pg_ctl" ] && { echo "$d"; return; }
+  done
+  echo "postgres.sh: no PostgreSQL server found (apt-get install postgresql)" >&2
+  exit 1
+}
+
+# as_pg runs a command as the postgres user when we are root (the server refuses root).
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+url() { echo "postgres://$PG_USER:$PG_USER@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable"; }
+
+start() {
+  local bin; bin="$(bindir)"
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    mkdir -p "$PG_DATA"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DATA"
+    chmod 700 "$PG_DATA"
+    as_pg "$bin/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 --no-instructions >/dev/null
+  fi
+  if as_pg "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+    echo "postgres already running: $(url)"
+    return
+  fi
+  as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 start \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_DATA -c fsync=off -c max_connections=200" >/dev/null
+  local psql=("$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
+  if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER'")" != 1 ]; then
+    "${psql[@]}" -c "CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD '$PG_USER'"
+  fi
+  if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != 1 ]; then
+    "${psql[@]}" -c "CREATE DATABASE $PG_DB OWNER $PG_USER"
+  fi
+  echo "postgres listening: $(url)"
+}
+
+stop() {
+  local bin; bin="$(bindir)"
+  if [ -f "$PG_DATA/PG_VERSION" ] && as_pg "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+    as_pg "$bin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
+    echo "postgres stopped"
+  fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  url) url ;;
+  *) echo "usage: $0 start|stop|url" >&2; exit 2 ;;
+esac
