@@ -109,6 +109,9 @@ func samples() map[string]event.Event {
 			UserID: "5d0b7c1e-8e3a-5b44-9d6f-3c2a1b0e9f88", AccountID: "9a1f0c9e-2b51-4f1d-8f7e-1d3c5b7a9e01",
 			Email: "ada@example.com", Username: "ada", DeletedAt: at,
 		},
+		"UserRegistrationRejected": &event.UserRegistrationRejected{
+			AccountID: "9a1f0c9e-2b51-4f1d-8f7e-1d3c5b7a9e01", Username: "ada", Reason: `username "ada" is taken`, RejectedAt: at,
+		},
 	}
 }
 

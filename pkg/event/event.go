@@ -2,7 +2,7 @@
 // schemas/ (see events.gen.go) and the Registry that ties each type to its schema and topic.
 package event
 
-//go:generate go tool avrogen -pkg event -encoders -tags json:camel -o events.gen.go ../../schemas/account_created.avsc ../../schemas/account_deleted.avsc ../../schemas/user_created.avsc ../../schemas/user_deleted.avsc
+//go:generate go tool avrogen -pkg event -encoders -tags json:camel -o events.gen.go ../../schemas/account_created.avsc ../../schemas/account_deleted.avsc ../../schemas/user_created.avsc ../../schemas/user_deleted.avsc ../../schemas/user_registration_rejected.avsc
 
 import (
 	"errors"
@@ -71,6 +71,7 @@ func constructors() []func() Event {
 		func() Event { return new(AccountDeleted) },
 		func() Event { return new(UserCreated) },
 		func() Event { return new(UserDeleted) },
+		func() Event { return new(UserRegistrationRejected) },
 	}
 }
 

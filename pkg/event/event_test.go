@@ -32,6 +32,7 @@ var wantTypes = []struct {
 	{"AccountDeleted", "choreo.account.v1.AccountDeleted", "accounts", "accountId", "accounts-choreo.account.v1.AccountDeleted"},
 	{"UserCreated", "choreo.user.v1.UserCreated", "users", "accountId", "users-choreo.user.v1.UserCreated"},
 	{"UserDeleted", "choreo.user.v1.UserDeleted", "users", "accountId", "users-choreo.user.v1.UserDeleted"},
+	{"UserRegistrationRejected", "choreo.user.v1.UserRegistrationRejected", "users", "accountId", "users-choreo.user.v1.UserRegistrationRejected"},
 }
 
 func mustLoad(t *testing.T) *event.Registry {

@@ -112,3 +112,30 @@ func (o *UserDeleted) Unmarshal(b []byte) error {
 func (o *UserDeleted) Marshal() ([]byte, error) {
 	return avro.Marshal(o.Schema(), o)
 }
+
+// The User Service refused to create the user of a new account; the Account Service compensates by marking the account rejected.
+type UserRegistrationRejected struct {
+	// UUID of the account; also the Kafka record key.
+	AccountID string `avro:"accountId" json:"accountId"`
+	Username  string `avro:"username" json:"username"`
+	// Why, for people: e.g. the username is taken.
+	Reason     string    `avro:"reason" json:"reason"`
+	RejectedAt time.Time `avro:"rejectedAt" json:"rejectedAt"`
+}
+
+var schemaUserRegistrationRejected = avro.MustParse(`{"name":"choreo.user.v1.UserRegistrationRejected","type":"record","fields":[{"name":"accountId","type":"string"},{"name":"username","type":"string"},{"name":"reason","type":"string"},{"name":"rejectedAt","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
+
+// Schema returns the schema for UserRegistrationRejected.
+func (o *UserRegistrationRejected) Schema() avro.Schema {
+	return schemaUserRegistrationRejected
+}
+
+// Unmarshal decodes b into the receiver.
+func (o *UserRegistrationRejected) Unmarshal(b []byte) error {
+	return avro.Unmarshal(o.Schema(), b, o)
+}
+
+// Marshal encodes the receiver.
+func (o *UserRegistrationRejected) Marshal() ([]byte, error) {
+	return avro.Marshal(o.Schema(), o)
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/service"
@@ -17,6 +18,9 @@ import (
 
 // Name is the service's name in the catalog.
 const Name = "account-service"
+
+// Group is the service's consumer group, for the compensations it applies.
+const Group = "account-service"
 
 // DefaultHTTPAddr is where the API listens unless HTTP_ADDR says otherwise.
 const DefaultHTTPAddr = "127.0.0.1:8080"
@@ -28,12 +32,25 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 		return nil, err
 	}
 	s.Emits(new(event.AccountCreated), new(event.AccountDeleted))
+	if err := s.Consume(ctx, Group, []consumer.Handler{
+		consumer.On("reject-account", rejectAccount, consumer.Effects("account rejected")),
+	}); err != nil {
+		s.Close()
+		return nil, err
+	}
 	a := &api.API{DB: s.DB, Emit: emitter{s}, Log: s.Log, Now: time.Now}
 	if err := s.Serve(a.Handler()); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// rejectAccount compensates a registration the User Service refused: the account is marked
+// rejected, with the reason, and is never active again.
+func rejectAccount(ctx context.Context, tx *consumer.Tx, ev *event.UserRegistrationRejected) error {
+	_, err := store.MarkRejected(ctx, tx, ev.AccountID, ev.Reason)
+	return err
 }
 
 type emitter struct{ s *service.Service }

@@ -31,6 +31,7 @@ func commands() []command {
 		{"encode", "[flags] <Event> <json>", "write one Confluent-framed Avro event to stdout", runEncode},
 		{"publish", "[flags] <Event> <json>", "encode an event and publish it with CloudEvents headers", runPublish},
 		{"tail", "[flags] <topic>", "print a topic's events, decoded, as JSON lines", runTail},
+		{"dlq", "list|show|replay <group>", "list, show and replay the records a consumer group parked", runDLQ},
 		{"registry", "[flags]", "serve the embedded schema registry on its own", runRegistry},
 		{"catalog", "docs|check [flags]", "render schemas/CATALOG.md, or check the catalog", runCatalog},
 	}

@@ -36,6 +36,8 @@ type Account struct {
 	Status    string     `json:"status"`
 	CreatedAt time.Time  `json:"createdAt"`
 	DeletedAt *time.Time `json:"deletedAt,omitempty"`
+	// RejectedReason says why the User Service rejected the registration (status "rejected").
+	RejectedReason string `json:"rejectedReason,omitempty"`
 }
 
 // DBTX is what the store needs of *sql.DB or *sql.Tx.
@@ -60,9 +62,10 @@ func Get(ctx context.Context, db DBTX, id string) (Account, error) {
 		a       Account
 		created int64
 		deleted sql.NullInt64
+		reason  sql.NullString
 	)
-	err := db.QueryRowContext(ctx, `SELECT id, username, email, status, created_at, deleted_at FROM accounts WHERE id = $1`, id).
-		Scan(&a.ID, &a.Username, &a.Email, &a.Status, &created, &deleted)
+	err := db.QueryRowContext(ctx, `SELECT id, username, email, status, created_at, deleted_at, rejected_reason FROM accounts WHERE id = $1`, id).
+		Scan(&a.ID, &a.Username, &a.Email, &a.Status, &created, &deleted, &reason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, fmt.Errorf("account %s: %w", id, ErrNotFound)
 	}
@@ -70,6 +73,7 @@ func Get(ctx context.Context, db DBTX, id string) (Account, error) {
 		return Account{}, fmt.Errorf("get account %s: %w", id, err)
 	}
 	a.CreatedAt = time.UnixMilli(created).UTC()
+	a.RejectedReason = reason.String
 	if deleted.Valid {
 		t := time.UnixMilli(deleted.Int64).UTC()
 		a.DeletedAt = &t
@@ -82,6 +86,17 @@ func MarkDeleted(ctx context.Context, db DBTX, id string, at time.Time) (bool, e
 	res, err := db.ExecContext(ctx, `UPDATE accounts SET status = 'deleted', deleted_at = $2 WHERE id = $1 AND status = 'active'`, id, at.UnixMilli())
 	if err != nil {
 		return false, fmt.Errorf("delete account %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// MarkRejected marks an active account rejected, with the reason, and reports whether it was
+// active (a repeated rejection changes nothing).
+func MarkRejected(ctx context.Context, db DBTX, id, reason string) (bool, error) {
+	res, err := db.ExecContext(ctx, `UPDATE accounts SET status = 'rejected', rejected_reason = $2 WHERE id = $1 AND status = 'active'`, id, reason)
+	if err != nil {
+		return false, fmt.Errorf("reject account %s: %w", id, err)
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err

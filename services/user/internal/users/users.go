@@ -14,6 +14,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/envelope"
@@ -45,7 +46,7 @@ func UserID(accountID string) string { return envelope.DeriveUUID("user", accoun
 // Handlers returns the User Service's handlers.
 func Handlers() []consumer.Handler {
 	return []consumer.Handler{
-		consumer.On("create-user", createUser, consumer.Emits(new(event.UserCreated))),
+		consumer.On("create-user", createUser, consumer.Emits(new(event.UserCreated), new(event.UserRegistrationRejected))),
 		consumer.On("delete-user", deleteUser, consumer.Emits(new(event.UserDeleted))),
 	}
 }
@@ -63,10 +64,41 @@ func createUser(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) 
 	if err != nil {
 		return fmt.Errorf("insert user of account %s: %w", ev.AccountID, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return err // the account already has its user: the same fact told twice, not a new one
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
 	}
-	return tx.Emit(ctx, &u)
+	if n == 1 {
+		return tx.Emit(ctx, &u)
+	}
+	// A conflict: either the account has its user already (the same fact told twice, not a
+	// new one), or another live user holds the username.
+	var has int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE account_id = $1`, ev.AccountID).Scan(&has); err != nil {
+		return fmt.Errorf("look up user of account %s: %w", ev.AccountID, err)
+	}
+	if has > 0 {
+		return nil
+	}
+	return reject(ctx, tx, ev, fmt.Sprintf("username %q is taken", ev.Username))
+}
+
+// reject records and emits the rejection of ev's registration, once per account.
+func reject(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated, reason string) error {
+	at := tx.Cause().Time
+	if at.IsZero() {
+		at = ev.CreatedAt
+	}
+	at = at.UTC().Truncate(time.Millisecond)
+	res, err := tx.ExecContext(ctx, `INSERT INTO rejections (account_id, username, reason, rejected_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT DO NOTHING`, ev.AccountID, ev.Username, reason, at.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("record rejection of account %s: %w", ev.AccountID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err // rejected before
+	}
+	return tx.Emit(ctx, &event.UserRegistrationRejected{AccountID: ev.AccountID, Username: ev.Username, Reason: reason, RejectedAt: at})
 }
 
 func validate(ev *event.AccountCreated) error {
@@ -75,8 +107,8 @@ func validate(ev *event.AccountCreated) error {
 		return fmt.Errorf("%w: empty accountId", ErrInvalidAccount)
 	case strings.TrimSpace(ev.Username) == "":
 		return fmt.Errorf("%w: account %s has an empty username", ErrInvalidAccount, ev.AccountID)
-	case len(ev.Username) > 64 || len(ev.Email) > 254:
-		return fmt.Errorf("%w: account %s has a username or email over the limits (64, 254)", ErrInvalidAccount, ev.AccountID)
+	case utf8.RuneCountInString(ev.Username) > 64 || len(ev.Email) > 254:
+		return fmt.Errorf("%w: account %s has a username over 64 characters or an email over 254 bytes", ErrInvalidAccount, ev.AccountID)
 	}
 	if addr, err := mail.ParseAddress(ev.Email); err != nil || addr.Address != ev.Email {
 		return fmt.Errorf("%w: account %s has email %q, not a bare address", ErrInvalidAccount, ev.AccountID, ev.Email)
