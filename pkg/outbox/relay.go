@@ -29,7 +29,16 @@ type relayConfig struct {
 	batch    int
 	interval time.Duration
 	log      *slog.Logger
+	lock     Locker
 }
+
+// Locker takes a lock that lets one relay publish a database's outbox at a time; ok false means
+// another relay holds it. unlock is called after each drain.
+type Locker func(ctx context.Context) (unlock func(), ok bool, err error)
+
+// Exclusive makes the relay publish only while it holds lock, for databases that several
+// replicas share. Default: no lock (one relay per database, as with SQLite).
+func Exclusive(lock Locker) RelayOpt { return func(c *relayConfig) { c.lock = lock } }
 
 // RelayOpt configures a Relay.
 type RelayOpt func(*relayConfig)
@@ -142,8 +151,16 @@ func (r *Relay) putBack(ws []chan struct{}) {
 	r.waiters = append(r.waiters, ws...)
 }
 
-// drain publishes batches until the outbox is empty.
+// drain publishes batches until the outbox is empty (or, without the lock, leaves the outbox
+// to the relay that holds it).
 func (r *Relay) drain(ctx context.Context) error {
+	if r.cfg.lock != nil {
+		unlock, ok, err := r.cfg.lock(ctx)
+		if err != nil || !ok {
+			return err
+		}
+		defer unlock()
+	}
 	for {
 		n, err := r.publishBatch(ctx)
 		if err != nil || n < r.cfg.batch {

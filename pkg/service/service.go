@@ -107,7 +107,11 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 	if err := s.ensureTopics(rctx, topics...); err != nil {
 		return nil, err
 	}
-	s.Relay = outbox.NewRelay(s.DB, s.producer, outbox.Logger(s.Log))
+	relayOpts := []outbox.RelayOpt{outbox.Logger(s.Log)}
+	if cfg.DatabaseURL != "" {
+		relayOpts = append(relayOpts, outbox.Exclusive(postgres.RelayLock(s.DB, postgres.Schema(cfg.DatabaseURL))))
+	}
+	s.Relay = outbox.NewRelay(s.DB, s.producer, relayOpts...)
 	return s, nil
 }
 
@@ -210,6 +214,10 @@ func (s *Service) Run(ctx context.Context) error {
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan error, 1)
 	go func() { relayDone <- s.Relay.Run(relayCtx) }()
+	if s.Config.DatabaseURL != "" {
+		// Commits of other replicas (and of this one) wake the relay through LISTEN/NOTIFY.
+		go postgres.Listen(relayCtx, s.Config.DatabaseURL, postgres.OutboxChannel, postgres.Schema(s.Config.DatabaseURL), s.Relay.Notify)
+	}
 
 	errc := make(chan error, 2)
 	consumerCtx, stopConsumer := context.WithCancel(ctx)

@@ -1,0 +1,157 @@
+package service_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/choreo-dev/choreo/pkg/kafkatest"
+	"github.com/choreo-dev/choreo/pkg/service"
+)
+
+// TestOpenDependencyErrors: a service whose configuration is well-formed but whose dependencies
+// cannot be reached or created fails to open promptly, with a one-line error that names the
+// setting to fix.
+func TestOpenDependencyErrors(t *testing.T) {
+	t.Parallel()
+	// The broker and the registry that work, for the cases about the other dependency.
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+
+	tests := []struct {
+		name    string
+		config  func(t *testing.T, c *service.Config)
+		setting string // the error must name it
+		others  []string
+	}{
+		{
+			name: "unreachable broker",
+			config: func(t *testing.T, c *service.Config) {
+				c.Brokers = []string{"127.0.0.1:1"}
+				c.RegistryURL = reg.URL()
+			},
+			setting: "KAFKA_BROKERS",
+			others:  []string{"SCHEMA_REGISTRY_URL", "DATA_DIR"},
+		},
+		{
+			name: "broker that accepts connections and never answers",
+			config: func(t *testing.T, c *service.Config) {
+				c.Brokers = []string{blackHole(t)}
+				c.RegistryURL = reg.URL()
+			},
+			setting: "KAFKA_BROKERS",
+			others:  []string{"SCHEMA_REGISTRY_URL", "DATA_DIR"},
+		},
+		{
+			name: "unreachable registry",
+			config: func(t *testing.T, c *service.Config) {
+				c.Brokers = kafkatest.Brokers(t)
+				c.RegistryURL = "http://127.0.0.1:1"
+			},
+			setting: "SCHEMA_REGISTRY_URL",
+			others:  []string{"KAFKA_BROKERS", "DATA_DIR"},
+		},
+		{
+			name: "registry that accepts connections and never answers",
+			config: func(t *testing.T, c *service.Config) {
+				c.Brokers = kafkatest.Brokers(t)
+				c.RegistryURL = "http://" + blackHole(t)
+			},
+			setting: "SCHEMA_REGISTRY_URL",
+			others:  []string{"KAFKA_BROKERS", "DATA_DIR"},
+		},
+		{
+			name: "data directory under a regular file",
+			config: func(t *testing.T, c *service.Config) {
+				file := filepath.Join(t.TempDir(), "file")
+				if err := os.WriteFile(file, []byte("not a directory"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				c.DataDir = filepath.Join(file, "data")
+				c.Brokers = kafkatest.Brokers(t)
+				c.RegistryURL = reg.URL()
+			},
+			setting: "DATA_DIR",
+			others:  []string{"KAFKA_BROKERS", "SCHEMA_REGISTRY_URL"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := service.DefaultConfig("127.0.0.1:0")
+			cfg.DataDir = t.TempDir()
+			cfg.Namespace = kafkatest.Namespace(t)
+			tt.config(t, &cfg)
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("the configuration itself is invalid: %v", err)
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			began := time.Now()
+			s, err := service.Open(ctx, "open-test", cfg, nil)
+			took := time.Since(began)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open succeeded; want an error naming %s", tt.setting)
+			}
+			t.Logf("after %v: %v", took.Round(time.Millisecond), err)
+			if took > 10*time.Second {
+				t.Errorf("Open took %v to fail with a context of 3s", took)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.setting) {
+				t.Errorf("error %q does not name %s", msg, tt.setting)
+			}
+			for _, o := range tt.others {
+				if strings.Contains(msg, o) {
+					t.Errorf("error %q also names %s; it must point at %s alone", msg, o, tt.setting)
+				}
+			}
+			if strings.ContainsAny(msg, "\r\n") {
+				t.Errorf("error is not one line: %q", msg)
+			}
+		})
+	}
+}
+
+// blackHole returns the address of a listener that accepts connections and never writes to them,
+// as a host behind a misconfigured proxy or a hung process looks to a client.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
