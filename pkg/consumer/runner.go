@@ -74,13 +74,14 @@ func (c Config) Validate() error {
 }
 
 type options struct {
-	dlq        string
-	middleware []Middleware
-	log        *slog.Logger
-	maxPoll    int
-	maxBytes   int
-	retry      RetryPolicy
-	now        func() time.Time
+	dlq         string
+	middleware  []Middleware
+	log         *slog.Logger
+	maxPoll     int
+	maxBytes    int
+	retry       RetryPolicy
+	now         func() time.Time
+	afterCommit []func()
 }
 
 // Opt configures a Runner.
@@ -103,6 +104,13 @@ func MaxPollRecords(n int) Opt { return func(o *options) { o.maxPoll = n } }
 // MaxRecordBytes bounds the value size a handler accepts; a larger record is parked unread.
 // Default 1 MiB.
 func MaxRecordBytes(n int) Opt { return func(o *options) { o.maxBytes = n } }
+
+// AfterCommit adds fn to what runs after each committed transaction (the relay is always
+// woken): for work that must wait for the handlers' changes to be durable, such as sending the
+// emails they queued. fn must not block.
+func AfterCommit(fn func()) Opt {
+	return func(o *options) { o.afterCommit = append(o.afterCommit, fn) }
+}
 
 // Retry sets how transient handler failures are retried. Default DefaultRetryPolicy().
 func Retry(p RetryPolicy) Opt { return func(o *options) { o.retry = p } }
@@ -494,6 +502,9 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (n
 		return 0, nil, fmt.Errorf("commit: %w", err)
 	}
 	r.cfg.Relay.Notify()
+	for _, fn := range r.opts.afterCommit {
+		fn()
+	}
 	for _, c := range counts {
 		c()
 	}

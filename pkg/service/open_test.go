@@ -68,6 +68,26 @@ func TestOpenDependencyErrors(t *testing.T) {
 			others:  []string{"KAFKA_BROKERS", "DATA_DIR"},
 		},
 		{
+			name: "unreachable database",
+			config: func(t *testing.T, c *service.Config) {
+				c.DatabaseURL = "postgres://choreo@127.0.0.1:1/choreo?sslmode=disable"
+				c.Brokers = kafkatest.Brokers(t)
+				c.RegistryURL = reg.URL()
+			},
+			setting: "DATABASE_URL",
+			others:  []string{"KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "DATA_DIR"},
+		},
+		{
+			name: "database that accepts connections and never answers",
+			config: func(t *testing.T, c *service.Config) {
+				c.DatabaseURL = "postgres://choreo@" + blackHole(t) + "/choreo?sslmode=disable"
+				c.Brokers = kafkatest.Brokers(t)
+				c.RegistryURL = reg.URL()
+			},
+			setting: "DATABASE_URL",
+			others:  []string{"KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "DATA_DIR"},
+		},
+		{
 			name: "data directory under a regular file",
 			config: func(t *testing.T, c *service.Config) {
 				file := filepath.Join(t.TempDir(), "file")

@@ -57,7 +57,12 @@ type Service struct {
 	emits    []string
 	ln       net.Listener
 	handler  http.Handler
+	tasks    []func(context.Context) error
 }
+
+// Go adds a background task that Run runs beside the consumer and stops (by cancelling its
+// context) once the consumer has stopped.
+func (s *Service) Go(task func(ctx context.Context) error) { s.tasks = append(s.tasks, task) }
 
 // Open connects a service to its database, the schema registry and Kafka. migs are the
 // service's own table migrations, applied after the platform's inbox and outbox.
@@ -219,7 +224,7 @@ func (s *Service) Run(ctx context.Context) error {
 		go postgres.Listen(relayCtx, s.Config.DatabaseURL, postgres.OutboxChannel, postgres.Schema(s.Config.DatabaseURL), s.Relay.Notify)
 	}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 2+len(s.tasks))
 	consumerCtx, stopConsumer := context.WithCancel(ctx)
 	consumerDone := make(chan struct{})
 	go func() {
@@ -230,6 +235,16 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	tasksCtx, stopTasks := context.WithCancel(context.WithoutCancel(ctx))
+	tasksDone := make(chan struct{}, len(s.tasks))
+	for _, task := range s.tasks {
+		go func() {
+			defer func() { tasksDone <- struct{}{} }()
+			if err := task(tasksCtx); err != nil {
+				errc <- err
+			}
+		}()
+	}
 	var srv *http.Server
 	if s.ln != nil {
 		srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -251,6 +266,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	stopConsumer()
 	<-consumerDone
+	stopTasks()
+	for range s.tasks {
+		<-tasksDone
+	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	if ferr := s.Relay.Flush(fctx); ferr != nil {
 		s.Log.Warn("outbox not empty at shutdown; it is published at the next start", "err", ferr)

@@ -107,7 +107,7 @@ func doJSON(method, u, body string, out any) (int, error) {
 }
 
 type notification struct {
-	Kind, UserID, AccountID, To, EventType, CorrelationID, MessageID string
+	Kind, UserID, AccountID, To, EventType, CorrelationID, MessageID, Status string
 }
 
 func notifications(s *stack.Stack, accountID string) ([]notification, error) {
@@ -148,8 +148,8 @@ func TestRegistrationAndDeletionChains(t *testing.T) {
 	var ns []notification
 	eventually(t, 10*time.Second, func() error {
 		ns, err = notifications(s, created.AccountID)
-		if err == nil && len(ns) != 1 {
-			err = fmt.Errorf("%d notifications", len(ns))
+		if err == nil && (len(ns) != 1 || ns[0].Status != "sent") {
+			err = fmt.Errorf("notifications %+v, want one sent", ns)
 		}
 		return err
 	})

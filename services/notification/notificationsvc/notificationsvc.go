@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/service"
 	"github.com/choreo-dev/choreo/services/notification/internal/mail"
 	"github.com/choreo-dev/choreo/services/notification/internal/notify"
@@ -44,11 +45,13 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 	if err != nil {
 		return nil, err
 	}
-	n := &notify.Notifier{Mailer: m, Now: time.Now}
-	if err := s.Consume(ctx, Group, n.Handlers()); err != nil {
+	n := &notify.Notifier{Now: time.Now}
+	sender := notify.NewSender(s.DB, m, s.Log)
+	if err := s.Consume(ctx, Group, n.Handlers(), consumer.AfterCommit(sender.Wake)); err != nil {
 		s.Close()
 		return nil, err
 	}
+	s.Go(sender.Run)
 	if err := s.Serve((&notify.API{DB: s.DB, Log: s.Log}).Handler()); err != nil {
 		s.Close()
 		return nil, err

@@ -17,7 +17,6 @@ import (
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/httpapi"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
-	"github.com/choreo-dev/choreo/services/notification/internal/mail"
 )
 
 //go:embed migrations/*.sql
@@ -41,10 +40,9 @@ const (
 // From is the sender of choreo's emails.
 const From = "choreo <hello@choreo.local>"
 
-// Notifier sends emails for user events.
+// Notifier queues emails for user events; a Sender delivers them.
 type Notifier struct {
-	Mailer mail.Mailer
-	Now    func() time.Time
+	Now func() time.Time
 }
 
 // Handlers returns the Notification Service's handlers.
@@ -73,44 +71,26 @@ func (n *Notifier) farewell(ctx context.Context, tx *consumer.Tx, ev *event.User
 		fmt.Sprintf("Hello %s,\n\nyour account has been deleted. We are sorry to see you go.\n\n-- choreo\n", ev.Username))
 }
 
-// send records the email and then sends it, inside the handler's transaction: if sending fails
-// the record is rolled back with it, and if the process dies after sending but before the commit,
-// the redelivered event sends once more with the same Message-ID (the file mailer overwrites;
-// an SMTP server or client can drop the duplicate by it).
+// send queues the email in the handler's transaction; the Sender delivers it once the
+// transaction has committed. One email per (kind, user), whatever events arrive.
 func (n *Notifier) send(ctx context.Context, tx *consumer.Tx, kind, userID, accountID, to, subject, text string) error {
 	cause := tx.Cause()
-	msg := mail.Message{
-		ID: MessageID(kind, userID), From: From, To: to, Subject: subject, Text: text,
-		Date: cause.Time.UTC().Truncate(time.Second),
-		Headers: map[string]string{
-			"X-Choreo-Event-Id":       cause.ID,
-			"X-Choreo-Correlation-Id": cause.CorrelationID,
-		},
+	date := cause.Time.UTC().Truncate(time.Second)
+	if date.IsZero() {
+		date = n.Now().UTC().Truncate(time.Second)
 	}
-	if msg.Date.IsZero() {
-		msg.Date = n.Now().UTC().Truncate(time.Second)
-	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO notifications
-		(message_id, kind, user_id, account_id, recipient, subject, event_id, event_type, correlation_id, sent_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
-		msg.ID, kind, userID, accountID, to, subject, cause.ID, cause.Type, cause.CorrelationID, n.Now().UnixMilli())
+	_, err := tx.ExecContext(ctx, `INSERT INTO notifications
+		(message_id, kind, user_id, account_id, recipient, subject, body, msg_date, event_id, event_type, correlation_id, status, queued_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12) ON CONFLICT DO NOTHING`,
+		MessageID(kind, userID), kind, userID, accountID, to, subject, text, date.Unix(),
+		cause.ID, cause.Type, cause.CorrelationID, n.Now().UnixMilli())
 	if err != nil {
-		return fmt.Errorf("record %s email to user %s: %w", kind, userID, err)
-	}
-	if rows, err := res.RowsAffected(); err != nil || rows == 0 {
-		return err // this user already got this email
-	}
-	if err := n.Mailer.Send(ctx, msg); err != nil {
-		err = fmt.Errorf("send %s email to user %s: %w", kind, userID, err)
-		if !mail.IsTemporary(err) {
-			return consumer.Permanent(err) // an invalid address or a 5xx: sending again fails again
-		}
-		return err
+		return fmt.Errorf("queue %s email to user %s: %w", kind, userID, err)
 	}
 	return nil
 }
 
-// Notification is a sent email as the API lists it.
+// Notification is an email as the API lists it.
 type Notification struct {
 	MessageID     string    `json:"messageId"`
 	Kind          string    `json:"kind"`
@@ -120,8 +100,12 @@ type Notification struct {
 	Subject       string    `json:"subject"`
 	EventID       string    `json:"eventId"`
 	EventType     string    `json:"eventType"`
-	CorrelationID string    `json:"correlationId"`
-	SentAt        time.Time `json:"sentAt"`
+	CorrelationID string     `json:"correlationId"`
+	Status        string     `json:"status"` // pending, sent or failed
+	QueuedAt      time.Time  `json:"queuedAt"`
+	SentAt        *time.Time `json:"sentAt,omitempty"`
+	Attempts      int        `json:"attempts"`
+	LastError     string     `json:"lastError,omitempty"`
 }
 
 // API serves GET /notifications?accountId=.
@@ -148,7 +132,8 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows, err := a.DB.QueryContext(r.Context(), `SELECT message_id, kind, user_id, account_id, recipient, subject,
-		event_id, event_type, correlation_id, sent_at FROM notifications WHERE account_id = $1 ORDER BY sent_at, kind`, acc)
+		event_id, event_type, correlation_id, status, queued_at, sent_at, attempts, last_error
+		FROM notifications WHERE account_id = $1 ORDER BY queued_at, kind`, acc)
 	if err != nil {
 		httpapi.WriteError(w, a.Log, err)
 		return
@@ -156,14 +141,23 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	defer rows.Close()
 	out := []Notification{}
 	for rows.Next() {
-		var n Notification
-		var sent int64
+		var (
+			n       Notification
+			queued  int64
+			sent    sql.NullInt64
+			lastErr sql.NullString
+		)
 		if err := rows.Scan(&n.MessageID, &n.Kind, &n.UserID, &n.AccountID, &n.To, &n.Subject,
-			&n.EventID, &n.EventType, &n.CorrelationID, &sent); err != nil {
+			&n.EventID, &n.EventType, &n.CorrelationID, &n.Status, &queued, &sent, &n.Attempts, &lastErr); err != nil {
 			httpapi.WriteError(w, a.Log, err)
 			return
 		}
-		n.SentAt = time.UnixMilli(sent).UTC()
+		n.QueuedAt = time.UnixMilli(queued).UTC()
+		if sent.Valid {
+			t := time.UnixMilli(sent.Int64).UTC()
+			n.SentAt = &t
+		}
+		n.LastError = lastErr.String
 		out = append(out, n)
 	}
 	if err := rows.Err(); err != nil {
