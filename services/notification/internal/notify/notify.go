@@ -92,14 +92,14 @@ func (n *Notifier) send(ctx context.Context, tx *consumer.Tx, kind, userID, acco
 
 // Notification is an email as the API lists it.
 type Notification struct {
-	MessageID     string    `json:"messageId"`
-	Kind          string    `json:"kind"`
-	UserID        string    `json:"userId"`
-	AccountID     string    `json:"accountId"`
-	To            string    `json:"to"`
-	Subject       string    `json:"subject"`
-	EventID       string    `json:"eventId"`
-	EventType     string    `json:"eventType"`
+	MessageID     string     `json:"messageId"`
+	Kind          string     `json:"kind"`
+	UserID        string     `json:"userId"`
+	AccountID     string     `json:"accountId"`
+	To            string     `json:"to"`
+	Subject       string     `json:"subject"`
+	EventID       string     `json:"eventId"`
+	EventType     string     `json:"eventType"`
 	CorrelationID string     `json:"correlationId"`
 	Status        string     `json:"status"` // pending, sent or failed
 	QueuedAt      time.Time  `json:"queuedAt"`
