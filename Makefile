@@ -56,4 +56,4 @@ clean: ## remove build output and local state (var/)
 FUZZTIME ?= 30s
 fuzz: ## run each fuzzer for FUZZTIME (default 30s); the seed corpora run in make test
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./pkg/codec/
-	$(GO) test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime $(FUZZTIME) ./services/account/internal/api/
+	$(GO) test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./services/account/internal/api/

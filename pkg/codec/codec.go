@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -53,14 +54,19 @@ type Codec struct {
 
 	readers sync.Pool // *avro.Reader, reused across Unmarshal calls
 
-	mu   sync.Mutex // serialises lookups of unseen schema IDs
-	decs atomic.Pointer[map[int]decoder]
+	mu       sync.Mutex        // serialises lookups of unseen schema IDs
+	notFound map[int]time.Time // IDs the registry did not know, and when it said so; under mu
+	decs     atomic.Pointer[map[int]decoder]
 }
+
+// notFoundTTL is how long an ID the registry did not know is answered from memory: garbage
+// records with random IDs must not become a registry request each.
+const notFoundTTL = time.Minute
 
 // New registers the schema of every event type in reg (idempotent: the registry returns the
 // existing ID for a known schema) and returns a Codec that writes with those IDs.
 func New(ctx context.Context, reg Registry, types *event.Registry) (*Codec, error) {
-	c := &Codec{types: types, reg: reg, ids: make(map[*event.Type]int)}
+	c := &Codec{types: types, reg: reg, ids: make(map[*event.Type]int), notFound: make(map[int]time.Time)}
 	decs := make(map[int]decoder)
 	for _, t := range types.Types() {
 		ss, err := reg.CreateSchema(ctx, t.Subject(), sr.Schema{Schema: t.Schema.String(), Type: sr.TypeAvro})
@@ -140,10 +146,17 @@ func (c *Codec) decoder(ctx context.Context, id int) (decoder, error) {
 	if d, ok := (*c.decs.Load())[id]; ok {
 		return d, nil
 	}
+	if at, ok := c.notFound[id]; ok && time.Since(at) < notFoundTTL {
+		return decoder{}, fmt.Errorf("%w: schema ID %d is not in the registry", ErrUnknownSchema, id)
+	}
 	s, err := c.reg.SchemaByID(ctx, id)
 	if err != nil {
 		var re *sr.ResponseError
 		if errors.As(err, &re) && re.StatusCode == 404 {
+			if len(c.notFound) > 10000 {
+				clear(c.notFound)
+			}
+			c.notFound[id] = time.Now()
 			return decoder{}, fmt.Errorf("%w: schema ID %d is not in the registry", ErrUnknownSchema, id)
 		}
 		return decoder{}, fmt.Errorf("%w: look up schema ID %d: %w", ErrRegistryUnavailable, id, err)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrConfig is wrapped by every configuration error; the message names the setting.
@@ -32,6 +33,9 @@ type Config struct {
 	// SMTPAddr is the SMTP server mail is sent through (SMTP_ADDR, host:port). Default "": mail
 	// is written as .eml files under DataDir/mail instead.
 	SMTPAddr string
+	// StartTimeout bounds how long start-up waits for each dependency (database, schema
+	// registry, Kafka) to answer (START_TIMEOUT, a Go duration). Default 30s.
+	StartTimeout time.Duration
 	// Partitions is the partition count topics are created with (TOPIC_PARTITIONS). Default 6.
 	Partitions int
 	// ReplicationFactor of created topics (TOPIC_REPLICATION_FACTOR); -1 takes the broker's
@@ -48,6 +52,7 @@ func DefaultConfig(httpAddr string) Config {
 		HTTPAddr:          httpAddr,
 		Partitions:        6,
 		ReplicationFactor: 1,
+		StartTimeout:      30 * time.Second,
 	}
 }
 
@@ -70,6 +75,13 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	}
 	if v := getenv("CHOREO_NAMESPACE"); v != "" {
 		c.Namespace = v
+	}
+	if v := getenv("START_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("START_TIMEOUT=%q: not a duration such as 30s: %w", v, ErrConfig)
+		}
+		c.StartTimeout = d
 	}
 	if v := getenv("SMTP_ADDR"); v != "" {
 		c.SMTPAddr = v
@@ -148,6 +160,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
 			bad("SMTP_ADDR %q is not host:port", c.SMTPAddr)
 		}
+	}
+	if c.StartTimeout <= 0 {
+		bad("START_TIMEOUT is %s; it must be positive", c.StartTimeout)
 	}
 	if c.Partitions < 1 {
 		bad("TOPIC_PARTITIONS is %d; it must be at least 1", c.Partitions)

@@ -142,6 +142,42 @@ func TestOpenDependencyErrors(t *testing.T) {
 	}
 }
 
+// TestOpenGivesUpOnAnUnresponsiveDatabase: service.Main opens a service with a context that has no
+// deadline (it ends only at SIGINT or SIGTERM), so Open must bound each dependency itself, as it
+// does the registry and the brokers (30s): a database that accepts connections and never answers
+// must fail the start with an error naming DATABASE_URL, not hang it silently.
+func TestOpenGivesUpOnAnUnresponsiveDatabase(t *testing.T) {
+	t.Parallel()
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	cfg := service.DefaultConfig("127.0.0.1:0")
+	cfg.DataDir = t.TempDir()
+	cfg.Namespace = kafkatest.Namespace(t)
+	cfg.Brokers = kafkatest.Brokers(t)
+	cfg.RegistryURL = reg.URL()
+	cfg.DatabaseURL = "postgres://choreo@" + blackHole(t) + "/choreo?sslmode=disable"
+	cfg.StartTimeout = 2 * time.Second
+
+	const bound = 10 * time.Second // the StartTimeout Open gives each dependency, and some slack
+	done := make(chan error, 1)
+	go func() {
+		s, err := service.Open(context.Background(), "open-test", cfg, nil)
+		if err == nil {
+			s.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+			t.Errorf("Open = %v, want an error naming DATABASE_URL", err)
+		}
+	case <-time.After(bound):
+		t.Fatalf("Open still waiting for an unresponsive DATABASE_URL after %v, with no deadline of the caller's: "+
+			"a service started by service.Main hangs at start without a word", bound)
+	}
+}
+
 // blackHole returns the address of a listener that accepts connections and never writes to them,
 // as a host behind a misconfigured proxy or a hung process looks to a client.
 func blackHole(t *testing.T) string {

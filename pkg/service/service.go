@@ -84,19 +84,21 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 		return nil, err
 	}
 	types = types.WithNamespace(cfg.Namespace)
-	if cfg.DatabaseURL != "" {
-		if s.DB, err = postgres.Open(ctx, cfg.DatabaseURL, migs...); err != nil {
-			return nil, err
-		}
-	} else if s.DB, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, name, name+".db"), migs...); err != nil {
-		return nil, fmt.Errorf("%w (DATA_DIR=%s)", err, cfg.DataDir)
-	}
 	src, err := sr.NewClient(sr.URLs(cfg.RegistryURL))
 	if err != nil {
 		return nil, fmt.Errorf("SCHEMA_REGISTRY_URL %s: %w", cfg.RegistryURL, err)
 	}
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// Every dependency must answer within this bound: a server that accepts connections and
+	// never answers is a start-up failure naming its setting, not a hang.
+	rctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
+	if cfg.DatabaseURL != "" {
+		if s.DB, err = postgres.Open(rctx, cfg.DatabaseURL, migs...); err != nil {
+			return nil, err
+		}
+	} else if s.DB, err = sqlite.Open(rctx, filepath.Join(cfg.DataDir, name, name+".db"), migs...); err != nil {
+		return nil, fmt.Errorf("%w (DATA_DIR=%s)", err, cfg.DataDir)
+	}
 	if s.Codec, err = codec.New(rctx, src, types); err != nil {
 		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL): %w", cfg.RegistryURL, err)
 	}
