@@ -122,3 +122,13 @@ func apply(ctx context.Context, db DB, m Migrations, f migrationFile) (err error
 	}
 	return tx.Commit()
 }
+
+// Dir returns the migrations of component found in directory dir of fsys (usually an embed.FS
+// of the component's package). It panics if dir is not in fsys: that is a build-time mistake.
+func Dir(component string, fsys fs.FS, dir string) Migrations {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(fmt.Sprintf("migrate: %s: %v", component, err))
+	}
+	return Migrations{Component: component, FS: sub}
+}

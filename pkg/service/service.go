@@ -28,6 +28,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafka"
+	"github.com/choreo-dev/choreo/pkg/migrate"
 	"github.com/choreo-dev/choreo/pkg/outbox"
 	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
@@ -66,7 +67,7 @@ func (s *Service) Go(task func(ctx context.Context) error) { s.tasks = append(s.
 
 // Open connects a service to its database, the schema registry and Kafka. migs are the
 // service's own table migrations, applied after the platform's inbox and outbox.
-func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs ...sqlite.Migrations) (_ *Service, err error) {
+func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs ...migrate.Migrations) (_ *Service, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

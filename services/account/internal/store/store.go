@@ -7,23 +7,16 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
-	"github.com/choreo-dev/choreo/pkg/sqlite"
+	"github.com/choreo-dev/choreo/pkg/migrate"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
 // Migrations returns the account tables' migrations.
-func Migrations() sqlite.Migrations {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // fixed at build time
-	}
-	return sqlite.Migrations{Component: "account-service", FS: sub}
-}
+func Migrations() migrate.Migrations { return migrate.Dir("account-service", migrations, "migrations") }
 
 // ErrNotFound is returned for an account that does not exist.
 var ErrNotFound = errors.New("account not found")

@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"time"
@@ -16,19 +15,15 @@ import (
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/httpapi"
-	"github.com/choreo-dev/choreo/pkg/sqlite"
+	"github.com/choreo-dev/choreo/pkg/migrate"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
 // Migrations returns the notification tables' migrations.
-func Migrations() sqlite.Migrations {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // fixed at build time
-	}
-	return sqlite.Migrations{Component: "notification-service", FS: sub}
+func Migrations() migrate.Migrations {
+	return migrate.Dir("notification-service", migrations, "migrations")
 }
 
 // Kinds of email, as named in the catalog's effects.

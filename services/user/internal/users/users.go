@@ -8,7 +8,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/mail"
@@ -20,20 +19,14 @@ import (
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/httpapi"
-	"github.com/choreo-dev/choreo/pkg/sqlite"
+	"github.com/choreo-dev/choreo/pkg/migrate"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
 // Migrations returns the user tables' migrations.
-func Migrations() sqlite.Migrations {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // fixed at build time
-	}
-	return sqlite.Migrations{Component: "user-service", FS: sub}
-}
+func Migrations() migrate.Migrations { return migrate.Dir("user-service", migrations, "migrations") }
 
 // ErrInvalidAccount is returned for an AccountCreated that breaks a business rule; the record is
 // parked for a human rather than creating a broken user.
