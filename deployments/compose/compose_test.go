@@ -736,3 +736,37 @@ func sortedKeys[M ~map[string]V, V any](m M) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// TestDatabases: each service has a PostgreSQL database of its own on the postgres service, one
+// that the init script creates, and waits for the server to be healthy.
+func TestDatabases(t *testing.T) {
+	t.Parallel()
+	initSQL, err := os.ReadFile("postgres/init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := composeService(t, "postgres")
+	if pg.HealthCheck == nil {
+		t.Error("postgres has no health check")
+	}
+	seen := map[string]string{}
+	for _, name := range []string{accountsvc.Name, usersvc.Name, notificationsvc.Name} {
+		svc := composeService(t, name)
+		u, err := url.Parse(mustEnv(t, svc, "DATABASE_URL"))
+		if err != nil || u.Scheme != "postgres" || u.Hostname() != "postgres" {
+			t.Errorf("%s: DATABASE_URL %v does not point at the postgres service", name, u)
+			continue
+		}
+		db := strings.TrimPrefix(u.Path, "/")
+		if other, dup := seen[db]; dup {
+			t.Errorf("%s and %s share database %s; each service owns its own", name, other, db)
+		}
+		seen[db] = name
+		if !strings.Contains(string(initSQL), "CREATE DATABASE "+db+";") {
+			t.Errorf("%s: database %s is not created by deployments/compose/postgres/init.sql", name, db)
+		}
+		if dep, ok := svc.DependsOn["postgres"]; !ok || dep.Condition != "service_healthy" {
+			t.Errorf("%s does not wait for postgres to be healthy", name)
+		}
+	}
+}

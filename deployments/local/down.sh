@@ -25,4 +25,8 @@ for name in notification-service user-service account-service schema-registry; d
   rm -f "$pidf"
 done
 bash deployments/kafka/kafka.sh stop
+if [ -f var/run/postgres ]; then
+  bash deployments/postgres/postgres.sh stop
+  rm -f var/run/postgres
+fi
 rm -f var/run/mode

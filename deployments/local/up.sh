@@ -47,14 +47,26 @@ wait_http() {
   exit 1
 }
 
+# PostgreSQL, one database per service, when the server is installed; SQLite files otherwise.
+declare -A dburl=()
+if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  bash deployments/postgres/postgres.sh start
+  echo postgres > var/run/postgres
+  for svc in account user notification; do
+    dburl[$svc]=$(bash deployments/postgres/postgres.sh db "choreo_$svc")
+  done
+else
+  echo "  PostgreSQL is not installed (apt-get install postgresql): the services keep SQLite files in var/local"
+fi
+
 start schema-registry bin/choreo registry -addr 127.0.0.1:8081 -data-dir var/local
 wait_http schema-registry http://127.0.0.1:8081/subjects
 
 export KAFKA_BROKERS=127.0.0.1:9092 SCHEMA_REGISTRY_URL=http://127.0.0.1:8081 DATA_DIR=var/local
-HTTP_ADDR=127.0.0.1:8080 start account-service bin/account
+DATABASE_URL=${dburl[account]:-} HTTP_ADDR=127.0.0.1:8080 start account-service bin/account
 wait_http account-service http://127.0.0.1:8080/healthz
-HTTP_ADDR=127.0.0.1:8082 start user-service bin/user
-HTTP_ADDR=127.0.0.1:8083 start notification-service bin/notification
+DATABASE_URL=${dburl[user]:-} HTTP_ADDR=127.0.0.1:8082 start user-service bin/user
+DATABASE_URL=${dburl[notification]:-} HTTP_ADDR=127.0.0.1:8083 start notification-service bin/notification
 wait_http user-service http://127.0.0.1:8082/healthz
 wait_http notification-service http://127.0.0.1:8083/healthz
 echo "make up: done; stop with make down"

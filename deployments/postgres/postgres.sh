@@ -3,6 +3,7 @@
 #   postgres.sh start   initialise (once) and start; prints nothing else on success but one line
 #   postgres.sh stop    stop it
 #   postgres.sh url     print the DATABASE_URL of the choreo database
+#   postgres.sh db NAME create database NAME (owned by choreo) if missing, print its DATABASE_URL
 # Settings: PG_PORT (default 55432, out of the way of a system server), PG_DATA (default
 # /tmp/choreo-postgres-<uid>: the server runs as the postgres user, which must reach it).
 set -euo pipefail
@@ -26,7 +27,16 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-url() { echo "postgres://$PG_USER:$PG_USER@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable"; }
+url() { echo "postgres://$PG_USER:$PG_USER@127.0.0.1:$PG_PORT/${1:-$PG_DB}?sslmode=disable"; }
+
+db() {
+  local name=$1 bin; bin="$(bindir)"
+  local psql=("$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
+  if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$name'")" != 1 ]; then
+    "${psql[@]}" -c "CREATE DATABASE \"$name\" OWNER $PG_USER" >/dev/null
+  fi
+  url "$name"
+}
 
 start() {
   local bin; bin="$(bindir)"
@@ -64,5 +74,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   url) url ;;
-  *) echo "usage: $0 start|stop|url" >&2; exit 2 ;;
+  db) [ -n "${2:-}" ] || { echo "usage: $0 db NAME" >&2; exit 2; }; db "$2" ;;
+  *) echo "usage: $0 start|stop|url|db NAME" >&2; exit 2 ;;
 esac
