@@ -136,6 +136,7 @@ type Runner struct {
 	topics   []string
 	client   *kgo.Client
 	metrics  *metrics
+	stmts    *stmts
 
 	mu      sync.Mutex
 	workers map[topicPartition]*worker
@@ -207,6 +208,10 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 			r.stopWorkers(lost) // another member owns them already: nothing to commit
 		}),
 	)
+	var err error
+	if r.stmts, err = prepare(context.Background(), cfg.DB); err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
 	cl, err := kgo.NewClient(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
@@ -262,6 +267,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.opts.log.Warn("final commit failed; the next start re-reads (inbox deduplicates)", "err", err)
 		}
 		r.client.Close()
+		r.stmts.close()
 	}()
 	for {
 		fetches := r.client.PollRecords(ctx, r.opts.maxPoll)
@@ -426,13 +432,14 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (n
 			_ = tx.Rollback()
 		}
 	}()
+	st := r.stmts.bind(ctx, tx)
 	var counts []func()
 	count := func(handler string, f func(*Stats)) { counts = append(counts, func() { r.metrics.add(handler, f) }) }
 	now := r.opts.now().UnixMilli()
 	for i, rec := range recs {
 		d := &ds[i]
 		if d.err != nil {
-			if err := r.park(ctx, tx, rec, "", decodeClass(d.err), d, d.err); err != nil {
+			if err := r.park(ctx, st, rec, "", decodeClass(d.err), d, d.err); err != nil {
 				return 0, nil, err
 			}
 			count("", func(s *Stats) { s.Parked++ })
@@ -444,41 +451,39 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (n
 			continue
 		}
 		if d.park != nil {
-			if err := r.park(ctx, tx, rec, h.name, "handler", d, d.park); err != nil {
+			if err := r.park(ctx, st, rec, h.name, "handler", d, d.park); err != nil {
 				return 0, nil, err
 			}
 			count(h.name, func(s *Stats) { s.Parked++ })
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT handler`); err != nil {
+		if _, err := st.savepoint.ExecContext(ctx); err != nil {
 			return 0, nil, fmt.Errorf("savepoint: %w", err)
 		}
-		res, err := tx.ExecContext(ctx,
-			`INSERT INTO inbox (consumer, event_id, event_type, processed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-			r.cfg.Group, d.Envelope.ID, d.Type.Name, now)
+		res, err := st.inbox.ExecContext(ctx, r.cfg.Group, d.Envelope.ID, d.Type.Name, now)
 		if err != nil {
 			return 0, nil, fmt.Errorf("inbox: %w", err)
 		}
 		if inserted, err := res.RowsAffected(); err != nil {
 			return 0, nil, fmt.Errorf("inbox: %w", err)
 		} else if inserted == 0 {
-			if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT handler`); err != nil {
+			if _, err := st.release.ExecContext(ctx); err != nil {
 				return 0, nil, fmt.Errorf("release savepoint: %w", err)
 			}
 			count(h.name, func(s *Stats) { s.Duplicates++ })
 			continue
 		}
-		herr := h.fn(ctx, &Tx{sql: tx, r: r, h: h, cause: d.Envelope}, d.Event)
+		herr := h.fn(ctx, &Tx{sql: tx, stmts: st, r: r, h: h, cause: d.Envelope}, d.Event)
 		if herr != nil {
 			if ctx.Err() != nil {
 				return 0, nil, ctx.Err()
 			}
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT handler`); err != nil {
+			if _, err := st.rollbackTo.ExecContext(ctx); err != nil {
 				// The handler's failure took the whole transaction with it.
 				return 0, nil, &errPoisoned{index: i, handler: h.name, err: herr}
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT handler`); err != nil {
+		if _, err := st.release.ExecContext(ctx); err != nil {
 			return 0, nil, fmt.Errorf("release savepoint: %w", err)
 		}
 		if herr != nil && !IsPermanent(herr) {
@@ -490,7 +495,7 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (n
 			d.attempts++
 			d.firstFailure, d.lastFailure = r.opts.now(), r.opts.now()
 			r.opts.log.Warn("handler failed permanently; parking record", "handler", h.name, "event", d.Envelope.ID, "err", herr)
-			if err := r.park(ctx, tx, rec, h.name, "handler", d, herr); err != nil {
+			if err := r.park(ctx, st, rec, h.name, "handler", d, herr); err != nil {
 				return 0, nil, err
 			}
 			count(h.name, func(s *Stats) { s.Parked++ })
@@ -513,7 +518,7 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (n
 
 // park puts rec on the dead-letter topic through the outbox, so parking commits with the rest
 // of the batch: the record is never lost and never parked without its offset moving on.
-func (r *Runner) park(ctx context.Context, tx *sql.Tx, rec *kgo.Record, handler, reason string, d *decoded, cause error) error {
+func (r *Runner) park(ctx context.Context, st *stmts, rec *kgo.Record, handler, reason string, d *decoded, cause error) error {
 	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+12)
 	hs = append(hs, rec.Headers...)
 	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
@@ -540,7 +545,7 @@ func (r *Runner) park(ctx context.Context, tx *sql.Tx, rec *kgo.Record, handler,
 	add(HeaderDLQAttempts, strconv.Itoa(attempts))
 	add(HeaderDLQFirstFailure, first.UTC().Format(time.RFC3339Nano))
 	add(HeaderDLQLastFailure, last.UTC().Format(time.RFC3339Nano))
-	if err := outbox.Add(ctx, tx, &kgo.Record{Topic: r.opts.dlq, Key: rec.Key, Value: rec.Value, Headers: hs}); err != nil {
+	if err := outbox.AddPrepared(ctx, st.outbox, &kgo.Record{Topic: r.opts.dlq, Key: rec.Key, Value: rec.Value, Headers: hs}); err != nil {
 		return fmt.Errorf("park %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 // and the events emitted with Emit commit together or not at all.
 type Tx struct {
 	sql     *sql.Tx
+	stmts   *stmts
 	r       *Runner
 	h       *Handler
 	cause   envelope.Envelope
@@ -62,5 +63,5 @@ func (tx *Tx) Emit(ctx context.Context, ev event.Event) error {
 	if err != nil {
 		return err
 	}
-	return outbox.Add(ctx, tx.sql, rec)
+	return outbox.AddPrepared(ctx, tx.stmts.outbox, rec)
 }

@@ -24,15 +24,28 @@ type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// Insert is the statement Add runs, for callers that prepare it once (see AddPrepared).
+const Insert = `INSERT INTO outbox (topic, key, value, headers, created_at) VALUES ($1, $2, $3, $4, $5)`
+
 // Add writes rec to the outbox within tx. Only Topic, Key, Value and Headers are kept.
 func Add(ctx context.Context, tx Execer, rec *kgo.Record) error {
-	_, err := tx.ExecContext(ctx,
-		`INSERT INTO outbox (topic, key, value, headers, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		rec.Topic, rec.Key, rec.Value, encodeHeaders(rec.Headers), time.Now().UnixMilli())
+	_, err := tx.ExecContext(ctx, Insert, args(rec)...)
 	if err != nil {
 		return fmt.Errorf("outbox: add record for %s: %w", rec.Topic, err)
 	}
 	return nil
+}
+
+// AddPrepared is Add with stmt, Insert prepared and bound to the transaction.
+func AddPrepared(ctx context.Context, stmt *sql.Stmt, rec *kgo.Record) error {
+	if _, err := stmt.ExecContext(ctx, args(rec)...); err != nil {
+		return fmt.Errorf("outbox: add record for %s: %w", rec.Topic, err)
+	}
+	return nil
+}
+
+func args(rec *kgo.Record) []any {
+	return []any{rec.Topic, rec.Key, rec.Value, encodeHeaders(rec.Headers), time.Now().UnixMilli()}
 }
 
 // encodeHeaders packs headers as repeated (uvarint length, key, uvarint length+1, value): a
