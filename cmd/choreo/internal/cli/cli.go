@@ -32,6 +32,7 @@ func commands() []command {
 		{"publish", "[flags] <Event> <json>", "encode an event and publish it with CloudEvents headers", runPublish},
 		{"tail", "[flags] <topic>", "print a topic's events, decoded, as JSON lines", runTail},
 		{"dlq", "list|show|replay <group>", "list, show and replay the records a consumer group parked", runDLQ},
+		{"trace", "[flags] <id>", "show the chain of events one operation took, checked against the catalog", runTrace},
 		{"registry", "[flags]", "serve the embedded schema registry on its own", runRegistry},
 		{"catalog", "docs|check [flags]", "render schemas/CATALOG.md, or check the catalog", runCatalog},
 	}

@@ -1,0 +1,300 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/choreo-dev/choreo/pkg/envelope"
+	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/stack"
+)
+
+func TestTraceUsage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr []string
+	}{
+		{name: "listed in the commands", args: []string{"help"}, wantCode: 0, wantStderr: []string{"trace", "checked against the catalog"}},
+		{name: "no id", args: []string{"trace"}, wantCode: 2, wantStderr: []string{"got 0", "choreo trace <event-or-correlation-id>"}},
+		{name: "two ids", args: []string{"trace", "a", "b"}, wantCode: 2, wantStderr: []string{"got 2"}},
+		{name: "empty id", args: []string{"trace", ""}, wantCode: 2, wantStderr: []string{"empty argument"}},
+		{name: "bad format", args: []string{"trace", "a", "-format", "yaml"}, wantCode: 2, wantStderr: []string{`-format "yaml"`, "text, json or mermaid"}},
+		{name: "bad timeout", args: []string{"trace", "a", "-timeout", "0s"}, wantCode: 2, wantStderr: []string{"-timeout 0s"}},
+		{name: "-h", args: []string{"trace", "-h"}, wantCode: 0, wantStderr: []string{"-namespace", "CHOREO_NAMESPACE", "-format", "-brokers", "-registry"}},
+		{
+			name: "brokers unreachable", args: []string{"trace", "a", "-brokers", "127.0.0.1:1", "-registry", "http://127.0.0.1:1"}, wantCode: 1,
+			wantStderr: []string{"KAFKA_BROKERS 127.0.0.1:1 (-brokers)", "events are shown undecoded"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := run(t, tt.args...)
+			if r.code != tt.wantCode {
+				t.Errorf("exit status = %d, want %d\nstderr:\n%s", r.code, tt.wantCode, r.stderr.String())
+			}
+			for _, s := range tt.wantStderr {
+				if !strings.Contains(r.stderr.String(), s) {
+					t.Errorf("stderr does not mention %q:\n%s", s, r.stderr.String())
+				}
+			}
+			if r.stdout.Len() != 0 {
+				t.Errorf("stdout = %q, want nothing", r.stdout.String())
+			}
+		})
+	}
+}
+
+func httpJSON(method, url string, body string, out any) error {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, b)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}
+
+type notificationJSON struct {
+	Kind, EventType, CorrelationID, Status string
+}
+
+// traced is the part of `trace -format json` the tests read.
+type traced struct {
+	CorrelationID string
+	Roots         []tracedNode
+	Matches       bool
+	Chains        []struct {
+		Name     string
+		Complete bool
+		Events   []string
+		Next     string
+	}
+	Deviations []struct{ EventID, Message string }
+}
+
+type tracedNode struct {
+	Type, ID, Source, CorrelationID, CausationID, Topic, Key string
+	Event                                                    map[string]any
+	Parked                                                   *struct{ Group, Handler, Error string }
+	Children                                                 []tracedNode
+}
+
+func traceJSON(t *testing.T, args ...string) traced {
+	t.Helper()
+	r := run(t, append(append([]string{"trace"}, args...), "-format", "json")...)
+	if r.code != 0 {
+		t.Fatalf("trace %v -format json: exit status %d\nstderr:\n%s", args, r.code, r.stderr.String())
+	}
+	var tr traced
+	if err := json.Unmarshal(r.stdout.Bytes(), &tr); err != nil {
+		t.Fatalf("trace -format json: %v\n%s", err, r.stdout.String())
+	}
+	return tr
+}
+
+// TestTraceEndToEnd: a registration and a deletion on a running stack, traced by the ID the API
+// answered with, by a later event's ID and by correlation ID, in every format; then an event
+// the user-service parks, whose trace stops with a PARKED leaf; then an ID nothing has.
+func TestTraceEndToEnd(t *testing.T) {
+	t.Parallel()
+	s := startStack(t)
+	ns := s.Service("account-service").Config.Namespace
+	flags := []string{"-namespace", ns, "-brokers", strings.Join(s.Brokers(), ","), "-registry", s.RegistryURL()}
+	url := func(service, path string) string { return "http://" + s.Service(service).HTTPAddr() + path }
+
+	var created struct{ AccountID, EventID string }
+	if err := httpJSON("POST", url("account-service", "/accounts"), `{"username":"tracy","email":"tracy@mail.com"}`, &created); err != nil {
+		t.Fatal(err)
+	}
+	notifications := func(want int) []notificationJSON {
+		var got []notificationJSON
+		eventually(t, func() error {
+			got = nil
+			if err := httpJSON("GET", url("notification-service", "/notifications?accountId="+created.AccountID), "", &got); err != nil {
+				return err
+			}
+			if len(got) != want || got[want-1].Status != "sent" {
+				return fmt.Errorf("notifications %+v, want %d, the last sent", got, want)
+			}
+			return nil
+		})
+		return got
+	}
+	notifications(1)
+
+	// Text: the tree, the effect that ends the chain, the verdict.
+	r := run(t, append([]string{"trace", created.EventID}, flags...)...)
+	if r.code != 0 {
+		t.Fatalf("trace: exit status %d\nstderr:\n%s", r.code, r.stderr.String())
+	}
+	text := r.stdout.String()
+	t.Logf("choreo trace %s:\n%s", created.EventID, text)
+	for _, re := range []string{
+		`(?m)^AccountCreated  ce_id=` + created.EventID + `  by account-service  ` + regexp.QuoteMeta(ns) + `\.accounts/\d+@\d+  \d{4}-\d\d-\d\dT`,
+		`(?m)^└─ UserCreated  ce_id=\S+  by user-service  ` + regexp.QuoteMeta(ns) + `\.users/\d+@\d+  \(\+[0-9.]+[µm]?s\)$`,
+		`(?m)^   └─ \(effect: welcome email by notification-service — not an event, not observable in Kafka\)$`,
+		`(?m)^matches catalog chain "Account registration"$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("trace output does not match %s:\n%s", re, text)
+		}
+	}
+	if strings.Contains(text, "PARKED") || strings.Contains(text, "deviat") {
+		t.Errorf("trace of a healthy registration shows trouble:\n%s", text)
+	}
+
+	// JSON: two events linked by causation, decoded.
+	tr := traceJSON(t, append([]string{created.EventID}, flags...)...)
+	if tr.CorrelationID != created.EventID || len(tr.Roots) != 1 || !tr.Matches || len(tr.Deviations) != 0 {
+		t.Fatalf("trace json: %+v", tr)
+	}
+	root := tr.Roots[0]
+	if root.Type != "AccountCreated" || root.ID != created.EventID || root.Source != "/account-service" ||
+		root.Key != created.AccountID || root.Event["accountId"] != created.AccountID || len(root.Children) != 1 {
+		t.Errorf("trace json root: %+v", root)
+	}
+	var userCreated tracedNode
+	if len(root.Children) == 1 {
+		userCreated = root.Children[0]
+	}
+	if userCreated.Type != "UserCreated" || userCreated.CausationID != root.ID || userCreated.CorrelationID != created.EventID ||
+		userCreated.Source != "/user-service" || userCreated.Event["username"] != "tracy" || len(userCreated.Children) != 0 {
+		t.Errorf("trace json UserCreated: %+v", userCreated)
+	}
+	if len(tr.Chains) != 1 || tr.Chains[0].Name != "Account registration" || !tr.Chains[0].Complete ||
+		strings.Join(tr.Chains[0].Events, ",") != root.ID+","+userCreated.ID || tr.Chains[0].Next != "notification-service effect: welcome email" {
+		t.Errorf("trace json chains: %+v", tr.Chains)
+	}
+
+	// Any event of the operation finds the whole of it.
+	if byLater := traceJSON(t, append([]string{userCreated.ID}, flags...)...); byLater.CorrelationID != created.EventID ||
+		len(byLater.Roots) != 1 || byLater.Roots[0].ID != created.EventID || len(byLater.Roots[0].Children) != 1 {
+		t.Errorf("trace by the UserCreated ID: %+v", byLater)
+	}
+
+	// Mermaid: the observed chain as a flowchart.
+	r = run(t, append([]string{"trace", created.EventID, "-format", "mermaid"}, flags...)...)
+	if r.code != 0 {
+		t.Fatalf("trace -format mermaid: exit status %d\nstderr:\n%s", r.code, r.stderr.String())
+	}
+	for _, want := range []string{"flowchart LR\n", `e0(["AccountCreated<br/>by account-service`, `e1(["UserCreated<br/>by user-service`,
+		`e0 -->|"user-service"| e1`, `{{"welcome email<br/>by notification-service, not in Kafka"}}`} {
+		if !strings.Contains(r.stdout.String(), want) {
+			t.Errorf("mermaid output lacks %q:\n%s", want, r.stdout.String())
+		}
+	}
+
+	// The deletion chain, traced by the correlation ID the farewell email carries.
+	if err := httpJSON("DELETE", url("account-service", "/accounts/"+created.AccountID), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	farewell := notifications(2)[1]
+	if farewell.Kind != "farewell" || farewell.CorrelationID == "" {
+		t.Fatalf("farewell notification: %+v", farewell)
+	}
+	r = run(t, append([]string{"trace", farewell.CorrelationID}, flags...)...)
+	if r.code != 0 {
+		t.Fatalf("trace of the deletion: exit status %d\nstderr:\n%s", r.code, r.stderr.String())
+	}
+	t.Logf("choreo trace %s:\n%s", farewell.CorrelationID, r.stdout.String())
+	for _, re := range []string{
+		`(?m)^AccountDeleted  ce_id=` + farewell.CorrelationID + `  by account-service  `,
+		`(?m)^└─ UserDeleted  ce_id=\S+  by user-service  `,
+		`(?m)^   └─ \(effect: farewell email by notification-service`,
+		`(?m)^matches catalog chain "Account deletion"$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(r.stdout.String()) {
+			t.Errorf("deletion trace does not match %s:\n%s", re, r.stdout.String())
+		}
+	}
+	if strings.Contains(r.stdout.String(), "AccountCreated") {
+		t.Errorf("the deletion trace holds the registration's events:\n%s", r.stdout.String())
+	}
+
+	// A chain that stops halfway: an account the user-service refuses (its email is no
+	// address) is parked, and the trace ends in the PARKED leaf with the error.
+	c := s.Service("account-service").Codec
+	badID := envelope.NewID()
+	rec, err := c.Record(envelope.Envelope{ID: badID, Source: "/account-service", Time: time.Now().UTC(), CorrelationID: badID},
+		&event.AccountCreated{AccountID: "acc-trace-bad", Username: "nobody", Email: "not an email", CreatedAt: time.Now().UTC().Truncate(time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce(t, s, rec)
+	var parked traced
+	eventually(t, func() error {
+		parked = traceJSON(t, append([]string{badID}, flags...)...)
+		if len(parked.Roots) != 1 || len(parked.Roots[0].Children) != 1 || parked.Roots[0].Children[0].Parked == nil {
+			return fmt.Errorf("trace of the refused account: %+v, want AccountCreated with a parked leaf", parked)
+		}
+		return nil
+	})
+	if p := parked.Roots[0].Children[0].Parked; p.Group != ns+".user-service" || p.Handler != "create-user" || !strings.Contains(p.Error, "not a bare address") {
+		t.Errorf("parked leaf: %+v", p)
+	}
+	if parked.Matches || len(parked.Deviations) != 2 {
+		t.Errorf("trace of the refused account: matches %v, deviations %+v; want the parking and the stop", parked.Matches, parked.Deviations)
+	}
+	r = run(t, append([]string{"trace", badID}, flags...)...)
+	t.Logf("choreo trace %s:\n%s", badID, r.stdout.String())
+	for _, re := range []string{
+		`(?m)^├─ PARKED  AccountCreated  ce_id=` + badID + `  by group ` + regexp.QuoteMeta(ns) + `\.user-service \(handler create-user\)  ` +
+			regexp.QuoteMeta(ns) + `\.user-service\.dlq/\d+@\d+  \(\+\S+\)  choreo_dlq_error=".*not a bare address.*"$`,
+		`(?m)^deviates from the catalog \(2 deviations\):$`,
+		`(?m)^  - user-service parked AccountCreated \(handler create-user, permanent, 1 attempt\): .*not a bare address`,
+		`(?m)^  - the operation stopped after AccountCreated: the catalog expects user-service to emit UserCreated \(chain "Account registration"\) or user-service to emit UserRegistrationRejected \(chain "Account registration rejected"\) next; not in Kafka yet$`,
+		`(?m)^└─ \(expected next in chain "Account registration rejected": user-service emits UserRegistrationRejected — not in Kafka yet\)$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(r.stdout.String()) {
+			t.Errorf("trace of the refused account does not match %s:\n%s", re, r.stdout.String())
+		}
+	}
+
+	// Nothing has this ID: exit status 1 and a message saying so.
+	r = run(t, append([]string{"trace", "no-such-event"}, flags...)...)
+	if r.code != 1 || r.stdout.Len() != 0 {
+		t.Errorf("trace of an unknown ID: exit status %d, stdout %q", r.code, r.stdout.String())
+	}
+	for _, want := range []string{"no event with that ID", "no-such-event", ns + ".accounts", "-namespace"} {
+		if !strings.Contains(r.stderr.String(), want) {
+			t.Errorf("trace of an unknown ID: stderr does not mention %q:\n%s", want, r.stderr.String())
+		}
+	}
+}
+
+func produce(t *testing.T, s *stack.Stack, rec *kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(t.Context(), rec).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
