@@ -128,7 +128,14 @@ func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 	for i, n := range names {
 		ts[i] = kafka.Topic{Name: n, Partitions: int32(s.Config.Partitions), ReplicationFactor: int16(s.Config.ReplicationFactor)}
 	}
-	if err := kafka.EnsureTopics(ctx, kadm.NewClient(s.producer), ts...); err != nil {
+	// A client of its own with a short metadata age: waiting for new topics' leaders polls the
+	// metadata, which the producer's client would answer from a cache kept for seconds.
+	adm, err := kgo.NewClient(kafka.ClientOpts(s.Config.Brokers, s.Name+"-admin", kgo.MetadataMinAge(50*time.Millisecond))...)
+	if err != nil {
+		return fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(s.Config.Brokers, ","), err)
+	}
+	defer adm.Close()
+	if err := kafka.EnsureTopics(ctx, kadm.NewClient(adm), ts...); err != nil {
 		return fmt.Errorf("provision topics on %s (KAFKA_BROKERS): %w", strings.Join(s.Config.Brokers, ","), err)
 	}
 	return nil

@@ -1,0 +1,1491 @@
+// Package faults_test drives thousands of registrations through the Account, User and
+// Notification Services running as separate OS processes on a real Apache Kafka broker and
+// PostgreSQL, injects one fault mid-stream (kill -9 of a service, a broker restart, a rebalance,
+// duplicated records), and checks that every account ends with exactly one user and exactly one
+// welcome email and that no event was lost.
+//
+// The tests run only with CHOREO_FAULTS=1 (make test-faults). See README.md.
+package faults_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/mail"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/choreo-dev/choreo/pkg/envelope"
+	"github.com/choreo-dev/choreo/pkg/postgres"
+)
+
+const skipReason = "set CHOREO_FAULTS=1 (make test-faults) to run the fault tests: they start a real Kafka broker, PostgreSQL and service processes"
+
+// Settings, each overridable from the environment for local runs.
+var (
+	registrations = envInt("CHOREO_FAULTS_N", 2000)         // registrations per scenario
+	workers       = envInt("CHOREO_FAULTS_WORKERS", 8)      // concurrent POST /accounts
+	rate          = envInt("CHOREO_FAULTS_RATE", 100)       // registrations per second, 0 unlimited
+	convergeAfter = envInt("CHOREO_FAULTS_WAIT", 90)        // seconds to wait for every account's user and email after traffic
+	dupFraction   = envInt("CHOREO_FAULTS_DUP_PERCENT", 10) // % of registrations re-published in the duplicates scenario
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v >= 0 {
+		return v
+	}
+	return def
+}
+
+// scenario is one fault injected into one stream of registrations.
+type scenario struct {
+	name string // subtest name
+	key  string // short, lower-case, for schema names
+	// skip returns why the scenario cannot run here, or "".
+	skip func(in *infra) string
+	// steps are the faults, in order, each run once the given fraction of registrations is sent.
+	steps func(r *run) []step
+	// check runs scenario-specific assertions after the common ones.
+	check func(r *run, res *result)
+}
+
+type step struct {
+	at   float64
+	what string
+	do   func() error
+}
+
+var scenarios = []scenario{
+	{
+		name: "kill-user-service", key: "killuser",
+		steps: func(r *run) []step {
+			return []step{{0.4, "kill -9 the user-service, then restart it", func() error { return r.killAndRestart("user-service") }}}
+		},
+	},
+	{
+		name: "kill-notification-service", key: "killnotif",
+		steps: func(r *run) []step {
+			return []step{{0.4, "kill -9 the notification-service, then restart it", func() error { return r.killAndRestart("notification-service") }}}
+		},
+	},
+	{
+		name: "broker-restart", key: "broker",
+		skip: func(in *infra) string {
+			if !in.ownBroker {
+				return "KAFKA_BROKERS is set: that broker is not the test's to restart (unset it to let the test start its own)"
+			}
+			return ""
+		},
+		steps: func(r *run) []step {
+			return []step{{0.4, "restart the broker (kafka.sh restart)", r.restartBroker}}
+		},
+	},
+	{
+		name: "rebalance", key: "rebalance",
+		steps: func(r *run) []step {
+			return []step{
+				{0.33, "start a second user-service instance (rebalance)", r.startSecondUser},
+				{0.66, "SIGTERM the first user-service instance (rebalance)", r.stopFirstUser},
+			}
+		},
+		check: func(r *run, res *result) {
+			if res.secondHandled == 0 {
+				r.t.Errorf("the second user-service instance handled no record: no rebalance gave it partitions")
+			}
+		},
+	},
+	{
+		name: "duplicates", key: "dups",
+		skip: func(*infra) string {
+			if _, err := exec.LookPath("kcat"); err != nil {
+				return "kcat not found on PATH (apt-get install kcat); it re-publishes the duplicates"
+			}
+			return ""
+		},
+		steps: func(r *run) []step {
+			return []step{{0.4, "re-publish a slice of the accounts topic with kcat, same key and headers", r.injectDuplicates}}
+		},
+		check: func(r *run, res *result) {
+			if res.injected == 0 {
+				r.t.Errorf("no duplicate was injected")
+			}
+			if res.dupUser < int64(res.injected) {
+				r.t.Errorf("user-service suppressed %d duplicates, want at least the %d injected", res.dupUser, res.injected)
+			}
+			if res.accRecords < res.sent+res.injected {
+				r.t.Errorf("accounts topic holds %d records, want at least %d sent + %d injected", res.accRecords, res.sent, res.injected)
+			}
+		},
+	},
+}
+
+func TestFaults(t *testing.T) {
+	if os.Getenv("CHOREO_FAULTS") != "1" {
+		t.Skip(skipReason)
+	}
+	if registrations < 1 || workers < 1 {
+		t.Fatalf("CHOREO_FAULTS_N=%d and CHOREO_FAULTS_WORKERS=%d must be at least 1", registrations, workers)
+	}
+	stopOnInterrupt(t)
+	in := setUp(t)
+	t.Logf("faults: %d registrations per scenario, %d workers, rate %d/s (0 = unlimited), brokers %s",
+		registrations, workers, rate, strings.Join(in.brokers, ","))
+	var summary []string
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			var (
+				res     *result
+				skipped string
+			)
+			defer func() {
+				switch {
+				case t.Skipped():
+					summary = append(summary, fmt.Sprintf("faults: %-26s SKIPPED: %s", sc.name, skipped))
+				case res == nil:
+					summary = append(summary, fmt.Sprintf("faults: %-26s FAILED before counting", sc.name))
+				case t.Failed():
+					summary = append(summary, res.line()+" FAILED")
+				default:
+					summary = append(summary, res.line())
+				}
+			}()
+			if d, ok := t.Deadline(); ok && time.Until(d) < 4*time.Minute {
+				// A timeout panic would skip the clean-ups and leave the broker and the services running.
+				skipped = fmt.Sprintf("only %s left before the test binary's -timeout; a scenario may take 3 minutes", time.Until(d).Round(time.Second))
+				t.Skip(skipped)
+			}
+			if sc.skip != nil {
+				if skipped = sc.skip(in); skipped != "" {
+					t.Skip(skipped)
+				}
+			}
+			r := runScenario(t, in, sc)
+			res = &r
+		})
+	}
+	t.Log("faults: summary\n" + strings.Join(summary, "\n"))
+}
+
+// --- interrupts ----------------------------------------------------------------------------
+
+// onInterrupt holds what must not outlive the test binary when it is interrupted (Ctrl-C): the
+// service process groups (which do not get the terminal's SIGINT), the broker and PostgreSQL.
+var onInterrupt struct {
+	mu   sync.Mutex
+	next int
+	fns  map[int]func()
+}
+
+// atInterrupt registers fn to run if the test binary is interrupted; the returned func
+// unregisters it.
+func atInterrupt(fn func()) (remove func()) {
+	onInterrupt.mu.Lock()
+	defer onInterrupt.mu.Unlock()
+	if onInterrupt.fns == nil {
+		onInterrupt.fns = map[int]func(){}
+	}
+	id := onInterrupt.next
+	onInterrupt.next++
+	onInterrupt.fns[id] = fn
+	return func() {
+		onInterrupt.mu.Lock()
+		defer onInterrupt.mu.Unlock()
+		delete(onInterrupt.fns, id)
+	}
+}
+
+// stopOnInterrupt runs the registered clean-ups, newest first, on SIGINT or SIGTERM, then exits.
+func stopOnInterrupt(t *testing.T) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		signal.Stop(ch)
+		close(done)
+	})
+	go func() {
+		select {
+		case <-done:
+			return
+		case sig := <-ch:
+			fmt.Fprintf(os.Stderr, "faults: %s: stopping the processes, the broker and PostgreSQL the test started\n", sig)
+		}
+		onInterrupt.mu.Lock()
+		ids := make([]int, 0, len(onInterrupt.fns))
+		for id := range onInterrupt.fns {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		fns := make([]func(), 0, len(ids))
+		for _, id := range slices.Backward(ids) {
+			fns = append(fns, onInterrupt.fns[id])
+		}
+		onInterrupt.mu.Unlock()
+		for _, fn := range fns {
+			fn()
+		}
+		os.Exit(2)
+	}()
+}
+
+// --- infrastructure ------------------------------------------------------------------------
+
+// infra is what the scenarios share: binaries, broker, database server, schema registry.
+type infra struct {
+	root        string // the repository
+	bin         string // built binaries
+	tmp         string
+	brokers     []string
+	ownBroker   bool
+	kafkaEnv    []string // kafka.sh's environment when the test started the broker
+	dbURL       string
+	db          *sql.DB
+	registryURL string
+}
+
+func setUp(t *testing.T) *infra {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("repository root %s: %v", root, err)
+	}
+	in := &infra{root: root, tmp: t.TempDir()}
+	t.Cleanup(atInterrupt(func() { _ = os.RemoveAll(filepath.Dir(in.tmp)) })) // t.TempDir's parent is the test's own
+	in.bin = mkdir(t, in.tmp, "bin")
+
+	start := time.Now()
+	gobin := os.Getenv("GO")
+	if gobin == "" {
+		gobin = "go"
+	}
+	build := exec.Command(gobin, "build", "-o", in.bin+"/", "./cmd/choreo", "./services/account", "./services/user", "./services/notification")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Logf("faults: built binaries in %s", time.Since(start).Round(time.Millisecond))
+
+	in.startBroker(t)
+	in.startPostgres(t)
+
+	in.db, err = sql.Open("pgx", in.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.db.Close() })
+	if err := in.db.Ping(); err != nil {
+		t.Fatalf("PostgreSQL at the test's DATABASE_URL: %v", err)
+	}
+
+	addr := freeAddr(t)
+	reg := &proc{
+		name: "schema-registry", path: filepath.Join(in.bin, "choreo"),
+		args:    []string{"registry", "-addr", addr, "-data-dir", mkdir(t, in.tmp, "registry")},
+		env:     os.Environ(),
+		addr:    addr,
+		health:  "http://" + addr + "/subjects",
+		logPath: filepath.Join(in.tmp, "schema-registry.log"),
+	}
+	t.Cleanup(func() {
+		reg.terminate()
+		if t.Failed() {
+			t.Logf("last lines of %s:\n%s", reg.logPath, tail(reg.logPath, 20))
+		}
+	})
+	if err := reg.start(); err != nil {
+		t.Fatal(err)
+	}
+	in.registryURL = "http://" + addr
+	return in
+}
+
+func mkdir(t *testing.T, parent, name string) string {
+	t.Helper()
+	d := filepath.Join(parent, name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// startBroker uses KAFKA_BROKERS, or starts a broker of the test's own with kafka.sh on free
+// ports and a data directory of its own, so it never meets a developer's broker.
+func (in *infra) startBroker(t *testing.T) {
+	t.Helper()
+	if v := os.Getenv("KAFKA_BROKERS"); v != "" {
+		in.brokers = strings.Split(v, ",")
+		t.Logf("faults: using KAFKA_BROKERS=%s", v)
+		return
+	}
+	if _, err := exec.LookPath("java"); err != nil && os.Getenv("JAVA_HOME") == "" {
+		t.Skip("no KAFKA_BROKERS and no java on PATH: the test's broker needs Java 17+ (and Maven once)")
+	}
+	port, ctrl := freePort(t), freePort(t)
+	in.kafkaEnv = append(os.Environ(),
+		"KAFKA_PORT="+strconv.Itoa(port),
+		"KAFKA_CONTROLLER_PORT="+strconv.Itoa(ctrl),
+		"KAFKA_DATA_DIR="+filepath.Join(in.tmp, "kafka"),
+	)
+	in.brokers = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	in.ownBroker = true
+	unregister := atInterrupt(func() { _, _ = in.kafka("stop") })
+	t.Cleanup(func() {
+		unregister()
+		if out, err := in.kafka("stop"); err != nil {
+			t.Errorf("kafka.sh stop: %v\n%s", err, out)
+		}
+	})
+	start := time.Now()
+	if out, err := in.kafka("start"); err != nil {
+		t.Fatalf("kafka.sh start: %v\n%s", err, out)
+	}
+	t.Logf("faults: started a broker on %s in %s", in.brokers[0], time.Since(start).Round(time.Millisecond))
+}
+
+// kafka runs kafka.sh cmd against the test's broker.
+func (in *infra) kafka(cmd string) ([]byte, error) {
+	c := exec.Command("bash", filepath.Join(in.root, "deployments/kafka/kafka.sh"), cmd)
+	c.Env = in.kafkaEnv
+	return c.CombinedOutput()
+}
+
+// startPostgres uses TEST_DATABASE_URL, or starts a server of the test's own with postgres.sh on
+// a free port. Its data directory is directly under /tmp: the server runs as the postgres user,
+// which must reach it.
+func (in *infra) startPostgres(t *testing.T) {
+	t.Helper()
+	if v := os.Getenv("TEST_DATABASE_URL"); v != "" {
+		in.dbURL = v
+		t.Log("faults: using TEST_DATABASE_URL")
+		return
+	}
+	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl"); len(m) == 0 {
+		t.Skip("no TEST_DATABASE_URL and no PostgreSQL server installed (apt-get install postgresql)")
+	}
+	parent, err := os.MkdirTemp("/tmp", "choreo-faults-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "PG_PORT="+strconv.Itoa(freePort(t)), "PG_DATA="+filepath.Join(parent, "data"))
+	script := filepath.Join(in.root, "deployments/postgres/postgres.sh")
+	pg := func(cmd string) ([]byte, error) {
+		c := exec.Command("bash", script, cmd)
+		c.Env = env
+		return c.CombinedOutput()
+	}
+	unregister := atInterrupt(func() {
+		_, _ = pg("stop")
+		_ = os.RemoveAll(parent)
+	})
+	t.Cleanup(func() {
+		unregister()
+		if out, err := pg("stop"); err != nil {
+			t.Errorf("postgres.sh stop: %v\n%s", err, out)
+		}
+		_ = os.RemoveAll(parent)
+	})
+	start := time.Now()
+	if out, err := pg("start"); err != nil {
+		t.Fatalf("postgres.sh start: %v\n%s", err, out)
+	}
+	out, err := pg("url")
+	if err != nil {
+		t.Fatalf("postgres.sh url: %v\n%s", err, out)
+	}
+	in.dbURL = strings.TrimSpace(string(out))
+	t.Logf("faults: started PostgreSQL (%s) in %s", in.dbURL, time.Since(start).Round(time.Millisecond))
+}
+
+// pickPort returns a loopback port nobody listens on right now.
+func pickPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	p, err := pickPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func freeAddr(t *testing.T) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))) }
+
+// --- processes -----------------------------------------------------------------------------
+
+// proc is one OS process (a service instance or the registry) in its own process group, its
+// output appended to logPath across restarts.
+type proc struct {
+	name    string
+	path    string
+	args    []string
+	env     []string
+	addr    string // HTTP address
+	health  string // URL that answers 200 once it is up
+	logPath string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (p *proc) start() error {
+	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(f, "=== faults: %s start %s\n", time.Now().Format(time.RFC3339Nano), p.name)
+	cmd := exec.Command(p.path, p.args...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = p.env, f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", p.name, err)
+	}
+	done := make(chan struct{})
+	unregister := atInterrupt(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	go func() {
+		_ = cmd.Wait()
+		unregister()
+		close(done)
+	}()
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return fmt.Errorf("%s exited at start (%s); last lines of %s:\n%s", p.name, cmd.ProcessState, p.logPath, tail(p.logPath, 30))
+		default:
+		}
+		if resp, err := httpClient.Get(p.health); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer %s within 90s; last lines of %s:\n%s", p.name, p.health, p.logPath, tail(p.logPath, 30))
+}
+
+func (p *proc) running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// signal sends sig to the process and waits up to wait for it to exit; past that it kills the
+// whole process group.
+func (p *proc) signal(sig syscall.Signal, wait time.Duration) error {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("signal %s: %w", p.name, err)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(wait):
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+	return fmt.Errorf("%s did not exit within %s of %s; killed", p.name, wait, sig)
+}
+
+// terminate stops the process if it still runs: SIGTERM, then SIGKILL of its process group.
+// (A group is signalled only while its leader is not reaped, so its ID cannot have been reused.)
+func (p *proc) terminate() {
+	if p.running() {
+		_ = p.signal(syscall.SIGTERM, 15*time.Second)
+	}
+}
+
+// stats is a service's consumer counters, from GET /stats.
+type stats struct {
+	Handled, Duplicates, Parked, Ignored, Retried int64
+}
+
+func (s stats) plus(o stats) stats {
+	return stats{s.Handled + o.Handled, s.Duplicates + o.Duplicates, s.Parked + o.Parked, s.Ignored + o.Ignored, s.Retried + o.Retried}
+}
+
+func (p *proc) stats() (stats, error) {
+	var body struct {
+		Service  string `json:"service"`
+		Consumer stats  `json:"consumer"`
+	}
+	code, err := getJSON("http://"+p.addr+"/stats", &body)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("GET /stats of %s: status %d", p.name, code)
+	}
+	return body.Consumer, err
+}
+
+var httpClient = &http.Client{
+	Timeout:   30 * time.Second,
+	Transport: &http.Transport{MaxIdleConnsPerHost: 32, MaxConnsPerHost: 64},
+}
+
+func getJSON(u string, out any) (int, error) {
+	resp, err := httpClient.Get(u)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("GET %s: %d %s: %w", u, resp.StatusCode, b, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// logLevels counts a service log's lines by slog level, with the most frequent warning and
+// error messages.
+func logLevels(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	levels := map[string]int{}
+	msgs := map[string]int{}
+	for line := range strings.Lines(string(b)) {
+		_, rest, ok := strings.Cut(line, " level=")
+		if !ok {
+			continue
+		}
+		level, rest, _ := strings.Cut(rest, " ")
+		levels[level]++
+		if level == "WARN" || level == "ERROR" {
+			msg, _, _ := strings.Cut(strings.TrimPrefix(rest, "msg="), " service=")
+			msgs[level+" "+msg]++
+		}
+	}
+	out := fmt.Sprintf("%d INFO, %d WARN, %d ERROR", levels["INFO"], levels["WARN"], levels["ERROR"])
+	keys := make([]string, 0, len(msgs))
+	for k := range msgs {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return msgs[b] - msgs[a] })
+	for _, k := range keys[:min(3, len(keys))] {
+		out += fmt.Sprintf("; %dx %s", msgs[k], k)
+	}
+	return out
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// --- one scenario --------------------------------------------------------------------------
+
+// run is one scenario's deployment: its namespace (topics and groups), its database schemas and
+// its service processes.
+type run struct {
+	t   *testing.T
+	in  *infra
+	sc  scenario
+	ns  string
+	dir string
+
+	schemas map[string]string // service -> its schema
+
+	mu       sync.Mutex
+	procs    []*proc            // every instance ever started, for clean-up
+	live     map[string][]*proc // running instances by service
+	past     map[string]stats   // counters of instances stopped or killed, by service
+	second   *proc              // the rebalance scenario's second user-service
+	accounts []account
+	injected int
+	events   []string // what happened when, for the log
+}
+
+type account struct {
+	ID, Username, Email, EventID string
+}
+
+var services = []struct{ name, bin string }{
+	{"account-service", "account"},
+	{"user-service", "user"},
+	{"notification-service", "notification"},
+}
+
+func runScenario(t *testing.T, in *infra, sc scenario) result {
+	began := time.Now()
+	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	r := &run{
+		t: t, in: in, sc: sc,
+		ns:      "faults-" + sc.name + "-" + suffix,
+		dir:     t.TempDir(),
+		schemas: map[string]string{},
+		live:    map[string][]*proc{},
+		past:    map[string]stats{},
+	}
+	for _, s := range services {
+		r.schemas[s.name] = "faults_" + sc.key + "_" + suffix + "_" + strings.TrimSuffix(s.name, "-service")
+	}
+	t.Cleanup(atInterrupt(func() { _ = os.RemoveAll(filepath.Dir(r.dir)) }))
+	t.Cleanup(r.cleanUp)
+	for _, s := range services {
+		p, err := r.newInstance(s.name, s.bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.start(); err != nil {
+			t.Fatal(err)
+		}
+		r.addLive(s.name, p)
+	}
+	t.Logf("%s: namespace %s, services up in %s", sc.name, r.ns, time.Since(began).Round(time.Millisecond))
+
+	trafficStart := time.Now()
+	r.traffic(sc.steps(r))
+	trafficTook := time.Since(trafficStart)
+	t.Logf("%s: %d registrations sent in %s", sc.name, len(r.accounts), trafficTook.Round(time.Millisecond))
+
+	convStart := time.Now()
+	r.converge(time.Duration(convergeAfter) * time.Second)
+	res := r.verify()
+	res.traffic, res.converge, res.total = trafficTook, time.Since(convStart), time.Since(began)
+	if sc.check != nil {
+		sc.check(r, &res)
+	}
+	for _, e := range r.events {
+		t.Logf("%s: %s", sc.name, e)
+	}
+	for _, p := range r.procs {
+		t.Logf("%s: %s log: %s", sc.name, p.name, logLevels(p.logPath))
+	}
+	t.Logf("%s: sent %d; users %d; welcome emails %d (notifications table), %d (.eml files), %d (GET /notifications)",
+		sc.name, res.sent, res.users, res.welcomeDB, res.welcomeEml, res.welcomeAPI)
+	t.Logf("%s: duplicates suppressed %d (user-service %d + notification-service %d); parked %d (/stats), %d (dead-letter topics); retried %d",
+		sc.name, res.dupUser+res.dupNotif, res.dupUser, res.dupNotif, res.parkedStats, res.parkedDLQ, res.retried)
+	t.Logf("%s: accounts topic %d records, %d distinct AccountCreated; users topic %d records, %d distinct UserCreated; injected duplicates %d",
+		sc.name, res.accRecords, res.accDistinct, res.userRecords, res.userDistinct, res.injected)
+	t.Logf("%s: traffic %s, convergence and checks %s, scenario %s",
+		sc.name, res.traffic.Round(time.Millisecond), res.converge.Round(time.Millisecond), res.total.Round(time.Millisecond))
+	return res
+}
+
+func (r *run) logEvent(format string, a ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, fmt.Sprintf("%s after %d sent: ", time.Now().Format("15:04:05.000"), len(r.accounts))+fmt.Sprintf(format, a...))
+}
+
+// newInstance prepares (without starting) an instance of a service with the scenario's
+// environment and a fresh HTTP address.
+func (r *run) newInstance(service, bin string) (*proc, error) {
+	dbURL, err := postgres.WithSearchPath(r.in.dbURL, r.schemas[service])
+	if err != nil {
+		return nil, err
+	}
+	port, err := pickPort() // not freeAddr: this runs on the fault goroutine too, where t.Fatal must not
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	r.mu.Lock()
+	n := 1
+	for _, p := range r.procs {
+		if strings.HasPrefix(p.name, service+"#") {
+			n++
+		}
+	}
+	p := &proc{
+		name: fmt.Sprintf("%s#%d", service, n),
+		path: filepath.Join(r.in.bin, bin),
+		env: append(os.Environ(),
+			"KAFKA_BROKERS="+strings.Join(r.in.brokers, ","),
+			"SCHEMA_REGISTRY_URL="+r.in.registryURL,
+			"DATA_DIR="+filepath.Join(r.dir, service),
+			"HTTP_ADDR="+addr,
+			"DATABASE_URL="+dbURL,
+			"CHOREO_NAMESPACE="+r.ns,
+			"SMTP_ADDR=",
+			"TOPIC_PARTITIONS=6",
+		),
+		addr:    addr,
+		health:  "http://" + addr + "/healthz",
+		logPath: filepath.Join(r.dir, fmt.Sprintf("%s-%d.log", service, n)),
+	}
+	r.procs = append(r.procs, p)
+	r.mu.Unlock()
+	return p, nil
+}
+
+func (r *run) addLive(service string, p *proc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.live[service] = append(r.live[service], p)
+}
+
+func (r *run) instance(service string) *proc {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live[service][0]
+}
+
+// retire takes p out of the live instances, keeping the counters it had.
+func (r *run) retire(service string, p *proc, st stats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.live[service] = slices.DeleteFunc(r.live[service], func(q *proc) bool { return q == p })
+	r.past[service] = r.past[service].plus(st)
+}
+
+func (r *run) cleanUp() {
+	r.mu.Lock()
+	procs := slices.Clone(r.procs)
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Go(p.terminate)
+	}
+	wg.Wait()
+	if r.t.Failed() {
+		for _, p := range procs {
+			r.t.Logf("last lines of %s:\n%s", p.logPath, tail(p.logPath, 25))
+		}
+	}
+	for _, s := range r.schemas {
+		if _, err := r.in.db.Exec(`DROP SCHEMA IF EXISTS "` + s + `" CASCADE`); err != nil {
+			r.t.Errorf("drop schema %s: %v", s, err)
+		}
+	}
+	if !r.in.ownBroker { // a shared broker: leave nothing of the scenario's behind
+		cl, err := kgo.NewClient(kgo.SeedBrokers(r.in.brokers...))
+		if err != nil {
+			return
+		}
+		defer cl.Close()
+		adm := kadm.NewClient(cl)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if tds, err := adm.ListTopics(ctx); err == nil {
+			var mine []string
+			for _, n := range tds.Names() {
+				if strings.HasPrefix(n, r.ns+".") {
+					mine = append(mine, n)
+				}
+			}
+			_, _ = adm.DeleteTopics(ctx, mine...)
+		}
+		_, _ = adm.DeleteGroups(ctx, r.group("account-service"), r.group("user-service"), r.group("notification-service"))
+	}
+}
+
+func (r *run) topic(name string) string    { return r.ns + "." + name }
+func (r *run) group(service string) string { return r.ns + "." + service }
+
+// --- traffic -------------------------------------------------------------------------------
+
+// traffic registers the accounts with concurrent workers, at the configured rate, and runs each
+// step once its share of registrations is sent, while the traffic goes on.
+func (r *run) traffic(steps []step) {
+	t := r.t
+	n := registrations
+	var sent atomic.Int64
+	jobs := make(chan int)
+	go func() {
+		defer close(jobs)
+		var tick <-chan time.Time
+		if rate > 0 {
+			tk := time.NewTicker(time.Second / time.Duration(rate))
+			defer tk.Stop()
+			tick = tk.C
+		}
+		for i := range n {
+			if tick != nil {
+				<-tick
+			}
+			jobs <- i
+		}
+	}()
+	var (
+		errMu sync.Mutex
+		errs  []string
+		wg    sync.WaitGroup
+	)
+	trafficDone := make(chan struct{})
+	for range workers {
+		wg.Go(func() {
+			for i := range jobs {
+				a, err := r.register(i)
+				if err != nil {
+					errMu.Lock()
+					errs = append(errs, err.Error())
+					errMu.Unlock()
+					continue
+				}
+				r.mu.Lock()
+				r.accounts = append(r.accounts, a)
+				r.mu.Unlock()
+				sent.Add(1)
+			}
+		})
+	}
+	var stepErr error
+	stepsDone := make(chan struct{})
+	// reached waits until at least n registrations are sent, or the traffic is over.
+	reached := func(n int64) {
+		for sent.Load() < n {
+			select {
+			case <-trafficDone:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	go func() {
+		defer close(stepsDone)
+		for _, s := range steps {
+			reached(int64(s.at * float64(n)))
+			start := time.Now()
+			r.logEvent("fault: %s", s.what)
+			if err := s.do(); err != nil {
+				stepErr = fmt.Errorf("%s: %w", s.what, err)
+				return
+			}
+			r.logEvent("fault done in %s: %s", time.Since(start).Round(time.Millisecond), s.what)
+		}
+	}()
+	wg.Wait()
+	close(trafficDone)
+	<-stepsDone
+	if len(errs) > 0 {
+		t.Errorf("%d of %d registrations failed; first: %s", len(errs), n, strings.Join(errs[:min(5, len(errs))], "; "))
+	}
+	if stepErr != nil {
+		t.Fatal(stepErr)
+	}
+}
+
+// register posts one registration; the username is unique to the scenario and the index.
+func (r *run) register(i int) (account, error) {
+	u := fmt.Sprintf("%s%06d", r.sc.key, i)
+	a := account{Username: u, Email: u + "@faults.test"}
+	body, _ := json.Marshal(map[string]string{"username": a.Username, "email": a.Email})
+	acc := r.instance("account-service")
+	resp, err := httpClient.Post("http://"+acc.addr+"/accounts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return a, fmt.Errorf("POST /accounts %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		return a, fmt.Errorf("POST /accounts %s: %d %s", u, resp.StatusCode, b)
+	}
+	var out struct{ AccountID, EventID string }
+	if err := json.Unmarshal(b, &out); err != nil || out.AccountID == "" || out.EventID == "" {
+		return a, fmt.Errorf("POST /accounts %s: %s: %v", u, b, err)
+	}
+	a.ID, a.EventID = out.AccountID, out.EventID
+	return a, nil
+}
+
+// --- faults --------------------------------------------------------------------------------
+
+// killAndRestart sends SIGKILL to the live instance of service and starts a new one with the
+// same environment (and HTTP address).
+func (r *run) killAndRestart(service string) error {
+	p := r.instance(service)
+	st, _ := p.stats() // what it counted until now; whatever it counts after is lost with it
+	if err := p.signal(syscall.SIGKILL, 10*time.Second); err != nil {
+		return err
+	}
+	r.retire(service, p, st)
+	r.logEvent("%s killed (its /stats just before: %+v)", p.name, st)
+	q, err := r.newInstance(service, filepath.Base(p.path))
+	if err != nil {
+		return err
+	}
+	q.env, q.addr, q.health = p.env, p.addr, p.health
+	if err := q.start(); err != nil {
+		return err
+	}
+	r.addLive(service, q)
+	r.logEvent("%s started in place of %s", q.name, p.name)
+	return nil
+}
+
+// restartBroker restarts the test's own broker with kafka.sh, with the same ports and data.
+func (r *run) restartBroker() error {
+	out, err := r.in.kafka("restart")
+	if err != nil {
+		return fmt.Errorf("kafka.sh restart: %w\n%s", err, out)
+	}
+	r.logEvent("kafka.sh restart: %s", strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", "; "))
+	return nil
+}
+
+func (r *run) startSecondUser() error {
+	q, err := r.newInstance("user-service", "user")
+	if err != nil {
+		return err
+	}
+	if err := q.start(); err != nil {
+		return err
+	}
+	r.addLive("user-service", q)
+	r.mu.Lock()
+	r.second = q
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *run) stopFirstUser() error {
+	p := r.instance("user-service")
+	if r.second == p {
+		return errors.New("the first user-service instance is gone already")
+	}
+	st, err := p.stats()
+	if err != nil {
+		return err
+	}
+	if err := p.signal(syscall.SIGTERM, 30*time.Second); err != nil {
+		return err
+	}
+	r.retire("user-service", p, st)
+	r.logEvent("%s stopped with SIGTERM (its /stats just before: %+v)", p.name, st)
+	if st2, err := r.second.stats(); err == nil {
+		r.logEvent("%s /stats: %+v", r.second.name, st2)
+	}
+	return nil
+}
+
+// injectDuplicates reads the first records of the accounts topic and publishes each again with
+// kcat: same partition, key, value and headers.
+func (r *run) injectDuplicates() error {
+	want := max(1, registrations*dupFraction/100)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.in.brokers...), kgo.ConsumeTopics(r.topic("accounts")),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return err
+	}
+	var recs []*kgo.Record
+	for len(recs) < want {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			cl.Close()
+			return fmt.Errorf("read %d records of %s: only %d: %w", want, r.topic("accounts"), len(recs), err)
+		}
+		fs.EachRecord(func(rec *kgo.Record) { recs = append(recs, rec) })
+	}
+	cl.Close()
+	recs = recs[:want]
+	dir := filepath.Join(r.dir, "duplicates")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 4)
+		mu   sync.Mutex
+		errs []error
+	)
+	for i, rec := range recs {
+		file := filepath.Join(dir, fmt.Sprintf("%05d.avro", i))
+		if err := os.WriteFile(file, rec.Value, 0o644); err != nil {
+			return err
+		}
+		args := []string{"-P", "-b", strings.Join(r.in.brokers, ","), "-t", rec.Topic,
+			"-p", strconv.Itoa(int(rec.Partition)), "-k", string(rec.Key)}
+		for _, h := range rec.Headers {
+			args = append(args, "-H", h.Key+"="+string(h.Value))
+		}
+		args = append(args, file)
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if out, err := exec.CommandContext(ctx, "kcat", args...).CombinedOutput(); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("kcat %s: %w: %s", strings.Join(args, " "), err, out))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.injected = len(recs)
+	r.mu.Unlock()
+	r.logEvent("re-published %d AccountCreated records with kcat (e.g. kcat %s)", len(recs), kcatExample(recs[0]))
+	return nil
+}
+
+func kcatExample(rec *kgo.Record) string {
+	var hs []string
+	for _, h := range rec.Headers {
+		if h.Key == "ce_id" || h.Key == "ce_type" {
+			hs = append(hs, "-H "+h.Key+"="+string(h.Value))
+		}
+	}
+	return fmt.Sprintf("-P -t %s -p %d -k %s %s ... <value file>", rec.Topic, rec.Partition, rec.Key, strings.Join(hs, " "))
+}
+
+// --- convergence and checks ----------------------------------------------------------------
+
+// converge waits until every account has its user and welcome email and both consumer groups
+// have committed everything on their topics (so that the duplicate counters are final).
+func (r *run) converge(timeout time.Duration) {
+	t := r.t
+	deadline := time.Now().Add(timeout)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.in.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var last string
+	for {
+		users := r.countDistinct(`SELECT count(DISTINCT account_id) FROM "%s".users`, "user-service")
+		welcome := r.countDistinct(`SELECT count(DISTINCT account_id) FROM "%s".notifications WHERE kind = 'welcome'`, "notification-service")
+		lagU, lagN := r.lag(adm, "user-service"), r.lag(adm, "notification-service")
+		last = fmt.Sprintf("%d of %d accounts have a user, %d a welcome email; lag user-service %d, notification-service %d",
+			users, len(r.accounts), welcome, lagU, lagN)
+		if users == len(r.accounts) && welcome == len(r.accounts) && lagU == 0 && lagN == 0 {
+			r.logEvent("converged: %s", last)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("not converged %s after the traffic: %s", timeout, last)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (r *run) countDistinct(query, service string) int {
+	var n int
+	if err := r.in.db.QueryRow(fmt.Sprintf(query, r.schemas[service])).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// lag returns the group's total lag, -1 if it cannot be had (say, while the broker restarts).
+func (r *run) lag(adm *kadm.Client, service string) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lags, err := adm.Lag(ctx, r.group(service))
+	if err != nil {
+		return -1
+	}
+	l, ok := lags[r.group(service)]
+	if !ok || l.Error() != nil {
+		return -1
+	}
+	var tot int64
+	for _, ps := range l.Lag {
+		for _, m := range ps {
+			if m.Err != nil || m.Lag < 0 {
+				return -1
+			}
+			tot += m.Lag
+		}
+	}
+	return tot
+}
+
+type result struct {
+	name                                           string
+	sent, users, welcomeDB, welcomeEml, welcomeAPI int
+	dupUser, dupNotif, parkedStats, retried        int64
+	parkedDLQ                                      int64
+	accRecords, accDistinct                        int
+	userRecords, userDistinct                      int
+	injected                                       int
+	secondHandled                                  int64
+	traffic, converge, total                       time.Duration
+}
+
+func (res result) line() string {
+	return fmt.Sprintf("faults: %-26s sent=%d users=%d welcome=%d (table) %d (.eml) %d (API) duplicates-suppressed=%d (user-service %d + notification-service %d) parked=%d (dlq records %d) injected=%d accounts-topic=%d/%d users-topic=%d/%d (records/distinct ids) took=%s",
+		res.name, res.sent, res.users, res.welcomeDB, res.welcomeEml, res.welcomeAPI,
+		res.dupUser+res.dupNotif, res.dupUser, res.dupNotif, res.parkedStats, res.parkedDLQ, res.injected,
+		res.accRecords, res.accDistinct, res.userRecords, res.userDistinct, res.total.Round(time.Second))
+}
+
+// verify counts, per account, users and welcome emails three ways (tables, .eml files, HTTP
+// APIs), reads the topics to see that no event is missing, and sums the services' counters.
+func (r *run) verify() result {
+	t := r.t
+	r.mu.Lock()
+	accounts := slices.Clone(r.accounts)
+	res := result{name: r.sc.name, sent: len(accounts), injected: r.injected}
+	r.mu.Unlock()
+	byID := make(map[string]account, len(accounts))
+	byEmail := make(map[string]string, len(accounts))
+	for _, a := range accounts {
+		byID[a.ID] = a
+		byEmail[a.Email] = a.ID
+	}
+
+	// One user per account, from the user-service's table.
+	users := r.perAccount(`SELECT account_id, count(*) FROM "%s".users GROUP BY account_id`, "user-service")
+	welcome := r.perAccount(`SELECT account_id, count(*) FROM "%s".notifications WHERE kind = 'welcome' GROUP BY account_id`, "notification-service")
+	var rejected int
+	_ = r.in.db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM "%s".rejections`, r.schemas["user-service"])).Scan(&rejected)
+	if rejected != 0 {
+		t.Errorf("%d registrations were rejected (username taken?); every username is unique", rejected)
+	}
+	eml := r.emlPerAccount(byEmail)
+	res.users, res.welcomeDB, res.welcomeEml = sum(users), sum(welcome), sum(eml)
+	var bad []string
+	for _, a := range accounts {
+		if users[a.ID] != 1 || welcome[a.ID] != 1 || eml[a.ID] != 1 {
+			bad = append(bad, fmt.Sprintf("%s (%s): %d users, %d welcome rows, %d .eml", a.ID, a.Username, users[a.ID], welcome[a.ID], eml[a.ID]))
+		}
+	}
+	for id := range users {
+		if _, ok := byID[id]; !ok {
+			bad = append(bad, "a user of an account never registered: "+id)
+		}
+	}
+	for id := range welcome {
+		if _, ok := byID[id]; !ok {
+			bad = append(bad, "a welcome email to an account never registered: "+id)
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d accounts without exactly one user and one welcome email; first: %s", len(bad), strings.Join(bad[:min(10, len(bad))], "; "))
+	}
+
+	// The same through the services' HTTP APIs.
+	res.welcomeAPI = r.checkAPIs(accounts)
+
+	// No event lost or minted twice on the topics.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.in.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	acc, err := readTopic(ctx, r.in.brokers, r.topic("accounts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := distinct(acc, "AccountCreated")
+	res.accRecords, res.accDistinct = len(acc), len(ids)
+	var missing []string
+	for _, a := range accounts {
+		if !ids[a.EventID] {
+			missing = append(missing, a.EventID)
+		}
+	}
+	if len(missing) > 0 || len(ids) != len(accounts) {
+		t.Errorf("accounts topic: %d distinct AccountCreated for %d registrations; %d missing (first %v)", len(ids), len(accounts), len(missing), missing[:min(5, len(missing))])
+	}
+	us, err := readTopic(ctx, r.in.brokers, r.topic("users"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uids := distinct(us, "UserCreated")
+	res.userRecords, res.userDistinct = len(us), len(uids)
+	if len(uids) != len(accounts) {
+		t.Errorf("users topic: %d distinct UserCreated for %d registrations", len(uids), len(accounts))
+	}
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, r.topic("user-service.dlq"), r.topic("notification-service.dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) { res.parkedDLQ += o.Offset })
+
+	// The counters of every instance that ran.
+	r.mu.Lock()
+	total := map[string]stats{}
+	for svc, st := range r.past {
+		total[svc] = st
+	}
+	live := map[string][]*proc{}
+	for svc, ps := range r.live {
+		live[svc] = slices.Clone(ps)
+	}
+	second := r.second
+	r.mu.Unlock()
+	for svc, ps := range live {
+		for _, p := range ps {
+			st, err := p.stats()
+			if err != nil {
+				t.Errorf("%s: %v", p.name, err)
+			}
+			total[svc] = total[svc].plus(st)
+			r.logEvent("%s /stats at the end: %+v", p.name, st)
+			if p == second {
+				res.secondHandled = st.Handled
+			}
+		}
+	}
+	res.dupUser, res.dupNotif = total["user-service"].Duplicates, total["notification-service"].Duplicates
+	res.parkedStats = total["user-service"].Parked + total["notification-service"].Parked
+	res.retried = total["user-service"].Retried + total["notification-service"].Retried
+	if res.parkedStats != 0 || res.parkedDLQ != 0 {
+		t.Errorf("records parked: %d by the services' counters, %d on the dead-letter topics; want none", res.parkedStats, res.parkedDLQ)
+	}
+	return res
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func (r *run) perAccount(query, service string) map[string]int {
+	rows, err := r.in.db.Query(fmt.Sprintf(query, r.schemas[service]))
+	if err != nil {
+		r.t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			r.t.Fatal(err)
+		}
+		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		r.t.Fatal(err)
+	}
+	return out
+}
+
+// emlPerAccount counts the welcome .eml files the notification-service wrote, by account (found
+// by the To address, unique per account).
+func (r *run) emlPerAccount(byEmail map[string]string) map[string]int {
+	dir := filepath.Join(r.dir, "notification-service", "mail")
+	files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(dir, ".*.tmp")); len(tmp) > 0 {
+		// FileMailer's documented crash leftover: a temporary file renamed by the resend.
+		r.logEvent("%d temporary files left in %s by a crash mid-write (not emails)", len(tmp), dir)
+	}
+	out := map[string]int{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		m, err := mail.ReadMessage(bytes.NewReader(b))
+		if err != nil {
+			r.t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if !strings.HasPrefix(m.Header.Get("Subject"), "Welcome") {
+			continue
+		}
+		to, err := mail.ParseAddress(m.Header.Get("To"))
+		if err != nil {
+			r.t.Errorf("%s: To: %v", f, err)
+			continue
+		}
+		id, ok := byEmail[to.Address]
+		if !ok {
+			r.t.Errorf("%s: a welcome email to %s, who never registered", f, to.Address)
+			continue
+		}
+		out[id]++
+	}
+	return out
+}
+
+// checkAPIs asks the user-service for each account's user and the notification-service for its
+// emails; it returns the number of welcome emails listed.
+func (r *run) checkAPIs(accounts []account) int {
+	user, notif := r.instance("user-service"), r.instance("notification-service")
+	jobs := make(chan account)
+	var (
+		mu      sync.Mutex
+		bad     []string
+		welcome int
+		wg      sync.WaitGroup
+	)
+	fail := func(s string) {
+		mu.Lock()
+		bad = append(bad, s)
+		mu.Unlock()
+	}
+	for range workers {
+		wg.Go(func() {
+			for a := range jobs {
+				var u struct{ AccountID, Username string }
+				if code, err := getJSON("http://"+user.addr+"/users?accountId="+a.ID, &u); err != nil || code != 200 || u.AccountID != a.ID || u.Username != a.Username {
+					fail(fmt.Sprintf("GET /users?accountId=%s: %d %+v %v", a.ID, code, u, err))
+				}
+				var ns []struct{ Kind, AccountID, To string }
+				code, err := getJSON("http://"+notif.addr+"/notifications?accountId="+a.ID, &ns)
+				if err != nil || code != 200 {
+					fail(fmt.Sprintf("GET /notifications?accountId=%s: %d %v", a.ID, code, err))
+					continue
+				}
+				n := 0
+				for _, x := range ns {
+					if x.Kind == "welcome" && x.To == a.Email {
+						n++
+					}
+				}
+				mu.Lock()
+				welcome += n
+				mu.Unlock()
+				if n != 1 || len(ns) != 1 {
+					fail(fmt.Sprintf("GET /notifications?accountId=%s: %d welcome emails in %+v", a.ID, n, ns))
+				}
+			}
+		})
+	}
+	for _, a := range accounts {
+		jobs <- a
+	}
+	close(jobs)
+	wg.Wait()
+	if len(bad) > 0 {
+		r.t.Errorf("%d API answers wrong; first: %s", len(bad), strings.Join(bad[:min(5, len(bad))], "; "))
+	}
+	return welcome
+}
+
+// readTopic reads every record of topic up to its current end.
+func readTopic(ctx context.Context, brokers []string, topic string) ([]*kgo.Record, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	want := map[int32]int64{}
+	parts := map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+			parts[o.Partition] = kgo.NewOffset().AtStart()
+		}
+	})
+	if len(want) == 0 {
+		return nil, nil
+	}
+	rd, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	var recs []*kgo.Record
+	next := map[int32]int64{}
+	for {
+		done := true
+		for p, end := range want {
+			if next[p] < end {
+				done = false
+			}
+		}
+		if done {
+			return recs, nil
+		}
+		fs := rd.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("read %s: %w", topic, err)
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			if rec.Offset < want[rec.Partition] {
+				recs = append(recs, rec)
+			}
+			next[rec.Partition] = rec.Offset + 1
+		})
+	}
+}
+
+// distinct returns the ce_id of the records of type typ.
+func distinct(recs []*kgo.Record, typ string) map[string]bool {
+	ids := map[string]bool{}
+	for _, rec := range recs {
+		var id, ty string
+		for _, h := range rec.Headers {
+			switch h.Key {
+			case envelope.HeaderID:
+				id = string(h.Value)
+			case envelope.HeaderType:
+				ty = string(h.Value)
+			}
+		}
+		if ty == typ {
+			ids[id] = true
+		}
+	}
+	return ids
+}
