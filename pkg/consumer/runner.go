@@ -196,6 +196,10 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 		kgo.ConsumeTopics(r.topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // a new group must not miss earlier facts
 		kgo.AutoCommitMarks(),
+		// A member that dies without leaving (kill -9, a lost machine) holds its partitions
+		// until the session times out: 10s instead of Kafka's 45s, so work moves on quickly.
+		kgo.SessionTimeout(10*time.Second),
+		kgo.HeartbeatInterval(time.Second),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 			// Stop the partitions' workers (work in flight is rolled back, never half applied),
 			// then commit what they finished: the next owner starts right after it.

@@ -7,9 +7,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// maxQueued is how many batches a worker queues before its partition's fetching pauses: one
-// to take right after the current one, one more that was already on its way.
-const maxQueued = 2
+// maxQueued is how many batches a worker queues before its partition's fetching pauses. Pausing
+// is for a partition that is stuck (retrying): pausing and resuming at every batch made the
+// consumer wait on fetches, so a partition that keeps up never pauses.
+const maxQueued = 8
 
 type topicPartition struct {
 	topic     string
