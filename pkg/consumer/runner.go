@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -218,6 +219,7 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 	}
 	cl, err := kgo.NewClient(copts...)
 	if err != nil {
+		r.stmts.close()
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	r.client = cl
@@ -236,18 +238,8 @@ func (r *Runner) Handlers() []Handler {
 	for _, h := range r.handlers {
 		hs = append(hs, *h)
 	}
-	slices.SortFunc(hs, func(a, b Handler) int { return cmpString(a.name, b.name) })
+	slices.SortFunc(hs, func(a, b Handler) int { return strings.Compare(a.name, b.name) })
 	return hs
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Stats returns the runner's counters.
