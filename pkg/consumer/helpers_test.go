@@ -24,6 +24,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/kafka"
 	"github.com/choreo-dev/choreo/pkg/outbox"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
+	"github.com/choreo-dev/choreo/pkg/stacktest"
 )
 
 const (
@@ -279,29 +280,13 @@ func (n *node) flush(t *testing.T) {
 func (n *node) waitStats(t *testing.T, what string, done func(consumer.Stats) bool) consumer.Stats {
 	t.Helper()
 	var st consumer.Stats
-	eventually(t, 10*time.Second, func() error {
+	stacktest.Eventually(t, 10*time.Second, func() error {
 		if st = n.runner.Stats(); !done(st) {
 			return fmt.Errorf("waiting for %s: stats %+v", what, st)
 		}
 		return nil
 	})
 	return st
-}
-
-// eventually retries fn until it succeeds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not after %s: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // recordCall is what every test handler does first: a row in calls, in the handler's transaction.
@@ -335,15 +320,6 @@ func calls(t *testing.T, db *sql.DB) []call {
 		t.Fatal(err)
 	}
 	return cs
-}
-
-func count(t *testing.T, db *sql.DB, query string, args ...any) int {
-	t.Helper()
-	var n int
-	if err := db.QueryRow(query, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return n
 }
 
 func headers(rec *kgo.Record) map[string]string {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/stacktest"
 )
 
 // TestRebalanceAppliesEachEventOnce runs two members of one group over one database, as two
@@ -28,16 +29,16 @@ func TestRebalanceAppliesEachEventOnce(t *testing.T) {
 	a.waitStats(t, "a to have handled something", func(s consumer.Stats) bool { return s.Handled > 0 })
 	a.stop() // leaves: its partitions move to b
 	burst(300, 150)
-	eventually(t, 20*time.Second, func() error {
-		if n := count(t, db, `SELECT count(*) FROM calls`); n < 450 {
+	stacktest.Eventually(t, 20*time.Second, func() error {
+		if n := stacktest.Count(t, db, `SELECT count(*) FROM calls`); n < 450 {
 			return fmt.Errorf("%d of 450 events applied", n)
 		}
 		return nil
 	})
-	if n := count(t, db, `SELECT count(DISTINCT account_id) FROM calls`); n != 450 {
+	if n := stacktest.Count(t, db, `SELECT count(DISTINCT account_id) FROM calls`); n != 450 {
 		t.Errorf("%d distinct accounts applied, want 450", n)
 	}
-	if n := count(t, db, `SELECT count(*) FROM calls`); n != 450 {
+	if n := stacktest.Count(t, db, `SELECT count(*) FROM calls`); n != 450 {
 		t.Errorf("%d handler effects for 450 events: some event was applied twice", n)
 	}
 	sa, sb := a.runner.Stats(), b.runner.Stats()

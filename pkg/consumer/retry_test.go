@@ -12,6 +12,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/stacktest"
 )
 
 var errDown = errors.New("dependency down")
@@ -111,7 +112,7 @@ func TestRetryDoesNotStallOtherPartitions(t *testing.T) {
 	n := h.start(t, openDB(t), group, []consumer.Handler{onAccountCreated("create", failFirst(1, "slow", &tries))},
 		consumer.Retry(consumer.RetryPolicy{MaxAttempts: 2, InitialBackoff: 20 * time.Second, MaxElapsed: time.Minute}))
 	h.produce(t, h.accountCreated(t, 0, "id-slow", "acc-0", "slow"))
-	eventually(t, 10*time.Second, func() error {
+	stacktest.Eventually(t, 10*time.Second, func() error {
 		if tries.Load() == 0 {
 			return errors.New("not tried yet")
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/stack"
+	"github.com/choreo-dev/choreo/pkg/stacktest"
 )
 
 // deadLetters reads a consumer group's dead-letter topic from its start and keeps every parked
@@ -78,7 +79,7 @@ func headerMap(hs []kgo.RecordHeader) map[string][]string {
 
 // userExists reports whether the User Service has a user for accountID (an error if not).
 func userExists(s *stack.Stack, accountID string) error {
-	code, err := doJSON("GET", url(s, "user-service", "/users?accountId="+accountID), "", nil)
+	code, err := stacktest.DoJSON("GET", stacktest.URL(s, "user-service", "/users?accountId="+accountID), "", nil)
 	if err == nil && code != http.StatusOK {
 		err = fmt.Errorf("GET user of %s: %d", accountID, code)
 	}
@@ -91,8 +92,8 @@ func userExists(s *stack.Stack, accountID string) error {
 // reason that says what was wrong, has no effect, and the valid record after it is processed.
 func TestBadRecordsAreParkedAndTheNextEventProcessed(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, t.TempDir())
-	accounts := topic(t, s, "AccountCreated")
+	s := stacktest.Start(t)
+	accounts := stacktest.Topic(t, s, "AccountCreated")
 	group := s.ServiceConfig("user-service").Scoped("user-service")
 	dlq := readDeadLetters(t, s, "user-service", "user-service")
 	codec := s.Service("account-service").Codec
@@ -214,14 +215,14 @@ func TestBadRecordsAreParkedAndTheNextEventProcessed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// The next valid record goes to the bad one's partition (same key), which must not be
 			// held up by it; its username is its own, as usernames are unique.
-			next := accountCreated(t, s, envelope.NewID(), tt.key+"-next", tt.key+"-next")
+			next := stacktest.AccountCreated(t, s, envelope.NewID(), tt.key+"-next", tt.key+"-next")
 			next.Key = []byte(tt.key)
 
 			var want *kgo.Record // what the parked record must carry, when known
 			if tt.rec != nil {
 				want = tt.rec(t, tt.key)
 				want.Key = []byte(tt.key)
-				produce(t, s, want, next)
+				stacktest.Produce(t, s, want, next)
 			} else {
 				kcat, err := exec.LookPath("kcat")
 				if err != nil {
@@ -234,11 +235,11 @@ func TestBadRecordsAreParkedAndTheNextEventProcessed(t *testing.T) {
 				if out, err := cmd.CombinedOutput(); err != nil {
 					t.Fatalf("%s: %v\n%s", cmd, err, out)
 				}
-				produce(t, s, next)
+				stacktest.Produce(t, s, next)
 			}
 			parked++
 
-			eventually(t, 10*time.Second, func() error { return userExists(s, tt.key+"-next") })
+			stacktest.Eventually(t, 10*time.Second, func() error { return userExists(s, tt.key+"-next") })
 
 			recs := dlq.wait(t, tt.key)
 			if len(recs) != 1 {
@@ -293,7 +294,7 @@ func TestBadRecordsAreParkedAndTheNextEventProcessed(t *testing.T) {
 				if err := userExists(s, tt.noUserOf); err == nil {
 					t.Errorf("a user was created for the parked account %s", tt.noUserOf)
 				}
-				if n := count(t, s.Service("user-service").DB, `SELECT count(*) FROM users WHERE account_id = $1`, tt.noUserOf); n != 0 {
+				if n := stacktest.Count(t, s.Service("user-service").DB, `SELECT count(*) FROM users WHERE account_id = $1`, tt.noUserOf); n != 0 {
 					t.Errorf("%d users of the parked account %s, want 0", n, tt.noUserOf)
 				}
 			}
@@ -308,7 +309,7 @@ func TestBadRecordsAreParkedAndTheNextEventProcessed(t *testing.T) {
 	if st := user.Runner().Stats(); st.Parked != int64(parked) {
 		t.Errorf("user-service stats %+v: want %d parked", st, parked)
 	}
-	if code, err := doJSON("GET", url(s, "user-service", "/healthz"), "", nil); err != nil || code != http.StatusOK {
+	if code, err := stacktest.DoJSON("GET", stacktest.URL(s, "user-service", "/healthz"), "", nil); err != nil || code != http.StatusOK {
 		t.Errorf("user-service /healthz: %d %v", code, err)
 	}
 }
@@ -318,7 +319,7 @@ func TestBadRecordsAreParkedAndTheNextEventProcessed(t *testing.T) {
 // Service then parks is an account without a user, and its owner is never told.
 func TestAcceptedRegistrationReachesEveryService(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, t.TempDir())
+	s := stacktest.Start(t)
 	dlq := readDeadLetters(t, s, "user-service", "user-service")
 	tests := []struct {
 		name, username, email string
@@ -333,7 +334,7 @@ func TestAcceptedRegistrationReachesEveryService(t *testing.T) {
 			parkedBefore := s.Service("user-service").Runner().HandlerStats()["create-user"].Parked
 			var created struct{ AccountID string }
 			body := fmt.Sprintf(`{"username":%q,"email":%q}`, tt.username, tt.email)
-			code, err := doJSON("POST", url(s, "account-service", "/accounts"), body, &created)
+			code, err := stacktest.DoJSON("POST", stacktest.URL(s, "account-service", "/accounts"), body, &created)
 			if err != nil || code != http.StatusCreated {
 				t.Fatalf("POST /accounts %s: %d %v", body, code, err)
 			}
@@ -350,8 +351,8 @@ func TestAcceptedRegistrationReachesEveryService(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			eventually(t, 10*time.Second, func() error {
-				ns, err := notifications(s, created.AccountID)
+			stacktest.Eventually(t, 10*time.Second, func() error {
+				ns, err := stacktest.Notifications(s, created.AccountID)
 				if err == nil && len(ns) != 1 {
 					err = fmt.Errorf("%d welcome emails", len(ns))
 				}

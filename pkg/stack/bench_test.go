@@ -13,25 +13,23 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/stack"
+	"github.com/choreo-dev/choreo/pkg/stacktest"
 )
 
-// BenchmarkRegistrationChain measures the whole registration chain in a burst: b.N AccountCreated
-// published at once, done when b.N welcome emails are recorded (two hops, two durable stores, one
-// .eml file per chain). Reports chains/s.
-func BenchmarkRegistrationChain(b *testing.B) {
-	addrs := map[string]string{}
-	dir := b.TempDir()
-	s := startStackB(b, dir, addrs)
+// burst encodes b.N AccountCreated of accounts <prefix>-<i>, then resets b's timer and publishes
+// them all at once without waiting for the acknowledgements; it returns when the timer started.
+func burst(b *testing.B, s *stack.Stack, prefix string) time.Time {
+	b.Helper()
 	recs := make([]*kgo.Record, b.N)
 	for i := range recs {
-		recs[i] = accountCreatedB(b, s, envelope.NewID(), fmt.Sprintf("bench-%d", i), fmt.Sprintf("u%d", i))
+		recs[i] = stacktest.AccountCreated(b, s, envelope.NewID(), fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("u%d", i))
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers()...), kgo.ProducerLinger(0))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer cl.Close()
-	notif := s.Service("notification-service").DB
+	b.Cleanup(cl.Close)
 	b.ResetTimer()
 	start := time.Now()
 	for _, r := range recs {
@@ -41,6 +39,16 @@ func BenchmarkRegistrationChain(b *testing.B) {
 			}
 		})
 	}
+	return start
+}
+
+// BenchmarkRegistrationChain measures the whole registration chain in a burst: b.N AccountCreated
+// published at once, done when b.N welcome emails are recorded (two hops, two durable stores, one
+// .eml file per chain). Reports chains/s.
+func BenchmarkRegistrationChain(b *testing.B) {
+	s := stacktest.Start(b)
+	notif := s.Service("notification-service").DB
+	start := burst(b, s, "bench")
 	for {
 		var n int
 		if err := notif.QueryRow(`SELECT count(*) FROM notifications`).Scan(&n); err != nil {
@@ -59,29 +67,12 @@ func BenchmarkRegistrationChain(b *testing.B) {
 // done when the User Service has applied them all (user row, inbox record, UserCreated in its
 // outbox). Reports events/s.
 func BenchmarkAccountToUserHop(b *testing.B) {
-	s := startStackB(b, b.TempDir(), map[string]string{})
+	s := stacktest.Start(b)
 	if err := s.StopService("notification-service"); err != nil {
 		b.Fatal(err)
 	}
-	recs := make([]*kgo.Record, b.N)
-	for i := range recs {
-		recs[i] = accountCreatedB(b, s, envelope.NewID(), fmt.Sprintf("hop-%d", i), fmt.Sprintf("u%d", i))
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers()...), kgo.ProducerLinger(0))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
 	runner := s.Service("user-service").Runner()
-	b.ResetTimer()
-	start := time.Now()
-	for _, r := range recs {
-		cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
-			if err != nil {
-				b.Error(err)
-			}
-		})
-	}
+	start := burst(b, s, "hop")
 	for runner.Stats().Handled < int64(b.N) {
 		time.Sleep(time.Millisecond)
 	}

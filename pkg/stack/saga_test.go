@@ -11,6 +11,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/stack"
+	"github.com/choreo-dev/choreo/pkg/stacktest"
 )
 
 type account struct {
@@ -20,7 +21,7 @@ type account struct {
 func getAccount(t *testing.T, s *stack.Stack, id string) account {
 	t.Helper()
 	var a account
-	if code, err := doJSON("GET", url(s, "account-service", "/accounts/"+id), "", &a); err != nil || code != 200 {
+	if code, err := stacktest.DoJSON("GET", stacktest.URL(s, "account-service", "/accounts/"+id), "", &a); err != nil || code != 200 {
 		t.Fatalf("GET /accounts/%s: %d %v", id, code, err)
 	}
 	return a
@@ -30,23 +31,23 @@ func getAccount(t *testing.T, s *stack.Stack, id string) account {
 // Service and compensated by the Account Service; no user, no welcome email.
 func TestTakenUsernameIsRejected(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, t.TempDir())
+	s := stacktest.Start(t)
 	register := func(email string) string {
 		var c struct{ AccountID string }
-		if code, err := doJSON("POST", url(s, "account-service", "/accounts"), `{"username":"alice","email":"`+email+`"}`, &c); code != 201 {
+		if code, err := stacktest.DoJSON("POST", stacktest.URL(s, "account-service", "/accounts"), `{"username":"alice","email":"`+email+`"}`, &c); code != 201 {
 			t.Fatalf("POST: %d %v", code, err)
 		}
 		return c.AccountID
 	}
 	first := register("alice@mail.com")
-	eventually(t, 10*time.Second, func() error {
-		if ns, err := notifications(s, first); err != nil || len(ns) != 1 {
+	stacktest.Eventually(t, 10*time.Second, func() error {
+		if ns, err := stacktest.Notifications(s, first); err != nil || len(ns) != 1 {
 			return fmt.Errorf("welcome of the first alice: %v %v", ns, err)
 		}
 		return nil
 	})
 	second := register("alice2@mail.com")
-	eventually(t, 10*time.Second, func() error {
+	stacktest.Eventually(t, 10*time.Second, func() error {
 		if a := getAccount(t, s, second); a.Status != "rejected" {
 			return fmt.Errorf("second account is %s", a.Status)
 		}
@@ -58,11 +59,11 @@ func TestTakenUsernameIsRejected(t *testing.T) {
 	if a := getAccount(t, s, first); a.Status != "active" {
 		t.Errorf("first account is %s, want active", a.Status)
 	}
-	if code, _ := doJSON("GET", url(s, "user-service", "/users?accountId="+second), "", nil); code != http.StatusNotFound {
+	if code, _ := stacktest.DoJSON("GET", stacktest.URL(s, "user-service", "/users?accountId="+second), "", nil); code != http.StatusNotFound {
 		t.Errorf("user of the rejected account: %d, want 404", code)
 	}
 	time.Sleep(200 * time.Millisecond) // a welcome email would have been sent by now
-	if ns, _ := notifications(s, second); len(ns) != 0 {
+	if ns, _ := stacktest.Notifications(s, second); len(ns) != 0 {
 		t.Errorf("the rejected account got %d emails", len(ns))
 	}
 }
@@ -71,7 +72,7 @@ func TestTakenUsernameIsRejected(t *testing.T) {
 // once. Exactly one becomes a user (with one welcome email); the other is rejected.
 func TestUsernameRaceHasOneWinner(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, t.TempDir())
+	s := stacktest.Start(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +82,7 @@ func TestUsernameRaceHasOneWinner(t *testing.T) {
 	var recs []*kgo.Record
 	for i := range races {
 		for side := range 2 {
-			r := accountCreated(t, s, envelope.NewID(), fmt.Sprintf("race-%d-%d", i, side), fmt.Sprintf("racer%d", i))
+			r := stacktest.AccountCreated(t, s, envelope.NewID(), fmt.Sprintf("race-%d-%d", i, side), fmt.Sprintf("racer%d", i))
 			r.Partition = int32(side) // same username, different partitions
 			recs = append(recs, r)
 		}
@@ -95,9 +96,9 @@ func TestUsernameRaceHasOneWinner(t *testing.T) {
 		// them (its compensation is covered above); the outcome is in the User and Notification
 		// Services.
 		var users int
-		eventually(t, 15*time.Second, func() error {
-			users = count(t, s.Service("user-service").DB, `SELECT count(*) FROM users WHERE username = $1`, fmt.Sprintf("racer%d", i))
-			rejected := count(t, s.Service("user-service").DB, `SELECT count(*) FROM rejections WHERE username = $1`, fmt.Sprintf("racer%d", i))
+		stacktest.Eventually(t, 15*time.Second, func() error {
+			users = stacktest.Count(t, s.Service("user-service").DB, `SELECT count(*) FROM users WHERE username = $1`, fmt.Sprintf("racer%d", i))
+			rejected := stacktest.Count(t, s.Service("user-service").DB, `SELECT count(*) FROM rejections WHERE username = $1`, fmt.Sprintf("racer%d", i))
 			if users+rejected != 2 {
 				return fmt.Errorf("racer%d: %d users, %d rejections", i, users, rejected)
 			}
@@ -106,9 +107,9 @@ func TestUsernameRaceHasOneWinner(t *testing.T) {
 		if users != 1 {
 			t.Errorf("racer%d: %d users, want exactly 1", i, users)
 		}
-		eventually(t, 10*time.Second, func() error {
-			na, _ := notifications(s, a)
-			nb, _ := notifications(s, b)
+		stacktest.Eventually(t, 10*time.Second, func() error {
+			na, _ := stacktest.Notifications(s, a)
+			nb, _ := stacktest.Notifications(s, b)
 			if len(na)+len(nb) != 1 {
 				return fmt.Errorf("racer%d: %d + %d welcome emails, want 1", i, len(na), len(nb))
 			}

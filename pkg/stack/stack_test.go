@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,117 +20,25 @@ import (
 	"github.com/choreo-dev/choreo/pkg/catalog"
 	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/envelope"
-	"github.com/choreo-dev/choreo/pkg/event"
-	"github.com/choreo-dev/choreo/pkg/kafkatest"
 	"github.com/choreo-dev/choreo/pkg/stack"
+	"github.com/choreo-dev/choreo/pkg/stacktest"
 	"github.com/choreo-dev/choreo/schemas"
 )
 
-func startStack(t *testing.T, dir string) *stack.Stack {
-	t.Helper()
-	return startStackB(t, dir, map[string]string{})
-}
-
-func startStackB(t testing.TB, dir string, addrs map[string]string) *stack.Stack {
-	t.Helper()
-	for _, n := range stack.Services() {
-		addrs[n] = "127.0.0.1:0"
-	}
-	s, err := stack.Start(context.Background(), stack.Config{
-		DataDir: dir, RegistryAddr: "127.0.0.1:0", HTTPAddrs: addrs, Partitions: 3,
-		Brokers: kafkatest.Brokers(t), Namespace: kafkatest.Namespace(t),
-		DatabaseURL: os.Getenv("TEST_DATABASE_URL"), // PostgreSQL where CI provides it, else SQLite
-	})
-	if err != nil {
-		t.Fatalf("start stack: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("close stack: %v", err)
-		}
-	})
-	return s
-}
-
-// topic returns the stack's (namespaced) topic of an event.
-func topic(t testing.TB, s *stack.Stack, eventName string) string {
-	t.Helper()
-	typ, err := s.Service("account-service").Codec.Types().ByName(eventName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return typ.Topic
-}
-
-func url(s *stack.Stack, service, path string) string {
-	return "http://" + s.Service(service).HTTPAddr() + path
-}
-
-// eventually retries fn until it succeeds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not after %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func doJSON(method, u, body string, out any) (int, error) {
-	req, err := http.NewRequest(method, u, strings.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: %d %s: %w", method, u, resp.StatusCode, b, err)
-		}
-	}
-	return resp.StatusCode, nil
-}
-
-type notification struct {
-	Kind, UserID, AccountID, To, EventType, CorrelationID, MessageID, Status string
-}
-
-func notifications(s *stack.Stack, accountID string) ([]notification, error) {
-	var ns []notification
-	code, err := doJSON("GET", url(s, "notification-service", "/notifications?accountId="+accountID), "", &ns)
-	if err == nil && code != 200 {
-		err = fmt.Errorf("status %d", code)
-	}
-	return ns, err
-}
-
 func TestRegistrationAndDeletionChains(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	s := startStack(t, dir)
+	cfg := stacktest.Config(t)
+	s := stacktest.StartConfig(t, cfg)
 
 	var created struct{ AccountID, Status, EventID string }
-	code, err := doJSON("POST", url(s, "account-service", "/accounts"), `{"username":"johndoe","email":"johndoe@mail.com"}`, &created)
+	code, err := stacktest.DoJSON("POST", stacktest.URL(s, "account-service", "/accounts"), `{"username":"johndoe","email":"johndoe@mail.com"}`, &created)
 	if err != nil || code != http.StatusCreated || created.AccountID == "" {
 		t.Fatalf("POST /accounts: %d %+v %v", code, created, err)
 	}
 
 	var user struct{ UserID, AccountID, Username, Email string }
-	eventually(t, 10*time.Second, func() error {
-		code, err := doJSON("GET", url(s, "user-service", "/users?accountId="+created.AccountID), "", &user)
+	stacktest.Eventually(t, 10*time.Second, func() error {
+		code, err := stacktest.DoJSON("GET", stacktest.URL(s, "user-service", "/users?accountId="+created.AccountID), "", &user)
 		if err == nil && code != 200 {
 			err = fmt.Errorf("GET user: %d", code)
 		}
@@ -141,13 +47,13 @@ func TestRegistrationAndDeletionChains(t *testing.T) {
 	if user.Username != "johndoe" || user.Email != "johndoe@mail.com" {
 		t.Fatalf("user = %+v", user)
 	}
-	if code, _ := doJSON("GET", url(s, "user-service", "/users/"+user.UserID), "", nil); code != 200 {
+	if code, _ := stacktest.DoJSON("GET", stacktest.URL(s, "user-service", "/users/"+user.UserID), "", nil); code != 200 {
 		t.Fatalf("GET /users/%s = %d", user.UserID, code)
 	}
 
-	var ns []notification
-	eventually(t, 10*time.Second, func() error {
-		ns, err = notifications(s, created.AccountID)
+	var ns []stacktest.Notification
+	stacktest.Eventually(t, 10*time.Second, func() error {
+		ns, err = stacktest.Notifications(s, created.AccountID)
 		if err == nil && (len(ns) != 1 || ns[0].Status != "sent") {
 			err = fmt.Errorf("notifications %+v, want one sent", ns)
 		}
@@ -160,7 +66,7 @@ func TestRegistrationAndDeletionChains(t *testing.T) {
 	if n.CorrelationID != created.EventID {
 		t.Errorf("welcome email correlation %q, want the AccountCreated ID %q", n.CorrelationID, created.EventID)
 	}
-	eml, err := os.ReadFile(filepath.Join(dir, "mail", n.MessageID+".eml"))
+	eml, err := os.ReadFile(filepath.Join(cfg.DataDir, "mail", n.MessageID+".eml"))
 	if err != nil {
 		t.Fatalf("welcome .eml: %v", err)
 	}
@@ -171,86 +77,48 @@ func TestRegistrationAndDeletionChains(t *testing.T) {
 	}
 
 	// The deletion chain: a new event and new handlers; the creation path is untouched.
-	code, err = doJSON("DELETE", url(s, "account-service", "/accounts/"+created.AccountID), "", nil)
+	code, err = stacktest.DoJSON("DELETE", stacktest.URL(s, "account-service", "/accounts/"+created.AccountID), "", nil)
 	if err != nil || code != 200 {
 		t.Fatalf("DELETE: %d %v", code, err)
 	}
-	eventually(t, 10*time.Second, func() error {
-		code, err := doJSON("GET", url(s, "user-service", "/users/"+user.UserID), "", nil)
+	stacktest.Eventually(t, 10*time.Second, func() error {
+		code, err := stacktest.DoJSON("GET", stacktest.URL(s, "user-service", "/users/"+user.UserID), "", nil)
 		if err == nil && code != http.StatusGone {
 			err = fmt.Errorf("GET deleted user: %d", code)
 		}
 		return err
 	})
-	eventually(t, 10*time.Second, func() error {
-		ns, err = notifications(s, created.AccountID)
+	stacktest.Eventually(t, 10*time.Second, func() error {
+		ns, err = stacktest.Notifications(s, created.AccountID)
 		if err == nil && (len(ns) != 2 || ns[1].Kind != "farewell") {
 			err = fmt.Errorf("notifications %+v", ns)
 		}
 		return err
 	})
 	// A second DELETE is answered the same and causes nothing more.
-	if code, _ := doJSON("DELETE", url(s, "account-service", "/accounts/"+created.AccountID), "", nil); code != 200 {
+	if code, _ := stacktest.DoJSON("DELETE", stacktest.URL(s, "account-service", "/accounts/"+created.AccountID), "", nil); code != 200 {
 		t.Fatalf("second DELETE = %d", code)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if ns, _ := notifications(s, created.AccountID); len(ns) != 2 {
+	if ns, _ := stacktest.Notifications(s, created.AccountID); len(ns) != 2 {
 		t.Fatalf("after a second DELETE: %d notifications, want 2", len(ns))
 	}
 }
 
-// produce publishes records with a plain franz-go client, as any other producer would.
-func produce(t *testing.T, s *stack.Stack, recs ...*kgo.Record) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
-}
-
-func accountCreated(t *testing.T, s *stack.Stack, id, accountID, username string) *kgo.Record {
-	t.Helper()
-	return accountCreatedB(t, s, id, accountID, username)
-}
-
-func accountCreatedB(t testing.TB, s *stack.Stack, id, accountID, username string) *kgo.Record {
-	t.Helper()
-	rec, err := s.Service("account-service").Codec.Record(
-		envelope.Envelope{ID: id, Source: "/test", Time: time.Now(), CorrelationID: id},
-		&event.AccountCreated{AccountID: accountID, Username: username, Email: username + "@mail.com", CreatedAt: time.Now().UTC().Truncate(time.Millisecond)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rec
-}
-
-func count(t *testing.T, db *sql.DB, query string, args ...any) int {
-	t.Helper()
-	var n int
-	if err := db.QueryRow(query, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return n
-}
-
 func TestDuplicateEventHasOneEffect(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, t.TempDir())
+	s := stacktest.Start(t)
 	id := envelope.NewID()
-	rec := accountCreated(t, s, id, "acc-dup", "dupe")
+	rec := stacktest.AccountCreated(t, s, id, "acc-dup", "dupe")
 	again := *rec
-	produce(t, s, rec)
-	produce(t, s, &again) // the same fact, delivered twice
+	stacktest.Produce(t, s, rec)
+	stacktest.Produce(t, s, &again) // the same fact, delivered twice
 
 	// A different event (new ce_id) for the same account: the same business fact told twice.
-	produce(t, s, accountCreated(t, s, envelope.NewID(), "acc-dup", "dupe"))
+	stacktest.Produce(t, s, stacktest.AccountCreated(t, s, envelope.NewID(), "acc-dup", "dupe"))
 
 	user := s.Service("user-service")
-	eventually(t, 10*time.Second, func() error {
+	stacktest.Eventually(t, 10*time.Second, func() error {
 		if st := user.Runner().Stats(); st.Handled+st.Duplicates < 3 {
 			return fmt.Errorf("user-service stats %+v", st)
 		}
@@ -259,32 +127,32 @@ func TestDuplicateEventHasOneEffect(t *testing.T) {
 	if st := user.Runner().Stats(); st.Duplicates != 1 {
 		t.Errorf("user-service duplicates = %d, want 1 (the redelivered ce_id)", st.Duplicates)
 	}
-	if n := count(t, user.DB, `SELECT count(*) FROM users WHERE account_id = 'acc-dup'`); n != 1 {
+	if n := stacktest.Count(t, user.DB, `SELECT count(*) FROM users WHERE account_id = 'acc-dup'`); n != 1 {
 		t.Fatalf("%d users, want 1", n)
 	}
-	eventually(t, 10*time.Second, func() error {
-		ns, err := notifications(s, "acc-dup")
+	stacktest.Eventually(t, 10*time.Second, func() error {
+		ns, err := stacktest.Notifications(s, "acc-dup")
 		if err == nil && len(ns) != 1 {
 			err = fmt.Errorf("%d notifications", len(ns))
 		}
 		return err
 	})
 	time.Sleep(200 * time.Millisecond)
-	if ns, _ := notifications(s, "acc-dup"); len(ns) != 1 {
+	if ns, _ := stacktest.Notifications(s, "acc-dup"); len(ns) != 1 {
 		t.Fatalf("%d welcome emails, want 1", len(ns))
 	}
 }
 
 func TestServiceRestartMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, t.TempDir())
+	s := stacktest.Start(t)
 	const n = 300
 	var recs []*kgo.Record
 	for i := range n {
-		recs = append(recs, accountCreated(t, s, envelope.NewID(), fmt.Sprintf("acc-%03d", i), fmt.Sprintf("user%03d", i)))
+		recs = append(recs, stacktest.AccountCreated(t, s, envelope.NewID(), fmt.Sprintf("acc-%03d", i), fmt.Sprintf("user%03d", i)))
 	}
-	produce(t, s, recs[:n/2]...)
-	eventually(t, 10*time.Second, func() error {
+	stacktest.Produce(t, s, recs[:n/2]...)
+	stacktest.Eventually(t, 10*time.Second, func() error {
 		if st := s.Service("user-service").Runner().Stats(); st.Handled == 0 {
 			return errors.New("nothing handled yet")
 		}
@@ -295,39 +163,39 @@ func TestServiceRestartMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 			t.Fatalf("stop %s: %v", name, err)
 		}
 	}
-	produce(t, s, recs[n/2:]...)
+	stacktest.Produce(t, s, recs[n/2:]...)
 	for _, name := range []string{"user-service", "notification-service"} {
 		if err := s.StartService(context.Background(), name); err != nil {
 			t.Fatalf("restart %s: %v", name, err)
 		}
 	}
-	eventually(t, 20*time.Second, func() error {
-		got := count(t, s.Service("notification-service").DB, `SELECT count(*) FROM notifications`)
+	stacktest.Eventually(t, 20*time.Second, func() error {
+		got := stacktest.Count(t, s.Service("notification-service").DB, `SELECT count(*) FROM notifications`)
 		if got < n {
 			return fmt.Errorf("%d of %d welcome emails", got, n)
 		}
 		return nil
 	})
 	time.Sleep(300 * time.Millisecond)
-	if got := count(t, s.Service("user-service").DB, `SELECT count(*) FROM users`); got != n {
+	if got := stacktest.Count(t, s.Service("user-service").DB, `SELECT count(*) FROM users`); got != n {
 		t.Errorf("%d users, want %d", got, n)
 	}
-	if got := count(t, s.Service("notification-service").DB, `SELECT count(*) FROM notifications`); got != n {
+	if got := stacktest.Count(t, s.Service("notification-service").DB, `SELECT count(*) FROM notifications`); got != n {
 		t.Errorf("%d notifications, want %d", got, n)
 	}
 }
 
 func TestGarbageIsParkedAndTheNextEventProcessed(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, t.TempDir())
+	s := stacktest.Start(t)
 	garbage := make([]byte, 64)
 	_, _ = rand.Read(garbage)
 	garbage[0] = 0x7f // not the Confluent magic byte
-	produce(t, s, &kgo.Record{Topic: topic(t, s, "AccountCreated"), Key: []byte("acc-g"), Value: garbage})
-	produce(t, s, accountCreated(t, s, envelope.NewID(), "acc-g", "after"))
+	stacktest.Produce(t, s, &kgo.Record{Topic: stacktest.Topic(t, s, "AccountCreated"), Key: []byte("acc-g"), Value: garbage})
+	stacktest.Produce(t, s, stacktest.AccountCreated(t, s, envelope.NewID(), "acc-g", "after"))
 
-	eventually(t, 10*time.Second, func() error {
-		code, err := doJSON("GET", url(s, "user-service", "/users?accountId=acc-g"), "", nil)
+	stacktest.Eventually(t, 10*time.Second, func() error {
+		code, err := stacktest.DoJSON("GET", stacktest.URL(s, "user-service", "/users?accountId=acc-g"), "", nil)
 		if err == nil && code != 200 {
 			err = fmt.Errorf("user of the valid event: %d", code)
 		}
@@ -357,7 +225,7 @@ func TestGarbageIsParkedAndTheNextEventProcessed(t *testing.T) {
 	for _, h := range p.Headers {
 		hs[h.Key] = string(h.Value)
 	}
-	if hs[consumer.HeaderDLQTopic] != topic(t, s, "AccountCreated") || hs[consumer.HeaderDLQGroup] != s.ServiceConfig("user-service").Scoped("user-service") ||
+	if hs[consumer.HeaderDLQTopic] != stacktest.Topic(t, s, "AccountCreated") || hs[consumer.HeaderDLQGroup] != s.ServiceConfig("user-service").Scoped("user-service") ||
 		hs[consumer.HeaderDLQReason] != "decode" || !strings.Contains(hs[consumer.HeaderDLQError], "Confluent") {
 		t.Errorf("parked record headers = %v", hs)
 	}
@@ -367,7 +235,7 @@ func TestGarbageIsParkedAndTheNextEventProcessed(t *testing.T) {
 // against schemas/catalog.yaml: the catalog documents what the code does, not what it once did.
 func TestCatalogMatchesCode(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, t.TempDir())
+	s := stacktest.Start(t)
 	cat, err := catalog.Load(schemas.FS)
 	if err != nil {
 		t.Fatal(err)
@@ -386,12 +254,12 @@ func TestCatalogMatchesCode(t *testing.T) {
 // event: its type comes from its schema and its identity from its position in the log.
 func TestHeaderlessRecordIsProcessed(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, t.TempDir())
-	rec := accountCreated(t, s, "ignored", "acc-bare", "bare")
+	s := stacktest.Start(t)
+	rec := stacktest.AccountCreated(t, s, "ignored", "acc-bare", "bare")
 	rec.Headers = nil
-	produce(t, s, rec)
-	eventually(t, 10*time.Second, func() error {
-		ns, err := notifications(s, "acc-bare")
+	stacktest.Produce(t, s, rec)
+	stacktest.Eventually(t, 10*time.Second, func() error {
+		ns, err := stacktest.Notifications(s, "acc-bare")
 		if err == nil && len(ns) != 1 {
 			err = fmt.Errorf("%d notifications", len(ns))
 		}
@@ -401,7 +269,7 @@ func TestHeaderlessRecordIsProcessed(t *testing.T) {
 	if err := s.Service("user-service").DB.QueryRow(`SELECT event_id FROM inbox WHERE event_type = 'AccountCreated'`).Scan(&eventID); err != nil {
 		t.Fatal(err)
 	}
-	if want := envelope.RecordID(topic(t, s, "AccountCreated"), rec.Partition, rec.Offset); eventID != want {
+	if want := envelope.RecordID(stacktest.Topic(t, s, "AccountCreated"), rec.Partition, rec.Offset); eventID != want {
 		t.Errorf("inbox event ID %s, want the record's position ID %s", eventID, want)
 	}
 }
@@ -437,11 +305,7 @@ func TestDevRestartKeepsState(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	start := func() *stack.Stack {
-		addrs := map[string]string{}
-		for _, n := range stack.Services() {
-			addrs[n] = "127.0.0.1:0"
-		}
-		s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, RegistryAddr: "127.0.0.1:0", HTTPAddrs: addrs, Partitions: 3})
+		s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, RegistryAddr: "127.0.0.1:0", HTTPAddrs: stacktest.HTTPAddrs(), Partitions: 3})
 		if err != nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -449,8 +313,8 @@ func TestDevRestartKeepsState(t *testing.T) {
 	}
 	welcomes := func(s *stack.Stack, acc string, want int) {
 		t.Helper()
-		eventually(t, 10*time.Second, func() error {
-			ns, err := notifications(s, acc)
+		stacktest.Eventually(t, 10*time.Second, func() error {
+			ns, err := stacktest.Notifications(s, acc)
 			if err == nil && len(ns) != want {
 				err = fmt.Errorf("%d notifications for %s, want %d", len(ns), acc, want)
 			}
@@ -459,7 +323,7 @@ func TestDevRestartKeepsState(t *testing.T) {
 	}
 	s := start()
 	var first struct{ AccountID string }
-	if code, err := doJSON("POST", url(s, "account-service", "/accounts"), `{"username":"before","email":"before@mail.com"}`, &first); code != 201 {
+	if code, err := stacktest.DoJSON("POST", stacktest.URL(s, "account-service", "/accounts"), `{"username":"before","email":"before@mail.com"}`, &first); code != 201 {
 		t.Fatalf("POST: %d %v", code, err)
 	}
 	welcomes(s, first.AccountID, 1)
@@ -479,7 +343,7 @@ func TestDevRestartKeepsState(t *testing.T) {
 		}
 	}
 	var second struct{ AccountID string }
-	if code, err := doJSON("POST", url(s, "account-service", "/accounts"), `{"username":"after","email":"after@mail.com"}`, &second); code != 201 {
+	if code, err := stacktest.DoJSON("POST", stacktest.URL(s, "account-service", "/accounts"), `{"username":"after","email":"after@mail.com"}`, &second); code != 201 {
 		t.Fatalf("POST after restart: %d %v", code, err)
 	}
 	welcomes(s, second.AccountID, 1)
@@ -492,10 +356,10 @@ func TestDevRestartKeepsState(t *testing.T) {
 // TestMetrics: the counters of a service are served in the Prometheus text format.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, t.TempDir())
-	produce(t, s, accountCreated(t, s, envelope.NewID(), "acc-m", "metrics"))
-	eventually(t, 10*time.Second, func() error {
-		resp, err := http.Get(url(s, "user-service", "/metrics"))
+	s := stacktest.Start(t)
+	stacktest.Produce(t, s, stacktest.AccountCreated(t, s, envelope.NewID(), "acc-m", "metrics"))
+	stacktest.Eventually(t, 10*time.Second, func() error {
+		resp, err := http.Get(stacktest.URL(s, "user-service", "/metrics"))
 		if err != nil {
 			return err
 		}

@@ -56,16 +56,47 @@ func eventNames(t *testing.T) []string {
 	return names
 }
 
+// usageCase is a command line and what it must answer: its exit status, and what its stderr and
+// stdout mention. A case that wants nothing on stdout gets nothing there, nor does a failing one.
+type usageCase struct {
+	name       string
+	args       []string
+	wantCode   int
+	wantStderr []string
+	wantStdout []string
+}
+
+// runUsage runs each case as a parallel subtest.
+func runUsage(t *testing.T, tests []usageCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := run(t, tt.args...)
+			if r.code != tt.wantCode {
+				t.Errorf("exit status = %d, want %d\nstderr:\n%s", r.code, tt.wantCode, r.stderr.String())
+			}
+			for _, s := range tt.wantStderr {
+				if !strings.Contains(r.stderr.String(), s) {
+					t.Errorf("stderr does not mention %q:\n%s", s, r.stderr.String())
+				}
+			}
+			for _, s := range tt.wantStdout {
+				if !strings.Contains(r.stdout.String(), s) {
+					t.Errorf("stdout does not mention %q:\n%s", s, r.stdout.String())
+				}
+			}
+			if (tt.wantCode != 0 || len(tt.wantStdout) == 0) && r.stdout.Len() != 0 {
+				t.Errorf("stdout = %q, want nothing", r.stdout.String())
+			}
+		})
+	}
+}
+
 func TestRunUsage(t *testing.T) {
 	t.Parallel()
 	reg := newRegistry(t)
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStderr []string
-		wantStdout []string
-	}{
+	runUsage(t, []usageCase{
 		{name: "no args", wantCode: 2, wantStderr: []string{"usage: choreo <command>", "encode", "catalog"}},
 		{name: "help", args: []string{"help"}, wantCode: 0, wantStderr: []string{"usage: choreo <command>"}},
 		{name: "-h", args: []string{"-h"}, wantCode: 0, wantStderr: []string{"usage: choreo <command>"}},
@@ -91,29 +122,7 @@ func TestRunUsage(t *testing.T) {
 		{name: "catalog unknown subcommand", args: []string{"catalog", "publish"}, wantCode: 2, wantStderr: []string{`"publish"`}},
 		{name: "catalog check with an argument", args: []string{"catalog", "check", "extra"}, wantCode: 2, wantStderr: []string{"got 1"}},
 		{name: "catalog check", args: []string{"catalog", "check"}, wantCode: 0, wantStdout: []string{"catalog ok"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			r := run(t, tt.args...)
-			if r.code != tt.wantCode {
-				t.Errorf("exit status = %d, want %d\nstderr:\n%s", r.code, tt.wantCode, r.stderr.String())
-			}
-			for _, s := range tt.wantStderr {
-				if !strings.Contains(r.stderr.String(), s) {
-					t.Errorf("stderr does not mention %q:\n%s", s, r.stderr.String())
-				}
-			}
-			for _, s := range tt.wantStdout {
-				if !strings.Contains(r.stdout.String(), s) {
-					t.Errorf("stdout does not mention %q:\n%s", s, r.stdout.String())
-				}
-			}
-			if tt.wantCode != 0 && r.stdout.Len() != 0 {
-				t.Errorf("failed command wrote to stdout: %q", r.stdout.String())
-			}
-		})
-	}
+	})
 }
 
 func TestEncode(t *testing.T) {

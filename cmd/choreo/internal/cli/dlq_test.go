@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -17,16 +16,12 @@ import (
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafkatest"
 	"github.com/choreo-dev/choreo/pkg/stack"
+	"github.com/choreo-dev/choreo/pkg/stacktest"
 )
 
 func TestDLQUsage(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStderr []string
-	}{
+	runUsage(t, []usageCase{
 		{name: "listed in the commands", args: []string{"help"}, wantCode: 0, wantStderr: []string{"dlq", "list|show|replay"}},
 		{name: "no subcommand", args: []string{"dlq"}, wantCode: 2, wantStderr: []string{"want list, show or replay", "choreo dlq replay <group>"}},
 		{name: "-h", args: []string{"dlq", "-h"}, wantCode: 0, wantStderr: []string{"choreo dlq list <group>", "choreo dlq show <group> <offset>", "choreo dlq replay <group>"}},
@@ -45,24 +40,7 @@ func TestDLQUsage(t *testing.T) {
 		{name: "replay negative offset", args: []string{"dlq", "replay", "g", "--offset=-4"}, wantCode: 2, wantStderr: []string{"-offset -4"}},
 		{name: "replay replication factor 0", args: []string{"dlq", "replay", "g", "--all", "-replication-factor", "0"}, wantCode: 2, wantStderr: []string{"-replication-factor 0"}},
 		{name: "replay -h", args: []string{"dlq", "replay", "-h"}, wantCode: 0, wantStderr: []string{"-force", "-all", "-offset", "-replication-factor"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			r := run(t, tt.args...)
-			if r.code != tt.wantCode {
-				t.Errorf("exit status = %d, want %d\nstderr:\n%s", r.code, tt.wantCode, r.stderr.String())
-			}
-			for _, s := range tt.wantStderr {
-				if !strings.Contains(r.stderr.String(), s) {
-					t.Errorf("stderr does not mention %q:\n%s", s, r.stderr.String())
-				}
-			}
-			if r.stdout.Len() != 0 {
-				t.Errorf("stdout = %q, want nothing", r.stdout.String())
-			}
-		})
-	}
+	})
 }
 
 func TestDLQBrokersUnreachable(t *testing.T) {
@@ -101,40 +79,10 @@ func TestDLQGroupWithoutDeadLetterTopic(t *testing.T) {
 	}
 }
 
+// startStack starts the stack the end-to-end tests of the command line run against.
 func startStack(t *testing.T) *stack.Stack {
 	t.Helper()
-	addrs := map[string]string{}
-	for _, n := range stack.Services() {
-		addrs[n] = "127.0.0.1:0"
-	}
-	s, err := stack.Start(context.Background(), stack.Config{
-		DataDir: t.TempDir(), RegistryAddr: "127.0.0.1:0", HTTPAddrs: addrs, Partitions: 3,
-		Brokers: kafkatest.Brokers(t), Namespace: kafkatest.Namespace(t),
-	})
-	if err != nil {
-		t.Fatalf("start stack: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("close stack: %v", err)
-		}
-	})
-	return s
-}
-
-func eventually(t *testing.T, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return stacktest.Start(t)
 }
 
 // listed is a line of `dlq list`.
@@ -193,25 +141,12 @@ func TestDLQEndToEnd(t *testing.T) {
 	s := startStack(t)
 	users := s.Service("user-service")
 	group := users.Config.Scoped("user-service")
-	codec := s.Service("account-service").Codec
-	accounts, err := codec.Types().ByName("AccountCreated")
-	if err != nil {
-		t.Fatal(err)
-	}
+	accounts := stacktest.Topic(t, s, "AccountCreated")
 	kafkaFlags := []string{"-brokers", strings.Join(s.Brokers(), ",")}
 	flags := append([]string{"-registry", s.RegistryURL()}, kafkaFlags...)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	record := func(id, accountID, email string) *kgo.Record {
-		rec, err := codec.Record(envelope.Envelope{ID: id, Source: "/test", Time: time.Now(), CorrelationID: id},
+		return stacktest.Record(t, s, id,
 			&event.AccountCreated{AccountID: accountID, Username: accountID, Email: email, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rec
 	}
 
 	// The user-service parks an account whose email is not an address, the same without any
@@ -219,12 +154,10 @@ func TestDLQEndToEnd(t *testing.T) {
 	badID := envelope.NewID()
 	bare := record("ignored", "acc-bad", "not an email either")
 	bare.Headers = nil
-	garbage := &kgo.Record{Topic: accounts.Topic, Key: []byte("acc-bad"), Value: []byte("garbage, no event")}
-	if err := cl.ProduceSync(t.Context(), record(badID, "acc-bad", "not an email"), bare, garbage).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	garbage := &kgo.Record{Topic: accounts, Key: []byte("acc-bad"), Value: []byte("garbage, no event")}
+	stacktest.Produce(t, s, record(badID, "acc-bad", "not an email"), bare, garbage)
 	var ls []listed
-	eventually(t, func() error {
+	stacktest.Eventually(t, 15*time.Second, func() error {
 		ls = list(t, append([]string{group}, flags...)...)
 		if len(ls) != 3 {
 			return fmt.Errorf("dlq list: %d lines, want 3", len(ls))
@@ -232,17 +165,17 @@ func TestDLQEndToEnd(t *testing.T) {
 		return nil
 	})
 	bad := ls[0]
-	if bad.ID != badID || bad.Type != "AccountCreated" || bad.Key != "acc-bad" || bad.SourceTopic != accounts.Topic ||
+	if bad.ID != badID || bad.Type != "AccountCreated" || bad.Key != "acc-bad" || bad.SourceTopic != accounts ||
 		bad.Group != group || bad.Handler != "create-user" || bad.Reason != "handler" || bad.Class != "permanent" ||
 		!strings.Contains(bad.Error, "not a bare address") || bad.Attempts != 1 || bad.Time.IsZero() || bad.Replayed || bad.Replay != nil {
 		t.Errorf("dlq list: the invalid account = %+v", bad)
 	}
 	// Without headers: the type decoded with the registry, the ID the consumer gave it.
-	if l := ls[1]; l.Type != "AccountCreated" || l.ID != envelope.RecordID(accounts.Topic, bare.Partition, bare.Offset) ||
+	if l := ls[1]; l.Type != "AccountCreated" || l.ID != envelope.RecordID(accounts, bare.Partition, bare.Offset) ||
 		l.Reason != "handler" || l.Offset != bad.Offset+1 || l.DecodeError != "" {
 		t.Errorf("dlq list: the headerless account = %+v", l)
 	}
-	if l := ls[2]; l.Type != "" || l.ID != envelope.RecordID(accounts.Topic, garbage.Partition, garbage.Offset) ||
+	if l := ls[2]; l.Type != "" || l.ID != envelope.RecordID(accounts, garbage.Partition, garbage.Offset) ||
 		l.Reason != "decode" || l.Handler != "" || !strings.Contains(l.DecodeError, "Confluent") {
 		t.Errorf("dlq list: the garbage = %+v", l)
 	}
@@ -272,7 +205,7 @@ func TestDLQEndToEnd(t *testing.T) {
 				shown.Type != "AccountCreated" || shown.ID != badID || shown.Event.AccountID != "acc-bad" ||
 				shown.Event.Email != "not an email" || shown.Replayed ||
 				shown.Headers[envelope.HeaderID] != badID || shown.Headers[consumer.HeaderDLQReason] != "handler" ||
-				shown.Headers[consumer.HeaderDLQTopic] != accounts.Topic {
+				shown.Headers[consumer.HeaderDLQTopic] != accounts {
 				t.Errorf("dlq show %v:\n%s", args, r.stdout.String())
 			}
 		}
@@ -288,16 +221,14 @@ func TestDLQEndToEnd(t *testing.T) {
 	good := record(goodID, "acc-fixed", "fixed@mail.com")
 	good.Topic = dlq.Topic(group)
 	for k, v := range map[string]string{
-		consumer.HeaderDLQTopic: accounts.Topic, consumer.HeaderDLQPartition: "0", consumer.HeaderDLQOffset: "999",
+		consumer.HeaderDLQTopic: accounts, consumer.HeaderDLQPartition: "0", consumer.HeaderDLQOffset: "999",
 		consumer.HeaderDLQGroup: group, consumer.HeaderDLQHandler: "create-user", consumer.HeaderDLQReason: "handler",
 		consumer.HeaderDLQClass: "transient", consumer.HeaderDLQError: "database is locked", consumer.HeaderDLQAttempts: "5",
 		consumer.HeaderDLQTime: time.Now().UTC().Format(time.RFC3339Nano),
 	} {
 		good.Headers = append(good.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
 	}
-	if err := cl.ProduceSync(t.Context(), good).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	stacktest.Produce(t, s, good)
 	parked, ok := byID(list(t, append([]string{group}, flags...)...), goodID)
 	if !ok || parked.Attempts != 5 || parked.Class != "transient" {
 		t.Fatalf("the parked valid account is not listed right: %+v", parked)
@@ -313,17 +244,13 @@ func TestDLQEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(r.stdout.Bytes(), &replayed); err != nil {
 		t.Fatalf("dlq replay output: %v\n%s", err, r.stdout.String())
 	}
-	if replayed.ToTopic != accounts.Topic || replayed.ID != goodID || replayed.Partition != parked.Partition || replayed.Offset != parked.Offset || replayed.Previous != nil {
+	if replayed.ToTopic != accounts || replayed.ID != goodID || replayed.Partition != parked.Partition || replayed.Offset != parked.Offset || replayed.Previous != nil {
 		t.Errorf("dlq replay = %+v", replayed)
 	}
 	usersOf := func(account string) int {
-		var n int
-		if err := users.DB.QueryRow(`SELECT count(*) FROM users WHERE account_id = $1`, account).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
+		return stacktest.Count(t, users.DB, `SELECT count(*) FROM users WHERE account_id = $1`, account)
 	}
-	eventually(t, func() error {
+	stacktest.Eventually(t, 15*time.Second, func() error {
 		if n := usersOf("acc-fixed"); n != 1 {
 			return fmt.Errorf("%d users of the replayed account, want 1", n)
 		}
@@ -339,7 +266,7 @@ func TestDLQEndToEnd(t *testing.T) {
 		t.Errorf("refused replay printed %q", r.stdout.String())
 	}
 	ls = list(t, append([]string{group}, flags...)...)
-	if l, _ := byID(ls, goodID); !l.Replayed || l.Replay == nil || l.Replay.ToTopic != accounts.Topic || l.Replay.ToOffset != replayed.ToOffset {
+	if l, _ := byID(ls, goodID); !l.Replayed || l.Replay == nil || l.Replay.ToTopic != accounts || l.Replay.ToOffset != replayed.ToOffset {
 		t.Errorf("dlq list after the replay: %+v, want replayed to %+v", l, replayed.Replay)
 	}
 	if l, _ := byID(ls, badID); l.Replayed {
@@ -358,7 +285,7 @@ func TestDLQEndToEnd(t *testing.T) {
 	if forced.Previous == nil || *forced.Previous != replayed.Replay || forced.ToOffset == replayed.ToOffset {
 		t.Errorf("forced replay %+v, want a new offset and previous %+v", forced, replayed.Replay)
 	}
-	eventually(t, func() error {
+	stacktest.Eventually(t, 15*time.Second, func() error {
 		if st := users.Runner().Stats(); st.Duplicates != 1 {
 			return fmt.Errorf("user-service stats %+v, want 1 duplicate", st)
 		}
@@ -377,7 +304,7 @@ func TestDLQEndToEnd(t *testing.T) {
 		!strings.Contains(r.stderr.String(), "replayed 3") || !strings.Contains(r.stderr.String(), "skipped 1") {
 		t.Errorf("dlq replay --all:\nstdout:\n%s\nstderr:\n%s", r.stdout.String(), r.stderr.String())
 	}
-	eventually(t, func() error {
+	stacktest.Eventually(t, 15*time.Second, func() error {
 		if st := users.Runner().Stats(); st.Parked != 6 || st.Duplicates != 1 {
 			return fmt.Errorf("user-service stats %+v, want 3 parked twice, 1 duplicate", st)
 		}

@@ -3,28 +3,20 @@ package cli_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
-	"github.com/choreo-dev/choreo/pkg/stack"
+	"github.com/choreo-dev/choreo/pkg/stacktest"
 )
 
 func TestTraceUsage(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStderr []string
-	}{
+	runUsage(t, []usageCase{
 		{name: "listed in the commands", args: []string{"help"}, wantCode: 0, wantStderr: []string{"trace", "checked against the catalog"}},
 		{name: "no id", args: []string{"trace"}, wantCode: 2, wantStderr: []string{"got 0", "choreo trace <event-or-correlation-id>"}},
 		{name: "two ids", args: []string{"trace", "a", "b"}, wantCode: 2, wantStderr: []string{"got 2"}},
@@ -36,51 +28,7 @@ func TestTraceUsage(t *testing.T) {
 			name: "brokers unreachable", args: []string{"trace", "a", "-brokers", "127.0.0.1:1", "-registry", "http://127.0.0.1:1"}, wantCode: 1,
 			wantStderr: []string{"KAFKA_BROKERS 127.0.0.1:1 (-brokers)", "events are shown undecoded"},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			r := run(t, tt.args...)
-			if r.code != tt.wantCode {
-				t.Errorf("exit status = %d, want %d\nstderr:\n%s", r.code, tt.wantCode, r.stderr.String())
-			}
-			for _, s := range tt.wantStderr {
-				if !strings.Contains(r.stderr.String(), s) {
-					t.Errorf("stderr does not mention %q:\n%s", s, r.stderr.String())
-				}
-			}
-			if r.stdout.Len() != 0 {
-				t.Errorf("stdout = %q, want nothing", r.stdout.String())
-			}
-		})
-	}
-}
-
-func httpJSON(method, url string, body string, out any) error {
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, b)
-	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(b, out)
-}
-
-type notificationJSON struct {
-	Kind, EventType, CorrelationID, Status string
+	})
 }
 
 // traced is the part of `trace -format json` the tests read.
@@ -125,17 +73,17 @@ func TestTraceEndToEnd(t *testing.T) {
 	s := startStack(t)
 	ns := s.Service("account-service").Config.Namespace
 	flags := []string{"-namespace", ns, "-brokers", strings.Join(s.Brokers(), ","), "-registry", s.RegistryURL()}
-	url := func(service, path string) string { return "http://" + s.Service(service).HTTPAddr() + path }
 
 	var created struct{ AccountID, EventID string }
-	if err := httpJSON("POST", url("account-service", "/accounts"), `{"username":"tracy","email":"tracy@mail.com"}`, &created); err != nil {
-		t.Fatal(err)
+	code, err := stacktest.DoJSON("POST", stacktest.URL(s, "account-service", "/accounts"), `{"username":"tracy","email":"tracy@mail.com"}`, &created)
+	if err != nil || code != http.StatusCreated {
+		t.Fatalf("POST /accounts: %d %v", code, err)
 	}
-	notifications := func(want int) []notificationJSON {
-		var got []notificationJSON
-		eventually(t, func() error {
-			got = nil
-			if err := httpJSON("GET", url("notification-service", "/notifications?accountId="+created.AccountID), "", &got); err != nil {
+	notifications := func(want int) []stacktest.Notification {
+		var got []stacktest.Notification
+		stacktest.Eventually(t, 15*time.Second, func() error {
+			var err error
+			if got, err = stacktest.Notifications(s, created.AccountID); err != nil {
 				return err
 			}
 			if len(got) != want || got[want-1].Status != "sent" {
@@ -210,8 +158,8 @@ func TestTraceEndToEnd(t *testing.T) {
 	}
 
 	// The deletion chain, traced by the correlation ID the farewell email carries.
-	if err := httpJSON("DELETE", url("account-service", "/accounts/"+created.AccountID), "", nil); err != nil {
-		t.Fatal(err)
+	if code, err := stacktest.DoJSON("DELETE", stacktest.URL(s, "account-service", "/accounts/"+created.AccountID), "", nil); err != nil || code != http.StatusOK {
+		t.Fatalf("DELETE /accounts/%s: %d %v", created.AccountID, code, err)
 	}
 	farewell := notifications(2)[1]
 	if farewell.Kind != "farewell" || farewell.CorrelationID == "" {
@@ -245,9 +193,9 @@ func TestTraceEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	produce(t, s, rec)
+	stacktest.Produce(t, s, rec)
 	var parked traced
-	eventually(t, func() error {
+	stacktest.Eventually(t, 15*time.Second, func() error {
 		parked = traceJSON(t, append([]string{badID}, flags...)...)
 		if len(parked.Roots) != 1 || len(parked.Roots[0].Children) != 1 || parked.Roots[0].Children[0].Parked == nil {
 			return fmt.Errorf("trace of the refused account: %+v, want AccountCreated with a parked leaf", parked)
@@ -284,17 +232,5 @@ func TestTraceEndToEnd(t *testing.T) {
 		if !strings.Contains(r.stderr.String(), want) {
 			t.Errorf("trace of an unknown ID: stderr does not mention %q:\n%s", want, r.stderr.String())
 		}
-	}
-}
-
-func produce(t *testing.T, s *stack.Stack, rec *kgo.Record) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := cl.ProduceSync(t.Context(), rec).FirstErr(); err != nil {
-		t.Fatal(err)
 	}
 }
