@@ -169,9 +169,23 @@ func resetDefaultTopics(t *testing.T, brokers string) {
 	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	topics := []string{"accounts", "users", "user-service.dlq", "notification-service.dlq"}
-	if _, err := adm.DeleteGroups(ctx, "user-service", "notification-service"); err != nil {
-		t.Fatalf("delete groups: %v", err)
+	topics := []string{"accounts", "users", "user-service.dlq", "notification-service.dlq", "account-service.dlq"}
+	// Only groups that exist: on a new broker there are none, and not even a group coordinator
+	// until the offsets topic is made.
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatalf("list groups: %v", err)
+	}
+	var groups []string
+	for _, g := range []string{"user-service", "notification-service", "account-service"} {
+		if _, ok := listed[g]; ok {
+			groups = append(groups, g)
+		}
+	}
+	if len(groups) > 0 {
+		if _, err := adm.DeleteGroups(ctx, groups...); err != nil {
+			t.Fatalf("delete groups %v: %v", groups, err)
+		}
 	}
 	if _, err := adm.DeleteTopics(ctx, topics...); err != nil {
 		t.Fatalf("delete topics: %v", err)
