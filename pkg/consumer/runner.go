@@ -319,8 +319,9 @@ func (r *Runner) processPartition(ctx context.Context, recs []*kgo.Record) error
 		return err
 	}
 	dbBackoff := 10 * time.Millisecond
+	guarded := false
 	for i := 0; i < len(recs); {
-		n, fail, err := r.apply(ctx, recs[i:], ds[i:])
+		n, fail, err := r.apply(ctx, recs[i:], ds[i:], guarded)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -336,6 +337,7 @@ func (r *Runner) processPartition(ctx context.Context, recs []*kgo.Record) error
 				continue
 			}
 			n, fail = 0, &failure{index: poisoned.index, handler: poisoned.handler, err: poisoned.err}
+			guarded = true // from now on each record under a savepoint
 		}
 		dbBackoff = 10 * time.Millisecond
 		if n > 0 {
@@ -418,7 +420,12 @@ func (r *Runner) decode(ctx context.Context, recs []*kgo.Record) ([]decoded, err
 // first record whose handler fails transiently, commits what came before, and returns how many
 // records it committed and the failure. Permanent failures and undecodable records are parked
 // in the same transaction.
-func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (n int, fail *failure, err error) {
+//
+// Unguarded, records get no savepoints: the common case, where every handler succeeds, saves
+// two statements a record. The first handler failure then rolls back the whole batch (as
+// errPoisoned), and the caller applies it again guarded. Handlers change only the database
+// (effects outside it go through outboxes), so running them again is safe.
+func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded, guarded bool) (n int, fail *failure, err error) {
 	tx, err := r.cfg.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, nil, fmt.Errorf("begin: %w", err)
@@ -453,8 +460,10 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (n
 			count(h.name, func(s *Stats) { s.Parked++ })
 			continue
 		}
-		if _, err := st.savepoint.ExecContext(ctx); err != nil {
-			return 0, nil, fmt.Errorf("savepoint: %w", err)
+		if guarded {
+			if _, err := st.savepoint.ExecContext(ctx); err != nil {
+				return 0, nil, fmt.Errorf("savepoint: %w", err)
+			}
 		}
 		res, err := st.inbox.ExecContext(ctx, r.cfg.Group, d.Envelope.ID, d.Type.Name, now)
 		if err != nil {
@@ -463,8 +472,10 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (n
 		if inserted, err := res.RowsAffected(); err != nil {
 			return 0, nil, fmt.Errorf("inbox: %w", err)
 		} else if inserted == 0 {
-			if _, err := st.release.ExecContext(ctx); err != nil {
-				return 0, nil, fmt.Errorf("release savepoint: %w", err)
+			if guarded {
+				if _, err := st.release.ExecContext(ctx); err != nil {
+					return 0, nil, fmt.Errorf("release savepoint: %w", err)
+				}
 			}
 			count(h.name, func(s *Stats) { s.Duplicates++ })
 			continue
@@ -474,13 +485,20 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded) (n
 			if ctx.Err() != nil {
 				return 0, nil, ctx.Err()
 			}
+			if !guarded {
+				// Nothing of the batch can be kept without savepoints: report the failure as
+				// one that took the whole transaction, and go on guarded.
+				return 0, nil, &errPoisoned{index: i, handler: h.name, err: herr}
+			}
 			if _, err := st.rollbackTo.ExecContext(ctx); err != nil {
 				// The handler's failure took the whole transaction with it.
 				return 0, nil, &errPoisoned{index: i, handler: h.name, err: herr}
 			}
 		}
-		if _, err := st.release.ExecContext(ctx); err != nil {
-			return 0, nil, fmt.Errorf("release savepoint: %w", err)
+		if guarded {
+			if _, err := st.release.ExecContext(ctx); err != nil {
+				return 0, nil, fmt.Errorf("release savepoint: %w", err)
+			}
 		}
 		if herr != nil && !IsPermanent(herr) {
 			fail = &failure{index: i, handler: h.name, err: herr}
