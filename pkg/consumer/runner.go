@@ -426,6 +426,7 @@ func (r *Runner) decode(ctx context.Context, recs []*kgo.Record) ([]decoded, err
 // errPoisoned), and the caller applies it again guarded. Handlers change only the database
 // (effects outside it go through outboxes), so running them again is safe.
 func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded, guarded bool) (n int, fail *failure, err error) {
+	r.stmts.prepareWanted(ctx)
 	tx, err := r.cfg.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, nil, fmt.Errorf("begin: %w", err)

@@ -23,18 +23,28 @@ type Tx struct {
 	emitted map[string]int
 }
 
-// ExecContext runs a statement in the transaction.
+// ExecContext runs a statement in the transaction. Statements are prepared on first use and
+// kept for the runner's life.
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := tx.stmts.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return tx.sql.ExecContext(ctx, query, args...)
 }
 
 // QueryContext runs a query in the transaction.
 func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := tx.stmts.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return tx.sql.QueryContext(ctx, query, args...)
 }
 
 // QueryRowContext runs a query returning at most one row in the transaction.
 func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := tx.stmts.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return tx.sql.QueryRowContext(ctx, query, args...)
 }
 
