@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -66,7 +67,7 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, topics ...Topic) error 
 		if err == nil {
 			err = resp.Err
 		}
-		if err != nil && !errors.Is(err, kerrTopicExists) {
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 			errs = append(errs, fmt.Errorf("create topic %s: %w", t.Name, err))
 		}
 	}
