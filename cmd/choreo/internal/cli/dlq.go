@@ -81,7 +81,7 @@ func runDLQList(ctx context.Context, env Env, args []string) error {
 		}
 		if p.Type == "" && len(p.Record.Value) > 0 {
 			if c == nil && cerr == nil {
-				if c, cerr = newCodec(ctx, *reg); cerr != nil {
+				if c, cerr = newCodec(ctx, *reg, ""); cerr != nil {
 					fmt.Fprintf(env.Stderr, "choreo dlq list: records without a ce_type header are listed without their type: %v\n", cerr)
 				}
 			}
@@ -133,7 +133,7 @@ func runDLQShow(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := newCodec(ctx, *reg)
+	c, err := newCodec(ctx, *reg, "")
 	if err != nil {
 		return err
 	}

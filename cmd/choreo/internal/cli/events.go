@@ -32,7 +32,9 @@ func brokersFlag(fs *flag.FlagSet, env Env) *string {
 		"Kafka seed brokers, comma-separated (env KAFKA_BROKERS)")
 }
 
-func newCodec(ctx context.Context, url string) (*codec.Codec, error) {
+// newCodec registers the event schemas at url and returns a codec for the topics of namespace ns
+// ("" for none): the codec checks that each event is on its topic, which carries the namespace.
+func newCodec(ctx context.Context, url, ns string) (*codec.Codec, error) {
 	types, err := event.Load()
 	if err != nil {
 		return nil, err
@@ -43,7 +45,7 @@ func newCodec(ctx context.Context, url string) (*codec.Codec, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	c, err := codec.New(ctx, cl, types)
+	c, err := codec.New(ctx, cl, types.WithNamespace(ns))
 	if err != nil {
 		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL, -registry): %w", url, err)
 	}
@@ -89,7 +91,7 @@ func runEncode(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, env, args, 2); err != nil {
 		return err
 	}
-	c, err := newCodec(ctx, *reg)
+	c, err := newCodec(ctx, *reg, "")
 	if err != nil {
 		return err
 	}
@@ -113,7 +115,7 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, env, args, 2); err != nil {
 		return err
 	}
-	c, err := newCodec(ctx, *reg)
+	c, err := newCodec(ctx, *reg, "")
 	if err != nil {
 		return err
 	}
@@ -172,7 +174,7 @@ func runTail(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, env, args, 1); err != nil {
 		return err
 	}
-	c, err := newCodec(ctx, *reg)
+	c, err := newCodec(ctx, *reg, "")
 	if err != nil {
 		return err
 	}

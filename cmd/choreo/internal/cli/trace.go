@@ -10,11 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/choreo-dev/choreo/pkg/catalog"
-	"github.com/choreo-dev/choreo/pkg/codec"
-	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafka"
 	"github.com/choreo-dev/choreo/pkg/trace"
 	"github.com/choreo-dev/choreo/schemas"
@@ -68,7 +65,7 @@ func runTrace(ctx context.Context, env Env, args []string) error {
 	topics := trace.Topics(cat, *ns)
 
 	// Without the registry the trace is still worth having: the headers tell the chain.
-	c, err := newScopedCodec(ctx, *reg, *ns)
+	c, err := newCodec(ctx, *reg, *ns)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "choreo trace: events are shown undecoded: %v\n", err)
 		c = nil
@@ -128,24 +125,4 @@ func runTrace(ctx context.Context, env Env, args []string) error {
 		return enc.Encode(out)
 	}
 	return t.WriteText(env.Stdout, cmp)
-}
-
-// newScopedCodec is newCodec for the topics of namespace ns: the codec checks that each event
-// is on its topic, which carries the namespace.
-func newScopedCodec(ctx context.Context, url, ns string) (*codec.Codec, error) {
-	types, err := event.Load()
-	if err != nil {
-		return nil, err
-	}
-	cl, err := sr.NewClient(sr.URLs(url))
-	if err != nil {
-		return nil, fmt.Errorf("schema registry %s: %w", url, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	c, err := codec.New(ctx, cl, types.WithNamespace(ns))
-	if err != nil {
-		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL, -registry): %w", url, err)
-	}
-	return c, nil
 }
