@@ -27,6 +27,9 @@ func TestRebalanceAppliesEachEventOnce(t *testing.T) {
 	b := h.start(t, db, group, handlers()) // joins: partitions move from a to b
 	burst(150, 150)
 	a.waitStats(t, "a to have handled something", func(s consumer.Stats) bool { return s.Handled > 0 })
+	// While a is still a member, b handles records only if the join gave it partitions: a
+	// rebalance that left everything with a would pass every count below.
+	b.waitStats(t, "b, while a is still in the group, to have handled something", func(s consumer.Stats) bool { return s.Handled > 0 })
 	a.stop() // leaves: its partitions move to b
 	burst(300, 150)
 	stacktest.Eventually(t, 20*time.Second, func() error {

@@ -71,7 +71,7 @@ func TestTransientFailurePastThePolicyIsParked(t *testing.T) {
 	if len(parked) != 1 {
 		t.Fatalf("%d parked, want 1", len(parked))
 	}
-	checkParked(t, parked[0], bad, "create", "handler")
+	checkParked(t, h, parked[0], bad, "create", "handler")
 	hs := headers(parked[0])
 	if hs[consumer.HeaderDLQClass] != "transient" || hs[consumer.HeaderDLQAttempts] != "3" {
 		t.Errorf("class %q attempts %q, want transient and 3", hs[consumer.HeaderDLQClass], hs[consumer.HeaderDLQAttempts])
@@ -144,7 +144,7 @@ func TestRecordLargerThanTheLimitIsParked(t *testing.T) {
 	if len(p) != 1 {
 		t.Fatalf("%d parked, want 1", len(p))
 	}
-	checkParked(t, p[0], big, "", "too-large")
+	checkParked(t, h, p[0], big, "", "too-large")
 }
 
 func TestRetryPolicyDefaultsAndPermanent(t *testing.T) {
