@@ -114,6 +114,20 @@ func newHarness(t *testing.T, groups ...string) *harness {
 	if err != nil {
 		t.Fatalf("create topics %v: %v", topics, err)
 	}
+	// A real broker answers for new topics only once their metadata has spread.
+	for {
+		ends, err := h.adm.ListEndOffsets(ctx, topics...)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("topics %v created but not served: %v", topics, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	t.Cleanup(func() {
 		if kafkatest.Kind() == "kfake" {
 			return // the cluster goes with the test

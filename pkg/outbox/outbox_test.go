@@ -58,6 +58,20 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatalf("create topic %s: %v", e.topic(ordered), err)
 	}
+	// A real broker answers for a new topic only once its metadata has spread.
+	for {
+		ends, err := e.adm.ListEndOffsets(ctx, e.topic(ordered))
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("topic %s created but not served: %v", e.topic(ordered), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	t.Cleanup(func() {
 		if kafkatest.Kind() == "kfake" {
 			return // the cluster goes with the test
