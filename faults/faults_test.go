@@ -665,7 +665,7 @@ type run struct {
 	// had handed over but not yet recorded as sent (the sender's documented at-least-once
 	// window; the resend carries the same Message-ID).
 	notifKills int
-	events   []string // what happened when, for the log
+	events     []string // what happened when, for the log
 }
 
 type account struct {
@@ -1172,14 +1172,14 @@ type result struct {
 	name                                            string
 	sent, users, welcomeDB, welcomeSMTP, welcomeAPI int
 	// resent counts second (and later) SMTP deliveries of one Message-ID.
-	resent int
-	dupUser, dupNotif, parkedStats, retried        int64
-	parkedDLQ                                      int64
-	accRecords, accDistinct                        int
-	userRecords, userDistinct                      int
-	injected                                       int
-	secondHandled                                  int64
-	traffic, converge, total                       time.Duration
+	resent                                  int
+	dupUser, dupNotif, parkedStats, retried int64
+	parkedDLQ                               int64
+	accRecords, accDistinct                 int
+	userRecords, userDistinct               int
+	injected                                int
+	secondHandled                           int64
+	traffic, converge, total                time.Duration
 }
 
 func (res result) line() string {

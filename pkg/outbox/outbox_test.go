@@ -3,11 +3,11 @@ package outbox_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net"
 	"os"
