@@ -1375,7 +1375,11 @@ func (r *run) deliveries(byEmail map[string]string, res *result) map[string]int 
 	r.mu.Lock()
 	allowed := r.notifKills
 	r.mu.Unlock()
-	for _, rp := range repeats {
+	for i, rp := range repeats {
+		if i == 20 {
+			r.logEvent("... and %d more second deliveries", len(repeats)-i)
+			break
+		}
 		r.logEvent("second delivery: %s", rp)
 	}
 	if res.resent > allowed {
