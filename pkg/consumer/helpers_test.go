@@ -358,11 +358,12 @@ func (n *node) flush(t *testing.T) {
 	}
 }
 
-// waitStats waits until done(stats) holds.
+// waitStats waits until done(stats) holds. The deadline is generous (a real broker's
+// rebalance, two loaded cores under -race); it only bounds a failure.
 func (n *node) waitStats(t *testing.T, what string, done func(consumer.Stats) bool) consumer.Stats {
 	t.Helper()
 	var st consumer.Stats
-	stacktest.Eventually(t, 10*time.Second, func() error {
+	stacktest.Eventually(t, 60*time.Second, func() error {
 		if st = n.runner.Stats(); !done(st) {
 			return fmt.Errorf("waiting for %s: stats %+v", what, st)
 		}
