@@ -144,8 +144,8 @@ func TestCheckLevels(t *testing.T) {
 		{avrocompat.Backward, noDefault, []string{v1}, 1},
 		{avrocompat.Backward, noDefault, []string{v1, v2}, 0}, // the latest has b
 		{avrocompat.BackwardTransitive, noDefault, []string{v1, v2}, 1},
-		{avrocompat.Forward, noDefault, []string{v1}, 0},  // v1 ignores b
-		{avrocompat.Forward, dropA, []string{v1}, 1},      // v1 needs a
+		{avrocompat.Forward, noDefault, []string{v1}, 0}, // v1 ignores b
+		{avrocompat.Forward, dropA, []string{v1}, 1},     // v1 needs a
 		{avrocompat.Backward, dropA, []string{v1}, 0},
 		{avrocompat.Full, dropA, []string{v1}, 1},
 		{avrocompat.Full, v2, []string{v1}, 0},

@@ -47,8 +47,12 @@ func ParseLevel(s string) (Level, error) {
 }
 
 func (l Level) transitive() bool { return strings.HasSuffix(string(l), "_TRANSITIVE") }
-func (l Level) backward() bool   { return strings.HasPrefix(string(l), "BACKWARD") || strings.HasPrefix(string(l), "FULL") }
-func (l Level) forward() bool    { return strings.HasPrefix(string(l), "FORWARD") || strings.HasPrefix(string(l), "FULL") }
+func (l Level) backward() bool {
+	return strings.HasPrefix(string(l), "BACKWARD") || strings.HasPrefix(string(l), "FULL")
+}
+func (l Level) forward() bool {
+	return strings.HasPrefix(string(l), "FORWARD") || strings.HasPrefix(string(l), "FULL")
+}
 
 // Violation is a Problem between a new schema and one earlier version.
 type Violation struct {

@@ -51,8 +51,8 @@ type Server struct {
 	opts  options
 	store *store
 	ln    net.Listener
-	srv  *http.Server
-	done chan struct{} // closed when srv.Serve has returned
+	srv   *http.Server
+	done  chan struct{} // closed when srv.Serve has returned
 
 	// mu serialises requests, and each change with the snapshot that follows it, so a snapshot
 	// always sees a state no other request is halfway through changing.
