@@ -501,9 +501,13 @@ func (s *store) deleteVersion(r *http.Request) (any, error) {
 	if m := s.modeOf(name); m == "READONLY" || m == "READONLY_OVERRIDE" {
 		return nil, readOnly(name)
 	}
-	_, v, err := s.resolveVersion(r, name, r.PathValue("v"), permanent)
+	_, v, err := s.resolveVersion(r, name, r.PathValue("v"), true)
 	if err != nil {
 		return nil, err
+	}
+	if v.deleted && !permanent {
+		return nil, &apiError{http.StatusNotFound, 40406, fmt.Sprintf(
+			"Subject '%s' Version %d was soft deleted.Set permanent=true to delete permanently", name, v.num)}
 	}
 	if refs := s.referencedBy(name, v.num); len(refs) > 0 {
 		return nil, &apiError{http.StatusUnprocessableEntity, 42206, fmt.Sprintf(
