@@ -7,6 +7,7 @@ package event
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"reflect"
 	"sort"
 
@@ -37,6 +38,10 @@ type Type struct {
 	Key string
 	// Schema is the Avro schema the event is written with.
 	Schema *avro.RecordSchema
+	// Text is the schema as written in its .avsc file, doc strings included: what the codec
+	// registers, so that registry browsers show the documentation. Empty for a Registry not
+	// built by Load; Schema.String() (the canonical form) is registered then.
+	Text string
 
 	new    func() Event
 	goType reflect.Type
@@ -81,7 +86,26 @@ func Load() (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewRegistry(cat)
+	r, err := NewRegistry(cat)
+	if err != nil {
+		return nil, err
+	}
+	for _, ce := range cat.Events {
+		text, err := fs.ReadFile(schemas.FS, ce.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: %w", ce.Name, err)
+		}
+		t := r.byName[ce.Name]
+		parsed, err := avro.ParseBytesWithCache(text, "", &avro.SchemaCache{})
+		if err != nil {
+			return nil, fmt.Errorf("event %s: schema %s: %w", ce.Name, ce.Schema, err)
+		}
+		if parsed.Fingerprint() != t.Schema.Fingerprint() {
+			return nil, fmt.Errorf("event %s: %s differs from the generated Go type (run go generate ./...)", ce.Name, ce.Schema)
+		}
+		t.Text = string(text)
+	}
+	return r, nil
 }
 
 // NewRegistry ties every event of cat to its generated Go type. It fails when an event of the
