@@ -36,7 +36,9 @@ type Type struct {
 	Topic string
 	// Key names the record field used as Kafka key.
 	Key string
-	// Schema is the Avro schema the event is written with.
+	// Schema is the Avro schema the event is written with and read as. Load sets it from the
+	// .avsc file, with defaults and aliases (which schema resolution needs to read events
+	// written with earlier versions); NewRegistry from the generated code's canonical form.
 	Schema *avro.RecordSchema
 	// Text is the schema as written in its .avsc file, doc strings included: what the codec
 	// registers, so that registry browsers show the documentation. Empty for a Registry not
@@ -100,10 +102,13 @@ func Load() (*Registry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("event %s: schema %s: %w", ce.Name, ce.Schema, err)
 		}
-		if parsed.Fingerprint() != t.Schema.Fingerprint() {
+		rs, ok := parsed.(*avro.RecordSchema)
+		if !ok || parsed.Fingerprint() != t.Schema.Fingerprint() {
 			return nil, fmt.Errorf("event %s: %s differs from the generated Go type (run go generate ./...)", ce.Name, ce.Schema)
 		}
-		t.Text = string(text)
+		// The generated code holds the parsing canonical form, which drops defaults and
+		// aliases: resolving an older writer schema needs the schema as written.
+		t.Schema, t.Text = rs, string(text)
 	}
 	return r, nil
 }
