@@ -375,7 +375,7 @@ func TestAddresses(t *testing.T) {
 	}
 }
 
-// TestRestoreIsExact builds a registry with every kind of state srfake keeps, restarts a copy of
+// TestRestoreIsExact builds a registry with every kind of state the registry keeps, restarts a copy of
 // it from its state file, and checks that both answer every read, and then every write, alike.
 func TestRestoreIsExact(t *testing.T) {
 	t.Parallel()
@@ -585,7 +585,7 @@ func TestSharedIDWithDifferentLayout(t *testing.T) {
 	a := create(t, cl, "a-value", sr.Schema{Schema: `{"type": "string"}`})
 	b := create(t, cl, "b-value", sr.Schema{Schema: `{"type":"string"}`})
 	if a.ID != b.ID {
-		t.Fatalf("srfake gave equal schemas IDs %d and %d", a.ID, b.ID)
+		t.Fatalf("the registry gave equal schemas IDs %d and %d", a.ID, b.ID)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
