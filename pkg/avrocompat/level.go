@@ -30,7 +30,7 @@ const (
 	FullTransitive Level = "FULL_TRANSITIVE"
 )
 
-// Levels lists every level.
+// levels lists every level, in the order error messages name them.
 var levels = []Level{None, Backward, BackwardTransitive, Forward, ForwardTransitive, Full, FullTransitive}
 
 // ErrLevel is returned by ParseLevel for a name that is not a level.
