@@ -54,8 +54,10 @@ clean: ## remove build output and local state (var/)
 	rm -rf $(BIN) var
 
 .PHONY: schema-check test-interop
+# -mod=mod: the module replaces choreo with this checkout, so a dependency added to choreo's go.mod
+# is resolved here without a manual go mod tidy in interop/confluent.
 test-interop: ## Confluent's own Go client (registry client, Avro serde; cgo) reads and writes choreo's events: module interop/confluent
-	cd interop/confluent && CGO_ENABLED=1 $(GO) vet ./... && CGO_ENABLED=1 $(GO) test -count=1 -timeout 15m ./...
+	cd interop/confluent && CGO_ENABLED=1 GOFLAGS=-mod=mod $(GO) vet ./... && CGO_ENABLED=1 GOFLAGS=-mod=mod $(GO) test -count=1 -timeout 15m ./...
 
 schema-check: ## the schema-evolution gate: every schemas/*.avsc against its history (schemas/history/) under its catalog compatibility level
 	$(GO) run ./cmd/choreo schema check
