@@ -173,7 +173,9 @@ func TestParseInvalid(t *testing.T) {
 		},
 		{
 			name: "compatibility not a level",
-			yaml: func(t *testing.T) string { return edit(t, "    topic: orders\n", "    topic: orders\n    compatibility: SIDEWAYS\n") },
+			yaml: func(t *testing.T) string {
+				return edit(t, "    topic: orders\n", "    topic: orders\n    compatibility: SIDEWAYS\n")
+			},
 			want: []string{`event "OrderPlaced": compatibility: invalid compatibility level "SIDEWAYS"`},
 		},
 		{
