@@ -418,6 +418,10 @@ func (v *logView) readRanges(ctx context.Context, from, to map[string]map[int32]
 		// records, so that a partition ending in one is seen to end.
 		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
 		kgo.KeepControlRecords(),
+		// A window is small: fetch little beyond it. The defaults (50 MiB a fetch) make a
+		// broker send, and the client decode, megabytes past the window's end.
+		kgo.FetchMaxBytes(4<<20),
+		kgo.FetchMaxPartitionBytes(128<<10),
 	)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("trace: %w", err)
