@@ -57,6 +57,8 @@ clean: ## remove build output and local state (var/)
 FUZZTIME ?= 30s
 fuzz: ## run each fuzzer for FUZZTIME (default 30s); the seed corpora run in make test
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./pkg/codec/
+	$(GO) test -run '^$$' -fuzz '^FuzzEncodeEvent$$' -fuzztime $(FUZZTIME) ./pkg/avrojson/
+	$(GO) test -run '^$$' -fuzz '^FuzzToBinary$$' -fuzztime $(FUZZTIME) ./pkg/avrojson/
 	$(GO) test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./services/account/internal/api/
 
 test-faults: ## fault tests: 2,000 registrations per scenario through service processes on a real broker and PostgreSQL, with kill -9, broker restart, rebalance and injected duplicates

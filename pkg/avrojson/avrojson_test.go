@@ -444,3 +444,11 @@ func TestRichSchemaErrors(t *testing.T) {
 		}
 	})
 }
+
+func TestInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	_, err := avrojson.ToBinary(avro.MustParse(`"string"`), []byte("\"\xff\""))
+	if err == nil || err.Error() != "not JSON: it is not valid UTF-8" {
+		t.Errorf("error = %v, want the JSON refused as not UTF-8", err)
+	}
+}

@@ -38,6 +38,10 @@ type member struct {
 
 // parse reads exactly one JSON value from data.
 func parse(data []byte) (value, error) {
+	if !utf8.Valid(data) {
+		// encoding/json would replace the bytes with U+FFFD, changing the value unseen.
+		return value{}, &Error{Problem: "not JSON: it is not valid UTF-8"}
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	v, err := parseValue(dec)
