@@ -167,7 +167,7 @@ func blocks(r *avro.Reader, path string, item func() error) error {
 func writeString(out *bytes.Buffer, s string) {
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
+	_ = enc.Encode(s)           // a string always encodes
 	out.Truncate(out.Len() - 1) // Encode's newline
 }
 
