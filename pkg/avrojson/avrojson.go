@@ -60,7 +60,7 @@ func Unmarshal(schema avro.Schema, data []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	r := avro.NewReader(bytes.NewReader(body), len(body))
+	r := avro.NewReader(bytes.NewReader(body), len(body)+1)
 	r.ReadVal(schema, v)
 	if r.Error != nil {
 		return fmt.Errorf("read the encoded value back: %w", r.Error)

@@ -452,3 +452,16 @@ func TestInvalidUTF8(t *testing.T) {
 		t.Errorf("error = %v, want the JSON refused as not UTF-8", err)
 	}
 }
+
+// TestEmptyBody: a schema whose values take no bytes still round-trips.
+func TestEmptyBody(t *testing.T) {
+	t.Parallel()
+	var v any = "x"
+	if err := avrojson.Unmarshal(avro.MustParse(`"null"`), []byte(`null`), &v); err != nil || v != nil {
+		t.Errorf("Unmarshal(null) = %v, %v", v, err)
+	}
+	out, err := avrojson.Marshal(avro.MustParse(`"null"`), nil)
+	if err != nil || string(out) != "null" {
+		t.Errorf("Marshal(nil) = %s, %v", out, err)
+	}
+}
