@@ -2,6 +2,7 @@ package avrojson_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -229,11 +230,13 @@ func TestAccountCreated(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 123_000_000, time.UTC)
 	const base = `"accountId":"a1","username":"jane","email":"jane@mail.com"`
 	tests := []struct {
-		name    string
-		json    string
-		wantAt  time.Time
-		wantErr string // the whole message
+		name       string
+		json       string
+		wantAt     time.Time
+		wantLocale string // "" for the schema's default, "en"
+		wantErr    string // the whole message
 	}{
+		{name: "locale given", json: `{` + base + `,"createdAt":1767225600123,"locale":"de"}`, wantAt: at, wantLocale: "de"},
 		{name: "millis as a number, Avro's encoding", json: `{` + base + `,"createdAt":1767225600123}`, wantAt: at},
 		{name: "RFC 3339 string", json: `{` + base + `,"createdAt":"2026-01-01T00:00:00.123Z"}`, wantAt: at},
 		{name: "RFC 3339 in another zone", json: `{` + base + `,"createdAt":"2026-01-01T01:00:00.123+01:00"}`, wantAt: at},
@@ -251,7 +254,7 @@ func TestAccountCreated(t *testing.T) {
 		{
 			name:    "unknown field",
 			json:    `{` + base + `,"createdAt":0,"admin":true}`,
-			wantErr: "admin: choreo.account.v1.AccountCreated has no such field (its fields: accountId, username, email, createdAt)",
+			wantErr: "admin: choreo.account.v1.AccountCreated has no such field (its fields: accountId, username, email, createdAt, locale)",
 		},
 		{
 			name:    "number for a string",
@@ -303,8 +306,9 @@ func TestAccountCreated(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !ev.CreatedAt.Equal(tt.wantAt) || ev.AccountID != "a1" || ev.Email != "jane@mail.com" {
-				t.Errorf("got %+v, want createdAt %v", ev, tt.wantAt)
+			wantLocale := cmp.Or(tt.wantLocale, "en")
+			if !ev.CreatedAt.Equal(tt.wantAt) || ev.AccountID != "a1" || ev.Email != "jane@mail.com" || ev.Locale != wantLocale {
+				t.Errorf("got %+v, want createdAt %v, locale %s", ev, tt.wantAt, wantLocale)
 			}
 		})
 	}
