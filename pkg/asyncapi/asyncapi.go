@@ -241,9 +241,11 @@ func newMessage(fsys fs.FS, e catalog.Event) (message, error) {
 		root = root.Content[0]
 	}
 	return message{
-		Name:        e.Name,
-		Title:       e.Name,
-		Summary:     e.Description,
+		Name:    e.Name,
+		Title:   e.Name,
+		Summary: e.Description,
+		Description: fmt.Sprintf("Registered under the subject %s-%s (topic-record-name strategy); every new version of the schema keeps %v compatibility (`choreo schema check`).",
+			e.Topic, fullName(root), e.Level()),
 		ContentType: envelope.ContentType,
 		Headers: map[string]any{"allOf": []any{
 			ref{Ref: "#/components/schemas/CloudEventsHeaders"},
@@ -267,6 +269,23 @@ func newMessage(fsys fs.FS, e catalog.Event) (message, error) {
 			BindingVersion:          KafkaBindingVersion,
 		}},
 	}, nil
+}
+
+// fullName is the namespaced name of the record schema node, as the registry subject uses it.
+func fullName(n *yaml.Node) string {
+	var name, ns string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		switch n.Content[i].Value {
+		case "name":
+			name = n.Content[i+1].Value
+		case "namespace":
+			ns = n.Content[i+1].Value
+		}
+	}
+	if ns == "" || strings.Contains(name, ".") {
+		return name
+	}
+	return ns + "." + name
 }
 
 // blockStyle turns JSON's flow style and quoted strings into YAML's block style and plain

@@ -144,6 +144,9 @@ func TestDocumentContent(t *testing.T) {
 				if got := jsonRoundTrip(t, payload["schema"]); !reflect.DeepEqual(got, want) {
 					t.Errorf("%s payload schema differs from %s:\n got %v\nwant %v", name, e.Schema, got, want)
 				}
+				if d, _ := msg["description"].(string); !strings.Contains(d, e.Topic+"-") || !strings.Contains(d, string(e.Level())) {
+					t.Errorf("%s description %q names neither its subject nor its compatibility %s", name, d, e.Level())
+				}
 				kb := msg["bindings"].(map[string]any)["kafka"].(map[string]any)
 				if kb["schemaIdLocation"] != "payload" || kb["schemaIdPayloadEncoding"] != "confluent" ||
 					kb["key"].(map[string]any)["type"] != "string" {

@@ -92,6 +92,7 @@ type message struct {
 	Name          string            `yaml:"name"`
 	Title         string            `yaml:"title"`
 	Summary       string            `yaml:"summary"`
+	Description   string            `yaml:"description"`
 	ContentType   string            `yaml:"contentType"`
 	Headers       map[string]any    `yaml:"headers"`
 	Payload       multiFormatSchema `yaml:"payload"`
