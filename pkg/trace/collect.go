@@ -396,12 +396,13 @@ func (v *logView) locate(ctx context.Context, o options, match func(id, corr str
 func (v *logView) readRanges(ctx context.Context, from, to map[string]map[int32]int64, keep func(id, corr string) bool) (recs []*kgo.Record, read int, err error) {
 	want := make(map[string]map[int32]kgo.Offset)
 	end := make(map[string]map[int32]int64)
-	left := 0
+	left, widest := 0, int64(0)
 	for topic, ps := range from {
 		for p, off := range ps {
 			if off >= to[topic][p] {
 				continue
 			}
+			widest = max(widest, to[topic][p]-off)
 			if want[topic] == nil {
 				want[topic], end[topic] = map[int32]kgo.Offset{}, map[int32]int64{}
 			}
@@ -418,10 +419,11 @@ func (v *logView) readRanges(ctx context.Context, from, to map[string]map[int32]
 		// records, so that a partition ending in one is seen to end.
 		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
 		kgo.KeepControlRecords(),
-		// A window is small: fetch little beyond it. The defaults (50 MiB a fetch) make a
-		// broker send, and the client decode, megabytes past the window's end.
-		kgo.FetchMaxBytes(4<<20),
-		kgo.FetchMaxPartitionBytes(128<<10),
+		// Fetch about the window and little beyond it: the defaults (50 MiB a fetch, 1 MiB a
+		// partition) make a broker send, and the client decode, megabytes past a small
+		// window's end. A record is taken to be 256 bytes at most, before compression.
+		kgo.FetchMaxBytes(8<<20),
+		kgo.FetchMaxPartitionBytes(int32(min(max(widest*256, 16<<10), 1<<20))),
 	)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("trace: %w", err)
