@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -22,7 +23,8 @@ var logTopics = []string{"accounts", "users", "user-service.dlq"}
 // history is a log of registrations on kfake: each an AccountCreated on accounts and, 3ms
 // later, its UserCreated on users, spread evenly over span and ending now.
 type history struct {
-	cl    *kgo.Client
+	cl     *kgo.Client
+	topics []string // accounts, users, user-service.dlq
 	start time.Time
 	step  time.Duration
 	ops   int
@@ -35,19 +37,35 @@ func (h history) op(i int) (root, child string, at time.Time) {
 
 func newHistory(tb testing.TB, ops int, span time.Duration) history {
 	tb.Helper()
-	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(3, logTopics...))
-	if err != nil {
-		tb.Fatal(err)
+	ctx := context.Background()
+	brokers, topics := []string{os.Getenv("KAFKA_BROKERS")}, logTopics
+	if brokers[0] == "" {
+		c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(3, logTopics...))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(c.Close)
+		brokers = c.ListenAddrs()
 	}
-	tb.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerLinger(5*time.Millisecond),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(1<<16))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(cl.Close)
-	h := history{cl: cl, start: time.Now().Add(-span), step: span / time.Duration(ops), ops: ops}
-	ctx := context.Background()
+	if os.Getenv("KAFKA_BROKERS") != "" { // a real broker: topics of this run's own
+		prefix := fmt.Sprintf("trace-bench-%d.", time.Now().UnixNano())
+		topics = nil
+		for _, t := range logTopics {
+			topics = append(topics, prefix+t)
+		}
+		adm := kadm.NewClient(cl)
+		if _, err := adm.CreateTopics(ctx, 3, 1, nil, topics...); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topics...) })
+	}
+	h := history{cl: cl, topics: topics, start: time.Now().Add(-span), step: span / time.Duration(ops), ops: ops}
 	var (
 		mu   sync.Mutex
 		perr error
@@ -56,9 +74,9 @@ func newHistory(tb testing.TB, ops int, span time.Duration) history {
 		root, child, at := h.op(i)
 		key := []byte(strconv.Itoa(i))
 		for _, r := range []*kgo.Record{
-			{Topic: "accounts", Key: key, Timestamp: at, Headers: envelope.Envelope{ID: root, Type: "AccountCreated",
+			{Topic: topics[0], Key: key, Timestamp: at, Headers: envelope.Envelope{ID: root, Type: "AccountCreated",
 				Source: "/account-service", Time: at, CorrelationID: root}.AppendHeaders(nil)},
-			{Topic: "users", Key: key, Timestamp: at.Add(3 * time.Millisecond), Headers: envelope.Envelope{ID: child, Type: "UserCreated",
+			{Topic: topics[1], Key: key, Timestamp: at.Add(3 * time.Millisecond), Headers: envelope.Envelope{ID: child, Type: "UserCreated",
 				Source: "/user-service", Time: at.Add(3 * time.Millisecond), CorrelationID: root, CausationID: root}.AppendHeaders(nil)},
 		} {
 			cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
@@ -113,7 +131,7 @@ func TestFindByIDReadsAWindow(t *testing.T) {
 			if tc.opts == nil {
 				opts = append(opts, trace.WithAround(at.Add(-20*time.Second)))
 			}
-			tr, err := trace.FindByID(ctx, cl, nil, logTopics, tc.id(root, child), opts...)
+			tr, err := trace.FindByID(ctx, cl, nil, h.topics, tc.id(root, child), opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,16 +147,16 @@ func TestFindByIDReadsAWindow(t *testing.T) {
 
 	t.Run("beyond the lookback", func(t *testing.T) {
 		root, _, _ := h.op(h.ops / 2)
-		_, err := trace.FindByID(ctx, cl, nil, logTopics, root, trace.WithLookback(time.Hour))
+		_, err := trace.FindByID(ctx, cl, nil, h.topics, root, trace.WithLookback(time.Hour))
 		if !errors.Is(err, trace.ErrNotFound) || !errors.Is(err, trace.ErrNotInWindow) {
 			t.Fatalf("err = %v, want ErrNotFound and ErrNotInWindow", err)
 		}
-		if tr, err := trace.FindByID(ctx, cl, nil, logTopics, root, trace.WithLookback(0)); err != nil || tr.CorrelationID != root {
+		if tr, err := trace.FindByID(ctx, cl, nil, h.topics, root, trace.WithLookback(0)); err != nil || tr.CorrelationID != root {
 			t.Fatalf("without a lookback: %v %+v", err, tr)
 		}
 	})
 	t.Run("nowhere", func(t *testing.T) {
-		_, err := trace.FindByID(ctx, cl, nil, logTopics, "no-such-id", trace.WithLookback(0))
+		_, err := trace.FindByID(ctx, cl, nil, h.topics, "no-such-id", trace.WithLookback(0))
 		if !errors.Is(err, trace.ErrNotFound) || errors.Is(err, trace.ErrNotInWindow) {
 			t.Fatalf("err = %v, want ErrNotFound alone: the whole log was searched", err)
 		}
@@ -147,7 +165,7 @@ func TestFindByIDReadsAWindow(t *testing.T) {
 		root, _, at := h.op(h.ops / 3)
 		passes := 0
 		want := func(tr *trace.Trace) bool { return len(tr.Events()) > 2 } // never: widen to the spread
-		_, err := trace.FindByID(ctx, cl, nil, logTopics, root, trace.WithAround(at), trace.WithComplete(want),
+		_, err := trace.FindByID(ctx, cl, nil, h.topics, root, trace.WithAround(at), trace.WithComplete(want),
 			trace.WithWindow(time.Second), trace.WithSpread(time.Minute), trace.WithRecordsRead(func(int) { passes++ }))
 		if err != nil {
 			t.Fatal(err)
@@ -165,7 +183,7 @@ func TestRecent(t *testing.T) {
 	h := newHistory(t, 2_000, 2*time.Hour)
 	cl := reader(t, h)
 	read := 0
-	trs, err := trace.Recent(context.Background(), cl, nil, logTopics, 3, trace.WithRecordsRead(func(n int) { read += n }))
+	trs, err := trace.Recent(context.Background(), cl, nil, h.topics, 3, trace.WithRecordsRead(func(n int) { read += n }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +202,7 @@ func TestRecent(t *testing.T) {
 }
 
 // BenchmarkFindByID fills three topics with TRACE_BENCH_RECORDS records (default 1,000,000:
-// kfake holds them in memory) over 24 hours and traces one operation from the middle by its
+// kfake holds them in memory; with KAFKA_BROKERS set, on that broker instead) over 24 hours and traces one operation from the middle by its
 // ID, with the time of its API call as a hint, and one from the last minute without a hint.
 func BenchmarkFindByID(b *testing.B) {
 	n := 1_000_000
@@ -210,7 +228,7 @@ func BenchmarkFindByID(b *testing.B) {
 				opts = append(opts, trace.WithAround(at))
 			}
 			for b.Loop() {
-				tr, err := trace.FindByID(ctx, cl, nil, logTopics, root, opts...)
+				tr, err := trace.FindByID(ctx, cl, nil, h.topics, root, opts...)
 				if err != nil || tr.CorrelationID != root {
 					b.Fatal(err)
 				}
