@@ -308,7 +308,7 @@ func (t *Trace) checkEffects(ms []Match, add func(*Node, string, ...any)) {
 				asOf.Sub(last.When()).Round(time.Second), last.Type)
 		case ok && e.Status == EffectFailed:
 			add(last, "%s by %s failed: %s", st.Effect, st.Service, orUnknown(oneLine(e.Error)))
-		case ok && e.Status != EffectSent && asOf.Sub(e.At) > EffectGrace:
+		case ok && e.Status == EffectPending && asOf.Sub(e.At) > EffectGrace:
 			detail := ""
 			if e.Error != "" {
 				detail = " (last error: " + oneLine(e.Error) + ")"

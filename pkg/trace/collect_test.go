@@ -25,9 +25,9 @@ var logTopics = []string{"accounts", "users", "user-service.dlq"}
 type history struct {
 	cl     *kgo.Client
 	topics []string // accounts, users, user-service.dlq
-	start time.Time
-	step  time.Duration
-	ops   int
+	start  time.Time
+	step   time.Duration
+	ops    int
 }
 
 // op returns the IDs and the time of registration i.

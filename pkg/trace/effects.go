@@ -25,7 +25,8 @@ type Effect struct {
 	// EventID is the ce_id of the event that caused it.
 	EventID       string `json:"eventId"`
 	CorrelationID string `json:"correlationId"`
-	// Status is pending, sent (done) or failed (given up).
+	// Status is pending, sent or done (it happened: an email is sent, a change is done), or
+	// failed (given up).
 	Status string     `json:"status"`
 	At     time.Time  `json:"at"`               // when it was recorded (queued)
 	DoneAt *time.Time `json:"doneAt,omitempty"` // when it happened, once it did
@@ -36,6 +37,7 @@ type Effect struct {
 const (
 	EffectPending = "pending"
 	EffectSent    = "sent"
+	EffectDone    = "done"
 	EffectFailed  = "failed"
 )
 

@@ -186,7 +186,7 @@ func (t *Trace) WriteMermaid(w io.Writer, c Comparison) error {
 			switch {
 			case l.observed != nil:
 				extra = append(extra, fmt.Sprintf("%s{{\"%s<br/>by %s, %s\"}}", lid, label(l.effect), label(l.service), label(l.observed.Status)))
-				if l.observed.Status != EffectSent {
+				if l.observed.Status == EffectPending || l.observed.Status == EffectFailed {
 					missing = append(missing, lid)
 				}
 			case l.asked:

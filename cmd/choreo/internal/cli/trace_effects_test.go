@@ -61,3 +61,41 @@ func TestTraceFailedEffect(t *testing.T) {
 		t.Errorf("trace -recent 1:\n%s\nstderr:\n%s", r.stdout.String(), r.stderr.String())
 	}
 }
+
+// TestTraceRejectedRegistration: a second registration of a username is rejected; the trace
+// shows the compensating effect the Account Service recorded, and the welcome email that the
+// notification service rightly never sent is not asked for.
+func TestTraceRejectedRegistration(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t)
+	ns := s.Service("account-service").Config.Namespace
+	flags := []string{"-namespace", ns, "-brokers", strings.Join(s.Brokers(), ","), "-registry", s.RegistryURL(),
+		"-effects", "account-service=" + stacktest.URL(s, "account-service", "") + ",notification-service=" + stacktest.URL(s, "notification-service", "")}
+	register := func(email string) (accountID, eventID string) {
+		var c struct{ AccountID, EventID string }
+		if code, err := stacktest.DoJSON("POST", stacktest.URL(s, "account-service", "/accounts"), `{"username":"rita","email":"`+email+`"}`, &c); code != http.StatusCreated {
+			t.Fatalf("POST /accounts: %d %v", code, err)
+		}
+		return c.AccountID, c.EventID
+	}
+	register("rita@mail.com")
+	second, eventID := register("rita2@mail.com")
+	stacktest.Eventually(t, 30*time.Second, func() error {
+		var a struct{ Status string }
+		if code, err := stacktest.DoJSON("GET", stacktest.URL(s, "account-service", "/accounts/"+second), "", &a); err != nil || code != http.StatusOK || a.Status != "rejected" {
+			return fmt.Errorf("second account: %d %v %+v", code, err, a)
+		}
+		return nil
+	})
+	r := run(t, append([]string{"trace", eventID}, flags...)...)
+	t.Logf("choreo trace %s:\n%s", eventID, r.stdout.String())
+	for _, re := range []string{
+		`(?m)^└─ UserRegistrationRejected  ce_id=\S+  by user-service  `,
+		`(?m)^   └─ \(effect: account rejected by account-service  DONE  \(\+\S+\)\)$`,
+		`(?m)^matches catalog chain "Account registration rejected"$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(r.stdout.String()) {
+			t.Errorf("trace does not match %s:\n%s\nstderr:\n%s", re, r.stdout.String(), r.stderr.String())
+		}
+	}
+}
