@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/registry"
 	"github.com/choreo-dev/choreo/pkg/service"
@@ -65,6 +66,9 @@ type Config struct {
 	DatabaseURL string
 	// Namespace prefixes topics and consumer groups (see service.Config.Namespace).
 	Namespace string
+	// Conn holds the connection settings (TLS, SASL) of the external cluster named by Brokers.
+	// Default: plaintext.
+	Conn connect.Settings
 	// Partitions of created topics. Default 6.
 	Partitions int
 	// Log receives the stack's logs. Default: discarded.
@@ -188,6 +192,7 @@ func (s *Stack) ServiceConfig(name string) service.Config {
 	cfg.SMTPAddr = s.cfg.SMTPAddr
 	cfg.Partitions = s.cfg.Partitions
 	cfg.Namespace = s.cfg.Namespace
+	cfg.Conn.Kafka = s.cfg.Conn.Kafka // the embedded registry is plain HTTP on loopback
 	if s.cfg.DatabaseURL != "" {
 		schema := strings.ToLower(strings.NewReplacer(".", "_", "-", "_").Replace(cfg.Scoped(name)))
 		if u, err := postgres.WithSearchPath(s.cfg.DatabaseURL, schema); err == nil {
