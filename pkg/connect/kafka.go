@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -74,7 +75,7 @@ func (k Kafka) Explain(err error) error {
 		hostname  x509.HostnameError
 		invalid   x509.CertificateInvalidError
 		recHeader tls.RecordHeaderError
-		alert     tls.AlertError
+		op        *net.OpError
 	)
 	who := "the client"
 	if k.SASL.Username != "" {
@@ -89,7 +90,7 @@ func (k Kafka) Explain(err error) error {
 		return fmt.Errorf("the broker's TLS certificate is invalid (expired?); KAFKA_TLS_CA_FILE %s: %w", orNone(k.TLS.CAFile), err)
 	case errors.As(err, &recHeader):
 		return fmt.Errorf("the broker did not answer TLS: is KAFKA_TLS on for a plaintext listener? %w", err)
-	case errors.As(err, &alert):
+	case errors.As(err, &op) && op.Op == "remote error": // a TLS alert from the broker
 		return fmt.Errorf("the broker refused the TLS handshake: does it need a client certificate (KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE) signed by a CA it trusts? %w", err)
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
 		return fmt.Errorf("the broker refused the credentials of KAFKA_SASL_USERNAME=%s with KAFKA_SASL_MECHANISM=%s: check KAFKA_SASL_PASSWORD / KAFKA_SASL_PASSWORD_FILE: %w", k.SASL.Username, k.SASL.Mechanism, err)

@@ -1,6 +1,8 @@
 package connect
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -47,4 +49,23 @@ func (r Registry) RegistryClient(rawURL string) (*sr.Client, error) {
 		return nil, fmt.Errorf("SCHEMA_REGISTRY_URL %s: %w", u.Redacted(), err)
 	}
 	return cl, nil
+}
+
+// Explain adds to a schema registry error the setting that most likely causes it: refused
+// credentials point at the basic auth settings, an untrusted certificate at
+// SCHEMA_REGISTRY_CA_FILE. Other errors come back unchanged.
+func (r Registry) Explain(err error) error {
+	var (
+		resp      *sr.ResponseError
+		unknownCA x509.UnknownAuthorityError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &resp) && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden):
+		return fmt.Errorf("the schema registry refused the credentials (SCHEMA_REGISTRY_USERNAME %q, SCHEMA_REGISTRY_PASSWORD / SCHEMA_REGISTRY_PASSWORD_FILE, or user info in SCHEMA_REGISTRY_URL): %d %w", r.Username, resp.StatusCode, err)
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("the schema registry's TLS certificate is not signed by a CA the client trusts; SCHEMA_REGISTRY_CA_FILE (%s) must hold its CA: %w", orNone(r.CAFile), err)
+	}
+	return err
 }

@@ -106,7 +106,7 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 		return nil, fmt.Errorf("%w (DATA_DIR=%s)", err, cfg.DataDir)
 	}
 	if s.Codec, err = codec.New(rctx, src, types); err != nil {
-		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL): %w", connect.RedactURL(cfg.RegistryURL), err)
+		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL): %w", connect.RedactURL(cfg.RegistryURL), cfg.Conn.Registry.Explain(err))
 	}
 	if s.producer, err = kgo.NewClient(s.clientOpts(name)...); err != nil {
 		return nil, fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(cfg.Brokers, ","), err)

@@ -81,7 +81,7 @@ func newCodec(ctx context.Context, c *conn, ns string) (*codec.Codec, error) {
 	defer cancel()
 	cd, err := codec.New(ctx, cl, types.WithNamespace(ns))
 	if err != nil {
-		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL, -registry): %w", connect.RedactURL(c.registry), err)
+		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL, -registry): %w", connect.RedactURL(c.registry), c.Registry.Explain(err))
 	}
 	return cd, nil
 }
