@@ -177,7 +177,12 @@ func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 	}
 	defer adm.Close()
 	if err := kafka.EnsureTopics(ctx, kadm.NewClient(adm), ts...); err != nil {
-		return fmt.Errorf("provision topics on %s (KAFKA_BROKERS): %w", strings.Join(s.Config.Brokers, ","), s.Config.Conn.Kafka.Explain(err))
+		err = s.Config.Conn.Kafka.Explain(err)
+		if errors.Is(err, connect.ErrAuthorization) {
+			// On a secured cluster services do not create topics: an administrator does.
+			err = fmt.Errorf("%w (on a secured cluster, choreo acls apply creates the topics, users and ACLs)", err)
+		}
+		return fmt.Errorf("provision topics %s on %s (KAFKA_BROKERS): %w", strings.Join(names, ", "), strings.Join(s.Config.Brokers, ","), err)
 	}
 	return nil
 }
@@ -386,6 +391,11 @@ func (s *Service) metrics(w http.ResponseWriter, r *http.Request) {
 		b.WriteString("# TYPE choreo_outbox_pending gauge\n")
 		fmt.Fprintf(&b, "choreo_outbox_pending{service=%q} %d\n", s.Name, pending)
 	}
+	f := s.Relay.Failures()
+	b.WriteString("# HELP choreo_outbox_publish_failures_total Failed attempts to publish the outbox, by reason; the records stay in the outbox and are retried.\n")
+	b.WriteString("# TYPE choreo_outbox_publish_failures_total counter\n")
+	fmt.Fprintf(&b, "choreo_outbox_publish_failures_total{service=%q,reason=\"denied\"} %d\n", s.Name, f.Denied)
+	fmt.Fprintf(&b, "choreo_outbox_publish_failures_total{service=%q,reason=\"other\"} %d\n", s.Name, f.Total-f.Denied)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	_, _ = w.Write([]byte(b.String()))
 }
