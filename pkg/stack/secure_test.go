@@ -242,12 +242,12 @@ func TestSecuredCluster(t *testing.T) {
 	})
 
 	t.Run("check reports drift", func(t *testing.T) {
-		extra := kadm.NewACLs().Allow("User:"+sc.ns+".user-service").AllowHosts("*").Topics(sc.ns+".accounts").
+		extra := kadm.NewACLs().Allow("User:" + sc.ns + ".user-service").AllowHosts("*").Topics(sc.ns + ".accounts").
 			Operations(kadm.OpWrite).ResourcePatternType(kadm.ACLPatternLiteral)
 		if _, err := sc.adm.CreateACLs(ctx, extra); err != nil {
 			t.Fatal(err)
 		}
-		missing := kadm.NewACLs().Allow("User:"+sc.ns+".notification-service").AllowHosts("*").Groups(sc.ns+".notification-service").
+		missing := kadm.NewACLs().Allow("User:" + sc.ns + ".notification-service").AllowHosts("*").Groups(sc.ns + ".notification-service").
 			Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)
 		if _, err := sc.adm.DeleteACLs(ctx, missing); err != nil {
 			t.Fatal(err)
