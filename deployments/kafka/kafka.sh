@@ -24,7 +24,8 @@
 #   KAFKA_CONTROLLER_PORT  (SSL, client certificates required)     (default 9096 when secured)
 #   KAFKA_DATA_DIR                                                 (default <repo>/var/broker-secure)
 #   Written there: tls/ (CA, certificates), admin.password, admin.env (the client settings of
-#   User:admin, to source: KAFKA_BROKERS, KAFKA_TLS*, KAFKA_SASL_*).
+#   User:admin, to source: KAFKA_BROKERS, KAFKA_TLS*, KAFKA_SASL_*), admin-mtls.env (the same
+#   user over mutual TLS: its client certificate instead of a password).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -249,6 +250,14 @@ ensure_secrets() {
     echo "export KAFKA_SASL_USERNAME=admin"
     echo "export KAFKA_SASL_PASSWORD_FILE=$ADMIN_PW_FILE"
   } >"$ENV_FILE"
+  {
+    echo "# Client settings of User:admin over mutual TLS on the secured broker (written by kafka.sh)."
+    echo "export KAFKA_BROKERS=$HOST:$KAFKA_SSL_PORT"
+    echo "export KAFKA_TLS=true"
+    echo "export KAFKA_TLS_CA_FILE=$TLS_DIR/ca.pem"
+    echo "export KAFKA_TLS_CERT_FILE=$TLS_DIR/client-admin.pem"
+    echo "export KAFKA_TLS_KEY_FILE=$TLS_DIR/client-admin.key"
+  } >"$DATA_DIR/admin-mtls.env"
 }
 
 ensure_formatted() {

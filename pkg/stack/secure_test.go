@@ -405,3 +405,45 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestSecuredMutualTLS logs in with a client certificate instead of a password (the broker
+// maps its CN to the principal), and without one is refused with the setting to fix named.
+func TestSecuredMutualTLS(t *testing.T) {
+	path := os.Getenv("CHOREO_SECURE_MTLS_ENV")
+	if path == "" {
+		t.Skip("no mutual-TLS listener: set CHOREO_SECURE_MTLS_ENV to the admin-mtls.env of deployments/kafka/kafka-secure.sh (make test-secure does)")
+	}
+	vars := readEnvFile(t, path)
+	var set connect.Settings
+	if err := set.FromEnv(func(k string) string { return vars[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Validate("http://127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	ping := func(k connect.Kafka) error {
+		opts, err := k.Opts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := kgo.NewClient(kafka.ClientOpts(strings.Split(vars["KAFKA_BROKERS"], ","), "mtls-test", opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		// Describing ACLs needs the cluster's DESCRIBE: only a super user has it here.
+		_, err = kadm.NewClient(cl).DescribeACLs(ctx, kadm.NewACLs().AnyResource().Allow().AllowHosts().Deny().DenyHosts().
+			Operations().ResourcePatternType(kadm.ACLPatternAny))
+		return k.Explain(err)
+	}
+	if err := ping(set.Kafka); err != nil {
+		t.Fatalf("with the client certificate: %v", err)
+	}
+	noCert := set.Kafka
+	noCert.TLS.CertFile, noCert.TLS.KeyFile = "", ""
+	if err := ping(noCert); err == nil || !strings.Contains(err.Error(), "KAFKA_TLS_CERT_FILE") {
+		t.Errorf("without a client certificate: %v, want an error naming KAFKA_TLS_CERT_FILE", err)
+	}
+}

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/connect"
@@ -84,4 +86,25 @@ func newCodec(ctx context.Context, c *conn, ns string) (*codec.Codec, error) {
 		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL, -registry): %w", connect.RedactURL(c.registry), c.Registry.Explain(err))
 	}
 	return cd, nil
+}
+
+// checkTopic asks the cluster about topic once: a consumer of a topic it may not describe (or
+// that does not exist) would otherwise wait in silence, retrying.
+func (c *conn) checkTopic(ctx context.Context, cl *kgo.Client, topic string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("KAFKA_BROKERS %s (-brokers): %w", c.brokers, c.explain(err))
+	}
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return fmt.Errorf("topic %s: %w", topic, c.explain(err))
+		}
+	}
+	return nil
 }

@@ -157,6 +157,9 @@ func runTail(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("KAFKA_BROKERS %s: %w", cn.brokers, err)
 	}
 	defer cl.Close()
+	if err := cn.checkTopic(ctx, cl, fs.Arg(0)); err != nil {
+		return err
+	}
 	enc := json.NewEncoder(env.Stdout)
 	n := 0
 	for {
