@@ -265,6 +265,25 @@ func (s Settings) Validate(registryURL string) error {
 	return errors.Join(errs...)
 }
 
+// TakeUserInfo moves the user info of a registry URL (https://user:password@host) into r's
+// Username and Password and returns the URL without it, so that no copy of the URL carries the
+// password. A URL without user info comes back unchanged.
+func (r *Registry) TakeUserInfo(rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return rawURL, nil // Validate reports an unparsable URL
+	}
+	if r.Username != "" {
+		return "", fmt.Errorf("SCHEMA_REGISTRY_URL holds user info and SCHEMA_REGISTRY_USERNAME is set; use one: %w", ErrConfig)
+	}
+	r.Username = u.User.Username()
+	if pw, ok := u.User.Password(); ok {
+		r.Password = Secret(pw)
+	}
+	u.User = nil
+	return u.String(), nil
+}
+
 // RedactURL returns raw with any password in its user info replaced, for logs and errors.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)

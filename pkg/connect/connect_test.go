@@ -291,3 +291,18 @@ func write(t *testing.T, dir, name, content string) string {
 	}
 	return p
 }
+
+func TestTakeUserInfo(t *testing.T) {
+	t.Parallel()
+	var r connect.Registry
+	u, err := r.TakeUserInfo("https://reg:p%40ss@registry:8081/ctx")
+	if err != nil || u != "https://registry:8081/ctx" || r.Username != "reg" || r.Password.Reveal() != "p@ss" {
+		t.Fatalf("TakeUserInfo = %q, %v; registry %+v", u, err, r)
+	}
+	if u, err := r.TakeUserInfo("https://registry:8081"); err != nil || u != "https://registry:8081" {
+		t.Errorf("without user info: %q %v", u, err)
+	}
+	if _, err := r.TakeUserInfo("https://other@registry:8081"); !errors.Is(err, connect.ErrConfig) || !strings.Contains(err.Error(), "SCHEMA_REGISTRY_USERNAME") {
+		t.Errorf("user info with SCHEMA_REGISTRY_USERNAME set: %v", err)
+	}
+}

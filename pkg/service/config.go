@@ -95,6 +95,10 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	if err := c.Conn.FromEnv(getenv); err != nil {
 		return err
 	}
+	var err error
+	if c.RegistryURL, err = c.Conn.Registry.TakeUserInfo(c.RegistryURL); err != nil {
+		return err
+	}
 	for _, iv := range []struct {
 		name string
 		dst  *int
@@ -116,7 +120,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		c.Brokers = splitList(s)
 		return nil
 	})
-	fs.StringVar(&c.RegistryURL, "registry", c.RegistryURL, "schema registry URL (env SCHEMA_REGISTRY_URL)")
+	fs.Func("registry", "schema registry URL; user info in it is used as basic auth (env SCHEMA_REGISTRY_URL)", func(s string) error {
+		u, err := c.Conn.Registry.TakeUserInfo(s)
+		c.RegistryURL = u
+		return err
+	})
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (env DATA_DIR)")
 	fs.StringVar(&c.DatabaseURL, "database", c.DatabaseURL, "PostgreSQL URL; empty uses SQLite under the data directory (env DATABASE_URL)")
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address (env HTTP_ADDR)")

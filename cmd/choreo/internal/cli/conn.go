@@ -41,7 +41,11 @@ func connFlags(fs *flag.FlagSet, env Env) *conn {
 }
 
 func (c *conn) validate() error {
-	if err := errors.Join(c.envErr, c.Validate(c.registry)); err != nil {
+	u, err := c.Registry.TakeUserInfo(c.registry)
+	if err == nil {
+		c.registry = u
+	}
+	if err := errors.Join(c.envErr, err, c.Validate(c.registry)); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return nil
