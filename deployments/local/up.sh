@@ -11,6 +11,11 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 mkdir -p var/run var/log
 secure="${CHOREO_UP_SECURE:-0}"
+# Listen addresses; the defaults are the ones the README uses.
+reg_addr="${CHOREO_REGISTRY_ADDR:-127.0.0.1:8081}"
+account_addr="${CHOREO_ACCOUNT_ADDR:-127.0.0.1:8080}"
+user_addr="${CHOREO_USER_ADDR:-127.0.0.1:8082}"
+notification_addr="${CHOREO_NOTIFICATION_ADDR:-127.0.0.1:8083}"
 
 if [ "$secure" != 1 ] && [ "${CHOREO_UP_MODE:-}" != local ] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   echo "make up: a Docker engine answers: docker compose up (docker-compose.yml)"
@@ -79,17 +84,17 @@ else
   echo "  PostgreSQL is not installed (apt-get install postgresql): the services keep SQLite files in var/local"
 fi
 
-start schema-registry bin/choreo registry -addr 127.0.0.1:8081 -data-dir var/local
-wait_http schema-registry http://127.0.0.1:8081/subjects
+start schema-registry bin/choreo registry -addr "$reg_addr" -data-dir var/local
+wait_http schema-registry "http://$reg_addr/subjects"
 
-export SCHEMA_REGISTRY_URL=http://127.0.0.1:8081 DATA_DIR=var/local
+export SCHEMA_REGISTRY_URL="http://$reg_addr" DATA_DIR=var/local
 # shellcheck disable=SC2046 # principal prints NAME=value words for env
-DATABASE_URL=${dburl[account]:-} HTTP_ADDR=127.0.0.1:8080 start account-service env $(principal account-service) bin/account
-wait_http account-service http://127.0.0.1:8080/healthz
+DATABASE_URL=${dburl[account]:-} HTTP_ADDR=$account_addr start account-service env $(principal account-service) bin/account
+wait_http account-service "http://$account_addr/healthz"
 # shellcheck disable=SC2046
-DATABASE_URL=${dburl[user]:-} HTTP_ADDR=127.0.0.1:8082 start user-service env $(principal user-service) bin/user
+DATABASE_URL=${dburl[user]:-} HTTP_ADDR=$user_addr start user-service env $(principal user-service) bin/user
 # shellcheck disable=SC2046
-DATABASE_URL=${dburl[notification]:-} HTTP_ADDR=127.0.0.1:8083 start notification-service env $(principal notification-service) bin/notification
-wait_http user-service http://127.0.0.1:8082/healthz
-wait_http notification-service http://127.0.0.1:8083/healthz
+DATABASE_URL=${dburl[notification]:-} HTTP_ADDR=$notification_addr start notification-service env $(principal notification-service) bin/notification
+wait_http user-service "http://$user_addr/healthz"
+wait_http notification-service "http://$notification_addr/healthz"
 echo "make up: done; stop with make down"
