@@ -22,6 +22,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/catalog"
 	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/dlq"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafka"
@@ -40,6 +41,7 @@ import (
 type secured struct {
 	brokers []string
 	admin   connect.Kafka
+	cl      *kgo.Client // logged in as the admin
 	adm     *kadm.Client
 	ns      string
 	plan    acl.Plan
@@ -70,7 +72,7 @@ func securedCluster(t *testing.T) *secured {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	s.adm = kadm.NewClient(cl)
+	s.cl, s.adm = cl, kadm.NewClient(cl)
 	return s
 }
 
@@ -239,6 +241,46 @@ func TestSecuredCluster(t *testing.T) {
 		if _, err := users.DB.ExecContext(ctx, `DELETE FROM outbox WHERE topic = $1`, accounts); err != nil {
 			t.Fatal(err)
 		}
+	})
+
+	t.Run("replay as the dlq principal", func(t *testing.T) {
+		group := sc.ns + ".user-service"
+		dead := consumer.DeadLetterTopicOf(group)
+		before := endOffsets(t, sc.adm, dead)[dead]
+		garbage := &kgo.Record{Topic: sc.ns + ".accounts", Key: []byte("garbage"), Value: []byte("not an event")}
+		if err := sc.cl.ProduceSync(ctx, garbage).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		stacktest.Eventually(t, 30*time.Second, func() error {
+			if n := endOffsets(t, sc.adm, dead)[dead]; n != before+1 {
+				return fmt.Errorf("%s holds %d records, want %d", dead, n, before+1)
+			}
+			return nil
+		})
+		replayer := sc.ns + ".user-service-dlq"
+		opts, err := sc.login(replayer, sc.pws[replayer]).Opts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := dlq.Open(ctx, group, kafka.ClientOpts(sc.brokers, "secure-test-replay", opts...))
+		if err != nil {
+			t.Fatalf("open the dead-letter topic as %s: %v", replayer, err)
+		}
+		defer d.Close()
+		var replayed []dlq.Result
+		if _, err := d.ReplayAll(ctx, false, func(r dlq.Result) error { replayed = append(replayed, r); return nil }); err != nil {
+			t.Fatalf("replay as %s: %v", replayer, err)
+		}
+		if len(replayed) != 1 || replayed[0].ToTopic != sc.ns+".accounts" {
+			t.Fatalf("replayed %+v, want the garbage record back on accounts", replayed)
+		}
+		// Still garbage: parked again, and nothing else happened.
+		stacktest.Eventually(t, 30*time.Second, func() error {
+			if n := endOffsets(t, sc.adm, dead)[dead]; n != before+2 {
+				return fmt.Errorf("%s holds %d records, want %d", dead, n, before+2)
+			}
+			return nil
+		})
 	})
 
 	t.Run("check reports drift", func(t *testing.T) {
