@@ -47,8 +47,8 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 // MarshalText redacts the secret in JSON and other text encodings.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// Mechanisms are the SASL mechanisms KAFKA_SASL_MECHANISM accepts.
-var Mechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}
+// mechanisms are the SASL mechanisms KAFKA_SASL_MECHANISM accepts, for messages.
+const mechanisms = "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"
 
 // TLS is how a client protects its connections to Kafka.
 type TLS struct {
@@ -172,7 +172,7 @@ func (k *Kafka) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&k.TLS.CertFile, "kafka-tls-cert-file", k.TLS.CertFile, "PEM client certificate for mutual TLS (env KAFKA_TLS_CERT_FILE)")
 	fs.StringVar(&k.TLS.KeyFile, "kafka-tls-key-file", k.TLS.KeyFile, "PEM key of the client certificate (env KAFKA_TLS_KEY_FILE)")
 	fs.StringVar(&k.TLS.ServerName, "kafka-tls-server-name", k.TLS.ServerName, "name to check the broker's certificate against; empty: the host dialled (env KAFKA_TLS_SERVER_NAME)")
-	fs.StringVar(&k.SASL.Mechanism, "kafka-sasl-mechanism", k.SASL.Mechanism, "SASL mechanism: "+strings.Join(Mechanisms, ", ")+"; empty: no SASL (env KAFKA_SASL_MECHANISM)")
+	fs.StringVar(&k.SASL.Mechanism, "kafka-sasl-mechanism", k.SASL.Mechanism, "SASL mechanism: "+mechanisms+"; empty: no SASL (env KAFKA_SASL_MECHANISM)")
 	fs.StringVar(&k.SASL.Username, "kafka-sasl-username", k.SASL.Username, "SASL user (env KAFKA_SASL_USERNAME; the password only from env KAFKA_SASL_PASSWORD or the file)")
 	fs.StringVar(&k.SASL.PasswordFile, "kafka-sasl-password-file", k.SASL.PasswordFile, "file holding the SASL password or OAUTHBEARER token (env KAFKA_SASL_PASSWORD_FILE)")
 	fs.BoolVar(&k.SASL.AllowPlaintext, "kafka-sasl-allow-plaintext", k.SASL.AllowPlaintext, "allow SASL PLAIN or OAUTHBEARER without TLS (env KAFKA_SASL_ALLOW_PLAINTEXT)")
@@ -211,7 +211,7 @@ func (s Settings) Validate(registryURL string) error {
 	switch sa.Mechanism {
 	case "":
 		if sa.Username != "" || sa.Password != "" || sa.PasswordFile != "" {
-			bad("KAFKA_SASL_USERNAME or a password is set but KAFKA_SASL_MECHANISM is not; set it to one of %s", strings.Join(Mechanisms, ", "))
+			bad("KAFKA_SASL_USERNAME or a password is set but KAFKA_SASL_MECHANISM is not; set it to one of %s", mechanisms)
 		}
 	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 		if sa.Username == "" {
@@ -229,7 +229,7 @@ func (s Settings) Validate(registryURL string) error {
 			bad("KAFKA_SASL_MECHANISM=%s without KAFKA_TLS sends the password or token in clear text; turn on KAFKA_TLS, or set KAFKA_SASL_ALLOW_PLAINTEXT=true if you mean it", sa.Mechanism)
 		}
 	default:
-		bad("KAFKA_SASL_MECHANISM=%q: want one of %s", sa.Mechanism, strings.Join(Mechanisms, ", "))
+		bad("KAFKA_SASL_MECHANISM=%q: want one of %s", sa.Mechanism, mechanisms)
 	}
 
 	r := s.Registry

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -55,7 +54,7 @@ func (k Kafka) Opts() ([]kgo.Opt, error) {
 			return oauth.Auth{Zid: user, Token: tok.Reveal()}, nil
 		})
 	default:
-		return nil, fmt.Errorf("KAFKA_SASL_MECHANISM=%q: want one of %s: %w", k.SASL.Mechanism, strings.Join(Mechanisms, ", "), ErrConfig)
+		return nil, fmt.Errorf("KAFKA_SASL_MECHANISM=%q: want one of %s: %w", k.SASL.Mechanism, mechanisms, ErrConfig)
 	}
 	return append(opts, kgo.SASL(m)), nil
 }
