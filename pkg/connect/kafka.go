@@ -31,6 +31,15 @@ func (k Kafka) Opts() ([]kgo.Opt, error) {
 	if k.SASL.Mechanism == "" {
 		return opts, nil
 	}
+	m, err := k.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, kgo.SASL(m)), nil
+}
+
+// mechanism returns the SASL mechanism of k, with the password (or token) read now.
+func (k Kafka) mechanism() (sasl.Mechanism, error) {
 	pw, err := readSecret(k.SASL.Password, k.SASL.PasswordFile, "KAFKA_SASL_PASSWORD_FILE")
 	if err != nil {
 		return nil, err
@@ -56,7 +65,7 @@ func (k Kafka) Opts() ([]kgo.Opt, error) {
 	default:
 		return nil, fmt.Errorf("KAFKA_SASL_MECHANISM=%q: want one of %s: %w", k.SASL.Mechanism, mechanisms, ErrConfig)
 	}
-	return append(opts, kgo.SASL(m)), nil
+	return m, nil
 }
 
 // ErrAuthorization is wrapped by Explain around the broker's authorization errors.
