@@ -98,6 +98,7 @@ func (c *conn) checkTopic(ctx context.Context, cl *kgo.Client, topic string) err
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = false // asking must not create it on a cluster that auto-creates
 	rt := kmsg.NewMetadataRequestTopic()
 	rt.Topic = kmsg.StringPtr(topic)
 	req.Topics = append(req.Topics, rt)
