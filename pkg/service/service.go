@@ -187,11 +187,35 @@ func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 	return nil
 }
 
+// checkGroup reads the group's committed offsets once, so that a principal that may not use the
+// group fails start-up instead of leaving the consumer retrying in the background. Only a denial
+// fails it: anything else (a group not created yet) is the consumer's to handle.
+func (s *Service) checkGroup(ctx context.Context, group string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Config.StartTimeout)
+	defer cancel()
+	cl, err := kgo.NewClient(s.clientOpts(s.Name + "-admin")...)
+	if err != nil {
+		return fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(s.Config.Brokers, ","), err)
+	}
+	defer cl.Close()
+	resps, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err == nil {
+		err = resps.Error()
+	}
+	if err = s.Config.Conn.Kafka.Explain(err); errors.Is(err, connect.ErrAuthorization) {
+		return fmt.Errorf("consumer group %s on %s (KAFKA_BROKERS): %w", group, strings.Join(s.Config.Brokers, ","), err)
+	}
+	return nil
+}
+
 // Consume makes the service a member of group, applying handlers to the topics they consume.
 // Records that cannot be processed are parked on the group's dead-letter topic.
 func (s *Service) Consume(ctx context.Context, group string, handlers []consumer.Handler, opts ...consumer.Opt) error {
 	scoped := s.Config.Scoped(group)
 	if err := s.ensureTopics(ctx, consumer.DeadLetterTopicOf(scoped)); err != nil {
+		return err
+	}
+	if err := s.checkGroup(ctx, scoped); err != nil {
 		return err
 	}
 	r, err := consumer.New(consumer.Config{

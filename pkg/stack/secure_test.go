@@ -333,12 +333,23 @@ func TestSecuredStartupErrors(t *testing.T) {
 		k      connect.Kafka
 		want   []string
 		wantIs error
+		setup  func(t *testing.T)
 	}{
-		{"wrong password", sc.login(user, "not-the-password"), []string{"KAFKA_SASL_USERNAME=" + user, "KAFKA_SASL_PASSWORD", "SASL_AUTHENTICATION_FAILED"}, kerr.SaslAuthenticationFailed},
-		{"unknown user", sc.login(sc.ns+".stranger", "x-password"), []string{"KAFKA_SASL_PASSWORD"}, kerr.SaslAuthenticationFailed},
-		{"principal without ACLs", sc.login(bare, "bare-password"), []string{"User:" + bare, "choreo acls"}, connect.ErrAuthorization},
+		{"wrong password", sc.login(user, "not-the-password"), []string{"KAFKA_SASL_USERNAME=" + user, "KAFKA_SASL_PASSWORD", "SASL_AUTHENTICATION_FAILED"}, kerr.SaslAuthenticationFailed, nil},
+		{"unknown user", sc.login(sc.ns+".stranger", "x-password"), []string{"KAFKA_SASL_PASSWORD"}, kerr.SaslAuthenticationFailed, nil},
+		{"principal without ACLs", sc.login(bare, "bare-password"), []string{"User:" + bare, "choreo acls"}, connect.ErrAuthorization, nil},
+		{"principal without its group ACL", sc.login(user, sc.pws[user]), []string{"consumer group " + user, "User:" + user, "GROUP_AUTHORIZATION_FAILED"}, connect.ErrAuthorization,
+			func(t *testing.T) {
+				if _, err := sc.adm.DeleteACLs(t.Context(), kadm.NewACLs().Allow("User:"+user).AllowHosts("*").Groups(user).
+					Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)); err != nil {
+					t.Fatal(err)
+				}
+			}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup(t)
+			}
 			cfg := service.DefaultConfig("127.0.0.1:0")
 			cfg.Brokers, cfg.Namespace, cfg.DataDir = sc.brokers, sc.ns, t.TempDir()
 			cfg.Conn.Kafka = tt.k
@@ -366,7 +377,7 @@ func TestSecuredStartupErrors(t *testing.T) {
 			if !errors.Is(err, tt.wantIs) {
 				t.Errorf("error %v does not wrap %v", err, tt.wantIs)
 			}
-			if strings.Contains(err.Error(), "password\"") || strings.Contains(err.Error(), "not-the-password") || strings.Contains(err.Error(), "bare-password") {
+			if strings.Contains(err.Error(), "not-the-password") || strings.Contains(err.Error(), "bare-password") || strings.Contains(err.Error(), sc.pws[user]) {
 				t.Errorf("error shows the password: %v", err)
 			}
 		})
