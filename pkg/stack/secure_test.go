@@ -351,7 +351,7 @@ func TestSecuredStartupErrors(t *testing.T) {
 				tt.setup(t)
 			}
 			cfg := service.DefaultConfig("127.0.0.1:0")
-			cfg.Brokers, cfg.Namespace, cfg.DataDir = sc.brokers, sc.ns, t.TempDir()
+			cfg.Brokers, cfg.Namespace, cfg.DataDir, cfg.Partitions = sc.brokers, sc.ns, t.TempDir(), 3
 			cfg.Conn.Kafka = tt.k
 			cfg.StartTimeout = 20 * time.Second
 			reg, err := registry.Start("127.0.0.1:0")
@@ -366,6 +366,7 @@ func TestSecuredStartupErrors(t *testing.T) {
 				svc.Close()
 				t.Fatal("the service started")
 			}
+			t.Logf("start-up error: %v", err)
 			if took := time.Since(start); took > cfg.StartTimeout+5*time.Second {
 				t.Errorf("start-up failed after %s; START_TIMEOUT is %s", took, cfg.StartTimeout)
 			}
