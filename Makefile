@@ -19,7 +19,7 @@ test: lint schema-check test-fast test-interop test-integration ## everything CI
 test-fast: ## the whole suite on the embedded broker (kfake) and SQLite, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-test-integration: ## the whole suite on a real Apache Kafka broker and PostgreSQL (started here unless KAFKA_BROKERS / TEST_DATABASE_URL are set)
+test-integration: ## the whole suite with -race on a real Apache Kafka broker and PostgreSQL (started here unless KAFKA_BROKERS / TEST_DATABASE_URL are set)
 	GO=$(GO) bash deployments/local/integration.sh
 
 generate: ## regenerate Go event types from schemas/*.avsc and schemas/CATALOG.md
