@@ -102,11 +102,11 @@ func runTrace(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "choreo trace: events are shown undecoded: %v\n", err)
 		c = nil
 	}
-	opts, err := cn.kafkaOpts()
+	kopts, err := cn.kafkaOpts()
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return fmt.Errorf("KAFKA_BROKERS %s (-brokers): %w", cn.brokers, err)
 	}
