@@ -143,6 +143,15 @@ func FindByID(ctx context.Context, cl *kgo.Client, c *codec.Codec, topics []stri
 		done = func(t *Trace) bool { r := t.Root(); return r != nil && r.ID == correlationID }
 	}
 	keep := func(rid, corr string) bool { return belongs(rid, corr, correlationID) }
+	// Searching by the correlation ID finds the operation's events themselves: when they
+	// already make a whole chain, there is nothing more to read.
+	if correlationID == id {
+		t := FromRecords(ctx, c, correlationID, found)
+		t.Topics, t.MissingTopics = v.read, v.missing
+		if done(t) {
+			return t, nil
+		}
+	}
 	for w := o.window; ; w = min(4*w, o.spread) {
 		recs, err := v.readSpan(ctx, o, first.Add(-w), first.Add(w), keep)
 		if err != nil {
@@ -231,6 +240,7 @@ type logView struct {
 	adm           *kadm.Client
 	read, missing []string
 	starts, ends  map[string]map[int32]int64
+	at            map[int64]map[string]map[int32]int64 // offsetsAt by millisecond, asked once
 }
 
 func openLog(ctx context.Context, cl *kgo.Client, topics []string) (*logView, error) {
@@ -290,6 +300,9 @@ func (v *logView) offsetsAt(ctx context.Context, t time.Time) (map[string]map[in
 	if t.IsZero() || len(out) == 0 {
 		return out, nil
 	}
+	if known, ok := v.at[t.UnixMilli()]; ok {
+		return known, nil
+	}
 	listed, err := v.adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), slices.Collect(maps.Keys(v.ends))...)
 	if err == nil {
 		err = listed.Error()
@@ -307,6 +320,10 @@ func (v *logView) offsetsAt(ctx context.Context, t time.Time) (map[string]map[in
 			out[o.Topic][o.Partition] = max(o.Offset, v.starts[o.Topic][o.Partition])
 		}
 	})
+	if v.at == nil {
+		v.at = map[int64]map[string]map[int32]int64{}
+	}
+	v.at[t.UnixMilli()] = out
 	return out, nil
 }
 
