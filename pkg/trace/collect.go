@@ -195,7 +195,7 @@ func Recent(ctx context.Context, cl *kgo.Client, c *codec.Codec, topics []string
 	}
 	hi := time.Time{}
 	for k := 0; n > 0; k++ {
-		lo := time.Now().Add(-o.window << (2 * k))
+		lo := time.Now().Add(-widened(o.window, k))
 		got, err := v.readSpan(ctx, o, lo, hi, all)
 		if err != nil {
 			return nil, err
@@ -206,7 +206,7 @@ func Recent(ctx context.Context, cl *kgo.Client, c *codec.Codec, topics []string
 		}
 		recs = append(recs, got...)
 		hi = lo
-		if len(starts()) >= n || covered || (o.lookback > 0 && o.window<<(2*k) >= o.lookback) {
+		if len(starts()) >= n || covered || (o.lookback > 0 && widened(o.window, k) >= o.lookback) || widened(o.window, k) == widened(o.window, k+1) {
 			break
 		}
 	}
@@ -303,6 +303,12 @@ func (v *logView) offsetsAt(ctx context.Context, t time.Time) (map[string]map[in
 	if known, ok := v.at[t.UnixMilli()]; ok {
 		return known, nil
 	}
+	if t.UnixMilli() <= 0 { // negative timestamps are ListOffsets' special values
+		for topic, ps := range v.starts {
+			out[topic] = maps.Clone(ps)
+		}
+		return out, nil
+	}
 	listed, err := v.adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), slices.Collect(maps.Keys(v.ends))...)
 	if err == nil {
 		err = listed.Error()
@@ -375,7 +381,7 @@ func (v *logView) locate(ctx context.Context, o options, match func(id, corr str
 	}
 	type span struct{ lo, hi time.Time }
 	for k := 0; ; k++ {
-		inner, outer := o.window<<(2*k)>>2, o.window<<(2*k)
+		inner, outer := widened(o.window, k-1), widened(o.window, k)
 		var spans []span
 		switch {
 		case o.around.IsZero() && k == 0:
@@ -402,7 +408,7 @@ func (v *logView) locate(ctx context.Context, o options, match func(id, corr str
 		if whole, err = v.reaches(ctx, lo, hi); err != nil {
 			return nil, false, err
 		}
-		if len(found) > 0 || whole || (o.lookback > 0 && outer >= o.lookback) {
+		if len(found) > 0 || whole || (o.lookback > 0 && outer >= o.lookback) || outer == widened(outer, 1) {
 			return found, whole, nil
 		}
 	}
@@ -503,4 +509,17 @@ func (v *logView) notFound(id string, whole bool, o options) error {
 			ErrNotFound, id, where, ErrNotInWindow, o.lookback, from)
 	}
 	return fmt.Errorf("%w: no record carries %s as ce_id or ce_correlationid %s", ErrNotFound, id, where)
+}
+
+// widened returns the window after k fourfold widenings (none for k < 0: a quarter of it), at
+// most 200 years, which holds any topic and keeps the arithmetic on times from overflowing.
+func widened(w time.Duration, k int) time.Duration {
+	const most = 200 * 365 * 24 * time.Hour
+	if k < 0 {
+		return w / 4
+	}
+	for ; k > 0 && w < most; k-- {
+		w *= 4
+	}
+	return min(w, most)
 }
