@@ -23,6 +23,10 @@ func TestTraceUsage(t *testing.T) {
 		{name: "empty id", args: []string{"trace", ""}, wantCode: 2, wantStderr: []string{"empty argument"}},
 		{name: "bad format", args: []string{"trace", "a", "-format", "yaml"}, wantCode: 2, wantStderr: []string{`-format "yaml"`, "text, json or mermaid"}},
 		{name: "bad timeout", args: []string{"trace", "a", "-timeout", "0s"}, wantCode: 2, wantStderr: []string{"-timeout 0s"}},
+		{name: "recent not positive", args: []string{"trace", "-recent", "0"}, wantCode: 2, wantStderr: []string{"-recent 0: want a positive number"}},
+		{name: "recent and an id", args: []string{"trace", "a", "-recent", "3"}, wantCode: 2, wantStderr: []string{"got 1"}},
+		{name: "bad around", args: []string{"trace", "a", "-around", "yesterday"}, wantCode: 2, wantStderr: []string{`-around "yesterday"`, "RFC 3339"}},
+		{name: "bad effects", args: []string{"trace", "a", "-effects", "notification-service"}, wantCode: 2, wantStderr: []string{`-effects "notification-service"`, "service=http://host:port"}},
 		{name: "-h", args: []string{"trace", "-h"}, wantCode: 0, wantStderr: []string{"-namespace", "CHOREO_NAMESPACE", "-format", "-brokers", "-registry"}},
 		{
 			name: "brokers unreachable", args: []string{"trace", "a", "-brokers", "127.0.0.1:1", "-registry", "http://127.0.0.1:1"}, wantCode: 1,
