@@ -118,7 +118,7 @@ func TestRunUsage(t *testing.T) {
 		{name: "encode missing key", args: []string{"encode", "-registry", reg.URL(), "AccountCreated", `{"username":"alice"}`}, wantCode: 2, wantStderr: []string{"accountId", "required"}},
 		{name: "encode empty key", args: []string{"encode", "-registry", reg.URL(), "AccountDeleted", `{"accountId":""}`}, wantCode: 2, wantStderr: []string{"accountId", "required"}},
 		{name: "encode null", args: []string{"encode", "-registry", reg.URL(), "AccountDeleted", `null`}, wantCode: 2, wantStderr: []string{"accountId", "required"}},
-		{name: "catalog without subcommand", args: []string{"catalog"}, wantCode: 2, wantStderr: []string{"docs or check"}},
+		{name: "catalog without subcommand", args: []string{"catalog"}, wantCode: 2, wantStderr: []string{"docs, check or impact"}},
 		{name: "catalog unknown subcommand", args: []string{"catalog", "publish"}, wantCode: 2, wantStderr: []string{`"publish"`}},
 		{name: "catalog check with an argument", args: []string{"catalog", "check", "extra"}, wantCode: 2, wantStderr: []string{"got 1"}},
 		{name: "catalog check", args: []string{"catalog", "check"}, wantCode: 0, wantStdout: []string{"catalog ok"}},
