@@ -16,15 +16,16 @@ build: ## build the CLI and the three services into bin/
 
 test: lint schema-check test-fast test-interop test-integration ## everything CI runs: lint, the schema-evolution gate, the suite on kfake+SQLite with -race, Confluent's client against choreo, the suite on real Kafka+PostgreSQL
 
-test-fast: ## the whole suite on the embedded broker (kfake) and SQLite, with the race detector
+test-fast: asyncapi-validator ## the whole suite on the embedded broker (kfake) and SQLite, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 test-integration: ## the whole suite with -race on a real Apache Kafka broker and PostgreSQL (started here unless KAFKA_BROKERS / TEST_DATABASE_URL are set)
 	GO=$(GO) bash deployments/local/integration.sh
 
-generate: ## regenerate Go event types from schemas/*.avsc and schemas/CATALOG.md
+generate: ## regenerate Go event types from schemas/*.avsc, schemas/CATALOG.md and the AsyncAPI documents
 	$(GO) generate ./...
 	$(GO) run ./cmd/choreo catalog docs -o schemas/CATALOG.md
+	$(GO) run ./cmd/choreo catalog asyncapi -o schemas/asyncapi
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -66,7 +67,20 @@ schema-check: ## the schema-evolution gate: every schemas/*.avsc against its his
 FUZZTIME ?= 30s
 fuzz: ## run each fuzzer for FUZZTIME (default 30s); the seed corpora run in make test
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./pkg/codec/
+	$(GO) test -run '^$$' -fuzz '^FuzzEncodeEvent$$' -fuzztime $(FUZZTIME) ./pkg/avrojson/
+	$(GO) test -run '^$$' -fuzz '^FuzzToBinary$$' -fuzztime $(FUZZTIME) ./pkg/avrojson/
 	$(GO) test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./services/account/internal/api/
 
 test-faults: ## fault tests: 2,000 registrations per scenario through service processes on a real broker and PostgreSQL, with kill -9, broker restart, rebalance and injected duplicates
 	CHOREO_FAULTS=1 $(GO) test -count=1 -timeout 30m -v ./faults/
+
+# The AsyncAPI documents are validated by the AsyncAPI project's parser (npm), which the Go test
+# of pkg/asyncapi runs with node. npm ci runs only when package-lock.json is newer than the
+# installed packages; without npm the test says SKIPPED (no node) or installs them itself.
+ASYNCAPI_VALIDATOR := schemas/asyncapi/validate
+.PHONY: asyncapi-validator
+asyncapi-validator: ## install the AsyncAPI validator's npm packages (only when package-lock.json changed)
+	@if ! command -v npm >/dev/null 2>&1; then echo "npm not installed: the AsyncAPI validation test will say SKIPPED"; \
+	elif [ ! -f $(ASYNCAPI_VALIDATOR)/node_modules/.package-lock.json ] || \
+	     [ $(ASYNCAPI_VALIDATOR)/package-lock.json -nt $(ASYNCAPI_VALIDATOR)/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix $(ASYNCAPI_VALIDATOR) --ignore-scripts --no-audit --no-fund; fi

@@ -58,7 +58,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 Register an account:
   curl -XPOST %s/accounts -d '{"username":"johndoe","email":"johndoe@mail.com"}'
 Publish an event with kcat:
-  choreo encode AccountCreated '{"accountId":"a1","username":"jane","email":"jane@mail.com"}' > ev.avro
+  choreo encode AccountCreated '{"accountId":"a1","username":"jane","email":"jane@mail.com","createdAt":1767225600000}' > ev.avro
   kcat -P -b %s -t accounts -k a1 ev.avro
 Watch the events:  choreo tail users
 Stop with Ctrl-C.

@@ -5,17 +5,15 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"reflect"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/choreo-dev/choreo/pkg/avrojson"
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
@@ -52,8 +50,9 @@ func newCodec(ctx context.Context, url, ns string) (*codec.Codec, error) {
 	return c, nil
 }
 
-// parseEvent decodes the JSON of an event named name, strictly. Time fields left out are set to
-// now, and the key field must be set: an event without its key would be unroutable.
+// parseEvent parses the JSON of an event named name in Avro's JSON encoding (see package
+// avrojson: defaults applied, missing, unknown and mistyped fields refused). The key field must
+// not be empty either: an event without its key would be unroutable.
 func parseEvent(types *event.Registry, name, js string) (event.Event, *event.Type, error) {
 	t, err := types.ByName(name)
 	if err != nil {
@@ -64,23 +63,11 @@ func parseEvent(types *event.Registry, name, js string) (event.Event, *event.Typ
 		return nil, nil, fmt.Errorf("%w: %w; events are %s", errUsage, err, strings.Join(names, ", "))
 	}
 	ev := t.New()
-	dec := json.NewDecoder(strings.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(ev); err != nil {
-		return nil, nil, fmt.Errorf("%w: %s JSON: %v", errUsage, name, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("%w: %s JSON: want one object, found more after it", errUsage, name)
-	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	v := reflect.ValueOf(ev).Elem()
-	for i := range v.NumField() {
-		if f, ok := v.Field(i).Addr().Interface().(*time.Time); ok && f.IsZero() {
-			*f = now
-		}
+	if err := avrojson.Unmarshal(t.Schema, []byte(js), ev); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s JSON: %w", errUsage, name, err)
 	}
 	if t.KeyOf(ev) == "" {
-		return nil, nil, fmt.Errorf("%w: %s JSON: %s (the record key) is required", errUsage, name, t.Key)
+		return nil, nil, fmt.Errorf("%w: %s JSON: %s (the record key) must not be empty", errUsage, name, t.Key)
 	}
 	return ev, t, nil
 }
@@ -112,10 +99,12 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	reg := registryFlag(fs, env)
 	brokers := brokersFlag(fs, env)
 	id := fs.String("id", "", "ce_id of the event (default: a new UUID); the same ID twice is one fact")
+	ns := fs.String("namespace", env.Getenv("CHOREO_NAMESPACE"),
+		"publish to the topics of this namespace, as the services' CHOREO_NAMESPACE (env CHOREO_NAMESPACE)")
 	if err := parse(fs, env, args, 2); err != nil {
 		return err
 	}
-	c, err := newCodec(ctx, *reg, "")
+	c, err := newCodec(ctx, *reg, *ns)
 	if err != nil {
 		return err
 	}
@@ -160,9 +149,10 @@ type Line struct {
 	Headers   map[string]string `json:"headers"`
 	Type      string            `json:"type,omitempty"`
 	ID        string            `json:"id,omitempty"`
-	Event     event.Event       `json:"event,omitempty"`
-	Error     string            `json:"error,omitempty"`
-	Value     string            `json:"valueBase64,omitempty"`
+	Event     json.RawMessage   `json:"event,omitempty"` // Avro's JSON encoding: choreo encode takes it back
+
+	Error string `json:"error,omitempty"`
+	Value string `json:"valueBase64,omitempty"`
 }
 
 func runTail(ctx context.Context, env Env, args []string) error {
@@ -171,10 +161,12 @@ func runTail(ctx context.Context, env Env, args []string) error {
 	brokers := brokersFlag(fs, env)
 	max := fs.Int("n", 0, "stop after this many records (0: no limit)")
 	idle := fs.Duration("idle", 0, "stop when no record arrives for this long (0: follow until Ctrl-C)")
+	ns := fs.String("namespace", env.Getenv("CHOREO_NAMESPACE"),
+		"the namespace the topic belongs to, as the services' CHOREO_NAMESPACE (env CHOREO_NAMESPACE)")
 	if err := parse(fs, env, args, 1); err != nil {
 		return err
 	}
-	c, err := newCodec(ctx, *reg, "")
+	c, err := newCodec(ctx, *reg, *ns)
 	if err != nil {
 		return err
 	}
@@ -236,6 +228,12 @@ func describe(ctx context.Context, c *codec.Codec, rec *kgo.Record) Line {
 		l.Value = base64.StdEncoding.EncodeToString(rec.Value)
 		return l
 	}
-	l.Type, l.ID, l.Event = d.Type.Name, d.Envelope.ID, d.Event
+	js, err := avrojson.Marshal(d.Type.Schema, d.Event)
+	if err != nil {
+		l.Error = err.Error()
+		l.Value = base64.StdEncoding.EncodeToString(rec.Value)
+		return l
+	}
+	l.Type, l.ID, l.Event = d.Type.Name, d.Envelope.ID, js
 	return l
 }
