@@ -6,16 +6,16 @@ import (
 	"strings"
 )
 
-// Severity says whether a Finding makes the catalog wrong (Error) or only incomplete (Warning).
+// Severity says whether a Finding makes the catalog wrong or only incomplete.
 type Severity string
 
 const (
-	// Warning marks a catalog that is consistent but says less than it should: an event no
+	// SeverityWarning marks a catalog that is consistent but says less than it should: an event no
 	// documented operation uses, or one the catalog shows no way to publish.
-	Warning Severity = "warning"
-	// Error marks a flow that cannot work as described: an operation that never ends, or a
+	SeverityWarning Severity = "warning"
+	// SeverityError marks a flow that cannot work as described: an operation that never ends, or a
 	// handler that waits for an event nothing can publish.
-	Error Severity = "error"
+	SeverityError Severity = "error"
 )
 
 // FindingKind names what Analyze found, so that tools can filter on it.
@@ -62,7 +62,7 @@ func (c *Catalog) Analyze() []Finding {
 	f := c.flow()
 	var out []Finding
 	for _, cyc := range f.cycles(c.Events) {
-		out = append(out, Finding{Error, Cycle, cyc[0], fmt.Sprintf(
+		out = append(out, Finding{SeverityError, Cycle, cyc[0], fmt.Sprintf(
 			"events %s form a cycle: each reaction publishes the next and nothing ends the operation; "+
 				"end it with a new event or an effect instead", strings.Join(cyc, " → "))})
 	}
@@ -71,21 +71,21 @@ func (c *Catalog) Analyze() []Finding {
 	for _, s := range c.Services {
 		for _, e := range s.Consumes {
 			if !published[e] {
-				out = append(out, Finding{Error, Starved, s.Name, fmt.Sprintf(
+				out = append(out, Finding{SeverityError, Starved, s.Name, fmt.Sprintf(
 					"service %s consumes %s, which nothing can publish (see the warning on %s)", s.Name, e, e)})
 			}
 		}
 	}
 	for _, e := range c.Events {
 		if !published[e.Name] {
-			out = append(out, Finding{Warning, Unreachable, e.Name, fmt.Sprintf(
+			out = append(out, Finding{SeverityWarning, Unreachable, e.Name, fmt.Sprintf(
 				"event %s is unreachable: its producer %s starts no chain and consumes nothing that can be published",
 				e.Name, e.Producer)})
 		}
 	}
 	for _, e := range c.Events {
 		if len(f.emitted[e.Name]) == 0 {
-			out = append(out, Finding{Warning, Unused, e.Name, fmt.Sprintf(
+			out = append(out, Finding{SeverityWarning, Unused, e.Name, fmt.Sprintf(
 				"event %s is used by no chain; add the operation that publishes it to chains", e.Name)})
 		}
 	}
@@ -133,7 +133,7 @@ func (c *Catalog) publishable() map[string]bool {
 	return published
 }
 
-// HasErrors reports whether any finding is an Error.
+// HasErrors reports whether any finding is a SeverityError.
 func HasErrors(findings []Finding) bool {
-	return slices.ContainsFunc(findings, func(f Finding) bool { return f.Severity == Error })
+	return slices.ContainsFunc(findings, func(f Finding) bool { return f.Severity == SeverityError })
 }

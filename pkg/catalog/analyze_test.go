@@ -107,7 +107,7 @@ func TestAnalyze(t *testing.T) {
 					[]string{"a<-Y", "b<-X!done"},
 					[]string{"a>X", "b>Y", "a>X", "b!done"})
 			},
-			want: []want{{catalog.Error, catalog.Cycle, "X", "X → Y → X form a cycle"}},
+			want: []want{{catalog.SeverityError, catalog.Cycle, "X", "X → Y → X form a cycle"}},
 		},
 		{
 			name: "cycle across two chains",
@@ -117,7 +117,7 @@ func TestAnalyze(t *testing.T) {
 					[]string{"a>X", "b>Y", "c>Z", "a!ok"},
 					[]string{"c>Z", "a>X", "b!ok"})
 			},
-			want: []want{{catalog.Error, catalog.Cycle, "X", "X → Y → Z → X"}},
+			want: []want{{catalog.SeverityError, catalog.Cycle, "X", "X → Y → Z → X"}},
 		},
 		{
 			name: "event that causes itself",
@@ -126,7 +126,7 @@ func TestAnalyze(t *testing.T) {
 					[]string{"clock<-Tick!tock"},
 					[]string{"clock>Tick", "clock>Tick", "clock!tock"})
 			},
-			want: []want{{catalog.Error, catalog.Cycle, "Tick", "Tick → Tick"}},
+			want: []want{{catalog.SeverityError, catalog.Cycle, "Tick", "Tick → Tick"}},
 		},
 		{
 			name: "services waiting on each other: unreachable, starved and unused",
@@ -136,12 +136,12 @@ func TestAnalyze(t *testing.T) {
 					[]string{"a>Start"})
 			},
 			want: []want{
-				{catalog.Error, catalog.Starved, "r", "r consumes U, which nothing can publish"},
-				{catalog.Error, catalog.Starved, "u", "u consumes R"},
-				{catalog.Warning, catalog.Unreachable, "R", "producer r starts no chain"},
-				{catalog.Warning, catalog.Unreachable, "U", "producer u starts no chain"},
-				{catalog.Warning, catalog.Unused, "R", "R is used by no chain"},
-				{catalog.Warning, catalog.Unused, "U", "U is used by no chain"},
+				{catalog.SeverityError, catalog.Starved, "r", "r consumes U, which nothing can publish"},
+				{catalog.SeverityError, catalog.Starved, "u", "u consumes R"},
+				{catalog.SeverityWarning, catalog.Unreachable, "R", "producer r starts no chain"},
+				{catalog.SeverityWarning, catalog.Unreachable, "U", "producer u starts no chain"},
+				{catalog.SeverityWarning, catalog.Unused, "R", "R is used by no chain"},
+				{catalog.SeverityWarning, catalog.Unused, "U", "U is used by no chain"},
 			},
 		},
 		{
@@ -151,7 +151,7 @@ func TestAnalyze(t *testing.T) {
 					[]string{"a", "b<-Start,Audit!x"},
 					[]string{"a>Start", "b>Done"})
 			},
-			want: []want{{catalog.Warning, catalog.Unused, "Audit", "Audit is used by no chain"}},
+			want: []want{{catalog.SeverityWarning, catalog.Unused, "Audit", "Audit is used by no chain"}},
 		},
 		{
 			name: "service that consumes nothing counts as started",
@@ -160,7 +160,7 @@ func TestAnalyze(t *testing.T) {
 					[]string{"a", "clock", "b<-Start,Cron!x"},
 					[]string{"a>Start", "b!x"})
 			},
-			want: []want{{catalog.Warning, catalog.Unused, "Cron", "Cron is used by no chain"}},
+			want: []want{{catalog.SeverityWarning, catalog.Unused, "Cron", "Cron is used by no chain"}},
 		},
 	}
 	for _, tc := range tests {
@@ -176,7 +176,7 @@ func TestAnalyze(t *testing.T) {
 					t.Errorf("finding %d = %+v, want %s %s on %s containing %q", i, g, w.sev, w.kind, w.subject, w.message)
 				}
 			}
-			if want := slices.ContainsFunc(tc.want, func(w want) bool { return w.sev == catalog.Error }); catalog.HasErrors(got) != want {
+			if want := slices.ContainsFunc(tc.want, func(w want) bool { return w.sev == catalog.SeverityError }); catalog.HasErrors(got) != want {
 				t.Errorf("HasErrors = %v, want %v", !want, want)
 			}
 		})

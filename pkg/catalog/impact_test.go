@@ -202,15 +202,15 @@ func naiveImpact(c *catalog.Catalog, subject string) catalog.Impact {
 		}
 	}
 	for _, s := range c.Services {
-		direct, any := false, false
+		direct, reacts := false, false
 		for _, e := range s.Consumes {
 			direct = direct || slices.Contains(im.Events, e)
-			any = any || reached[e]
+			reacts = reacts || reached[e]
 		}
 		if direct {
 			im.Consumers = append(im.Consumers, s.Name)
 		}
-		if any {
+		if reacts {
 			im.Services = append(im.Services, s.Name)
 		}
 	}

@@ -93,7 +93,7 @@ func runCatalogCheck(env Env, args []string) error {
 	errs := 0
 	for _, f := range findings {
 		fmt.Fprintln(env.Stdout, f)
-		if f.Severity == catalog.Error {
+		if f.Severity == catalog.SeverityError {
 			errs++
 		}
 	}
