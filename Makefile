@@ -32,7 +32,7 @@ lint: ## gofmt and go vet
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench: ## codec benchmarks, and the chain against bare franz-go on the embedded broker
+bench: ## codec benchmarks, the chain against bare franz-go on the embedded broker, the 300-event catalog
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/codec/
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./pkg/stack/
 	$(GO) test -run '^$$' -bench . ./pkg/catalog/
