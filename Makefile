@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 
-.PHONY: help run build test test-fast test-integration generate lint bench kafka kafka-stop up down smoke clean
+.PHONY: help run build test test-fast test-integration generate lint bench kafka kafka-stop up down smoke clean kafka-secure kafka-secure-stop up-secure test-secure
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,18 @@ up: ## the full stack as separate processes: docker compose, or local processes 
 
 down: ## stop what make up started
 	bash deployments/local/down.sh
+
+kafka-secure: ## start the secured broker (SASL_SSL + SCRAM-SHA-512 on 9094, mutual TLS on 9095, ACLs enforced)
+	bash deployments/kafka/kafka-secure.sh start
+
+kafka-secure-stop: ## stop that broker
+	bash deployments/kafka/kafka-secure.sh stop
+
+up-secure: ## make up on the secured broker: topics, users and ACLs from the catalog (choreo acls apply), each service its own principal
+	CHOREO_UP_SECURE=1 bash deployments/local/up.sh
+
+test-secure: ## the secured suite (TLS, SCRAM, per-service ACLs, denied writes, start-up errors) on the secured broker, started here
+	GO=$(GO) bash deployments/local/secure-test.sh
 
 smoke: ## make up, the README kcat recipe, make down
 	bash deployments/local/smoke.sh

@@ -36,6 +36,7 @@ func commands() []command {
 		{"registry", "[flags]", "serve the embedded schema registry on its own", runRegistry},
 		{"catalog", "docs|check|impact|asyncapi [flags]", "render the catalog docs or AsyncAPI documents, check the catalog, or show what depends on an event or service", runCatalog},
 		{"schema", "check [flags]", "check every schema against its earlier versions (history or registry)", runSchema},
+		{"acls", "plan|apply|check [flags]", "derive each service's Kafka ACLs from the catalog; apply or check them", runACLs},
 	}
 }
 
