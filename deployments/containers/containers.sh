@@ -136,9 +136,10 @@ debian_mirror() {
 }
 
 build_base() {
-  local mirror hash rootfs t0=$SECONDS
+  local mirror hash rootfs t0=$SECONDS cabundle=/etc/ssl/certs/ca-certificates.crt
+  [ -f "$cabundle" ] || die "$cabundle not found (apt-get install ca-certificates)"
   mirror=$(debian_mirror)
-  hash=$(inputs_hash "debootstrap --variant=minbase --include=ca-certificates bookworm $mirror")
+  hash=$(inputs_hash "debootstrap --variant=minbase --include=ca-certificates bookworm $mirror" "$cabundle")
   if fresh "$base_image" "$hash"; then
     log "$base_image is up to date"
     return
@@ -149,6 +150,9 @@ build_base() {
   debootstrap --variant=minbase --include=ca-certificates bookworm "$rootfs" "$mirror" >"$state/debootstrap.log" 2>&1 ||
     { tail -n 20 "$state/debootstrap.log" >&2; die "debootstrap failed (log: $state/debootstrap.log)"; }
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  # The containers reach the network the way this machine does: they trust what it trusts (the
+  # Go module proxy may sit behind a certificate authority of the site's own).
+  cp "$cabundle" "$rootfs/etc/ssl/certs/ca-certificates.crt"
   tar -C "$rootfs" -c . | podman import -q --change "LABEL $label=$hash" --change 'CMD ["/bin/bash"]' - "$base_image" >/dev/null
   rm -rf "$rootfs"
   log "built $base_image in $((SECONDS - t0)) s"
