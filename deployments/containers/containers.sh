@@ -176,7 +176,8 @@ build_services() {
     "$root/Dockerfile" "$root/.dockerignore" "$root/cmd" "$root/pkg" "$root/services" "$root/schemas")
   for svc in account user notification choreo; do
     build "$(service_image "$svc")" "$hash" "$root" "$root/Dockerfile" \
-      --build-arg "SERVICE=$svc" --build-arg "GOLANG_IMAGE=$golang_image" --build-arg "RUNTIME_IMAGE=$base_image"
+      --build-arg "SERVICE=$svc" --build-arg "GOLANG_IMAGE=$golang_image" --build-arg "RUNTIME_IMAGE=$base_image" \
+      --build-arg TARGETOS=linux --build-arg "TARGETARCH=$("$GO" env GOARCH)" # podman 4.3 does not set them
   done
 }
 

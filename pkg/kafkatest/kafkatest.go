@@ -162,15 +162,15 @@ while [ ! -f %[1]s ]; do sleep 0.1; done
 /etc/kafka/docker/run &
 kafka=$!
 trap 'kill $kafka; wait $kafka; exit 0' TERM INT
-seen=
+seen= stale=0
 while kill -0 $kafka 2>/dev/null; do
-  sleep %[3]d & wait $!
+  sleep 5 & wait $!
   now=$(cat %[2]s 2>/dev/null)
-  if [ "$now" = "$seen" ]; then
-    echo "kafkatest: lease not renewed for %[3]ds, the test binary is gone: stopping"
+  if [ "$now" = "$seen" ]; then stale=$((stale + 5)); else stale=0 seen=$now; fi
+  if [ $stale -ge %[3]d ]; then
+    echo "kafkatest: lease not renewed for ${stale}s, the test binary is gone: stopping"
     kill $kafka; wait $kafka; exit 0
   fi
-  seen=$now
 done
 wait $kafka
 `, advertiseFile, leaseFile, int(leaseExpiry/time.Second))
