@@ -16,6 +16,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 project="${COMPOSE_PROJECT_NAME:-choreo}"
+# docker-compose 1.29 reading the file from stdin resolves relative paths (the PostgreSQL init
+# script's bind mount) against the working directory, whatever --project-directory says.
+cd "$root"
 
 if docker compose version >/dev/null 2>&1; then
   exec docker compose -p "$project" -f "$root/docker-compose.yml" --project-directory "$root" "$@"

@@ -322,16 +322,20 @@ cmd_test() {
 }
 
 # remove_leftovers removes what the tests' own cleanup did not (a test binary killed on a
-# timeout): the containers kafkatest labels, and the network testcontainers creates.
+# timeout): the containers kafkatest labels, the stack test's compose projects
+# (choreo-stacktest-*), and the network testcontainers creates.
 remove_leftovers() {
   local ids
-  ids=$(podman ps -aq --filter label=dev.choreo.kafkatest 2>/dev/null || true)
+  ids=$( (podman ps -aq --filter label=dev.choreo.kafkatest
+    podman ps -a --format '{{.ID}} {{.Names}}' | awk '$2 ~ /^choreo-stacktest-/ {print $1}') 2>/dev/null || true)
   if [ -n "$ids" ]; then
-    log "removing containers the tests left: $ids"
+    log "removing containers the tests left: $(echo $ids)"
     # shellcheck disable=SC2086
     podman rm -f -t 5 $ids >/dev/null 2>&1 || true
   fi
-  podman network rm reaper_default >/dev/null 2>&1 || true
+  podman volume ls -q 2>/dev/null | grep '^choreo-stacktest-' | xargs -r podman volume rm -f >/dev/null 2>&1 || true
+  podman network ls --format '{{.Name}}' 2>/dev/null | grep -E '^(choreo-stacktest-.*|reaper_default)$' |
+    xargs -r podman network rm -f >/dev/null 2>&1 || true
 }
 
 case "${1:-}" in
