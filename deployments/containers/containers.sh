@@ -298,9 +298,11 @@ CHOREO_RUNTIME_IMAGE $base_image
 EOF
 }
 
-# Packages whose tests take their broker from kafkatest.Brokers: the behaviour suite.
+# Packages whose tests take their broker from kafkatest (directly or through stacktest): the
+# behaviour suite. Modules of their own under the repository (interop/) are not in ./...
 kafka_packages() {
-  (cd "$root" && grep -rlE 'kafkatest\.Brokers|stacktest\.' --include='*_test.go' . | xargs -n1 dirname | sort -u)
+  (cd "$root" && "$GO" list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... |
+    awk '/ github.com\/choreo-dev\/choreo\/pkg\/(kafkatest|stacktest)( |$)/ {print $1}')
 }
 
 cmd_test() {

@@ -153,10 +153,11 @@ const (
 	leaseFile     = "/tmp/kafkatest-lease"
 )
 
-// entrypoint runs the image's own start script (/etc/kafka/docker/run, as in apache/kafka)
-// once the advertised listeners are known, and stops it when the lease expires. POSIX sh: the
-// official image's shell is busybox.
-var entrypoint = fmt.Sprintf(`
+// entrypoint is the container's shell script: it runs the image's own start script
+// (/etc/kafka/docker/run, as in apache/kafka) once the advertised listeners are known, and stops
+// it when the lease expires. POSIX sh: the official image's shell is busybox.
+func entrypoint() string {
+	return fmt.Sprintf(`
 while [ ! -f %[1]s ]; do sleep 0.1; done
 . %[1]s
 /etc/kafka/docker/run &
@@ -174,6 +175,7 @@ while kill -0 $kafka 2>/dev/null; do
 done
 wait $kafka
 `, advertiseFile, leaseFile, int(leaseExpiry/time.Second))
+}
 
 func startContainer(ctx context.Context) (brokers []string, skip string, err error) {
 	image := Image()
@@ -203,7 +205,7 @@ func startContainer(ctx context.Context) (brokers []string, skip string, err err
 		// The advertised address needs the mapped port, known only once the container runs:
 		// the entrypoint waits for a script the post-start hook writes.
 		Entrypoint: []string{"sh", "-c"},
-		Cmd:        []string{entrypoint},
+		Cmd:        []string{entrypoint()},
 		HostConfigModifier: func(hc *container.HostConfig) {
 			hc.AutoRemove = true // once it stops (lease expired), nothing is left
 		},
