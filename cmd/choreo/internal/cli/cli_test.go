@@ -110,7 +110,7 @@ func TestRunUsage(t *testing.T) {
 		{name: "dev with a bad SASL mechanism", args: []string{"dev", "-brokers", "k:9092", "-kafka-sasl-mechanism", "KERBEROS"}, wantCode: 2, wantStderr: []string{"KAFKA_SASL_MECHANISM", "KERBEROS"}},
 		{name: "tail with PLAIN over plaintext", args: []string{"tail", "-kafka-sasl-mechanism", "PLAIN", "-kafka-sasl-username", "u", "-kafka-sasl-password-file", "/pw", "-registry", reg.URL(), "users"},
 			wantCode: 2, wantStderr: []string{"KAFKA_SASL_ALLOW_PLAINTEXT"}},
-		{name: "publish with a missing CA file", args: []string{"publish", "-kafka-tls", "-kafka-tls-ca-file", "/nonexistent/ca.pem", "-registry", reg.URL(), "AccountCreated", `{"accountId":"a1","username":"u","email":"u@mail.com"}`},
+		{name: "publish with a missing CA file", args: []string{"publish", "-kafka-tls", "-kafka-tls-ca-file", "/nonexistent/ca.pem", "-registry", reg.URL(), "AccountCreated", `{"accountId":"a1","username":"u","email":"u@mail.com","createdAt":0}`},
 			wantCode: 1, wantStderr: []string{"KAFKA_TLS_CA_FILE", "/nonexistent/ca.pem"}},
 		{name: "dlq list with a registry password over http", args: []string{"dlq", "list", "g", "-registry", "http://u:hunter2@127.0.0.1:1"},
 			wantCode: 2, wantStderr: []string{"SCHEMA_REGISTRY_ALLOW_PLAINTEXT"}},
