@@ -16,6 +16,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/outbox"
+	"github.com/choreo-dev/choreo/pkg/telemetry"
 )
 
 // Headers added to a parked record, beside its original key, value and headers.
@@ -83,6 +84,8 @@ type options struct {
 	retry       RetryPolicy
 	now         func() time.Time
 	afterCommit []func()
+	observers   []Observer
+	tracer      *telemetry.Tracer
 }
 
 // Opt configures a Runner.
@@ -360,6 +363,7 @@ func (r *Runner) processPartition(ctx context.Context, recs []*kgo.Record) error
 			continue
 		}
 		r.metrics.add(fail.handler, func(s *Stats) { s.Retried++ })
+		r.observe(Observation{Handler: fail.handler, Outcome: OutcomeRetried, EventTime: d.Envelope.Time, ChainTime: d.Envelope.ChainStart()})
 		r.opts.log.Warn("handler failed; retrying", "handler", fail.handler, "event", d.Envelope.ID,
 			"attempt", d.attempts, "backoff", wait, "err", fail.err)
 		if !sleep(ctx, wait) {
@@ -437,28 +441,41 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded, gu
 		}
 	}()
 	st := r.stmts.bind(ctx, tx)
-	var counts []func()
-	count := func(handler string, f func(*Stats)) { counts = append(counts, func() { r.metrics.add(handler, f) }) }
+	notes := make([]note, 0, len(recs))
+	defer func() {
+		if err != nil {
+			r.abandon(notes)
+		}
+	}()
 	now := r.opts.now().UnixMilli()
 	for i, rec := range recs {
 		d := &ds[i]
+		notes = append(notes, note{eventTime: d.Envelope.Time, chainTime: d.Envelope.ChainStart()})
+		nt := &notes[len(notes)-1]
+		rctx := ctx
+		if r.opts.tracer != nil {
+			rctx, nt.span = r.opts.tracer.StartProcess(ctx, rec, r.cfg.Group)
+		}
 		if d.err != nil {
-			if err := r.park(ctx, st, rec, "", decodeClass(d.err), d, d.err); err != nil {
+			nt.err = d.err
+			if err := r.park(rctx, st, rec, "", decodeClass(d.err), d, d.err); err != nil {
 				return 0, nil, err
 			}
-			count("", func(s *Stats) { s.Parked++ })
+			nt.outcome = OutcomeParked
 			continue
 		}
 		h := r.handlers[d.Type.Name]
 		if h == nil {
-			count("", func(s *Stats) { s.Ignored++ })
+			nt.outcome = OutcomeIgnored
 			continue
 		}
+		nt.handler = h.name
 		if d.park != nil {
-			if err := r.park(ctx, st, rec, h.name, "handler", d, d.park); err != nil {
+			nt.err = d.park
+			if err := r.park(rctx, st, rec, h.name, "handler", d, d.park); err != nil {
 				return 0, nil, err
 			}
-			count(h.name, func(s *Stats) { s.Parked++ })
+			nt.outcome = OutcomeParked
 			continue
 		}
 		if guarded {
@@ -478,10 +495,12 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded, gu
 					return 0, nil, fmt.Errorf("release savepoint: %w", err)
 				}
 			}
-			count(h.name, func(s *Stats) { s.Duplicates++ })
+			nt.outcome = OutcomeDuplicate
 			continue
 		}
-		herr := h.fn(ctx, &Tx{sql: tx, stmts: st, r: r, h: h, cause: d.Envelope}, d.Event)
+		start := time.Now()
+		herr := h.fn(rctx, &Tx{sql: tx, stmts: st, r: r, h: h, cause: d.Envelope}, d.Event)
+		nt.took, nt.err = time.Since(start), herr
 		if herr != nil {
 			if ctx.Err() != nil {
 				return 0, nil, ctx.Err()
@@ -509,14 +528,14 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded, gu
 		if herr != nil {
 			d.attempts++
 			d.firstFailure, d.lastFailure = r.opts.now(), r.opts.now()
-			r.opts.log.Warn("handler failed permanently; parking record", "handler", h.name, "event", d.Envelope.ID, "err", herr)
-			if err := r.park(ctx, st, rec, h.name, "handler", d, herr); err != nil {
+			r.opts.log.WarnContext(rctx, "handler failed permanently; parking record", "handler", h.name, "event", d.Envelope.ID, "err", herr)
+			if err := r.park(rctx, st, rec, h.name, "handler", d, herr); err != nil {
 				return 0, nil, err
 			}
-			count(h.name, func(s *Stats) { s.Parked++ })
+			nt.outcome = OutcomeParked
 			continue
 		}
-		count(h.name, func(s *Stats) { s.Handled++ })
+		nt.outcome = OutcomeHandled
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, nil, fmt.Errorf("commit: %w", err)
@@ -525,9 +544,7 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded, gu
 	for _, fn := range r.opts.afterCommit {
 		fn()
 	}
-	for _, c := range counts {
-		c()
-	}
+	r.report(notes)
 	return len(recs), fail, nil
 }
 
