@@ -25,8 +25,8 @@ const (
 	HeaderCausationID   = "ce_causationid"
 	// HeaderChainTime is when the chain began: the ce_time of its first event, carried along so
 	// that the latency of an effect at the end of a chain can be measured from its start.
-	HeaderChainTime = "ce_chaintime"
-	HeaderContentType   = "content-type"
+	HeaderChainTime   = "ce_chaintime"
+	HeaderContentType = "content-type"
 )
 
 // SpecVersion is the CloudEvents version choreo writes.
