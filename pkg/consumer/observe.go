@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -110,4 +111,49 @@ func (r *Runner) observe(o Observation) {
 	for _, fn := range r.opts.observers {
 		fn(o)
 	}
+}
+
+// membership follows the runner's place in its group, for readiness.
+type membership struct {
+	mu         sync.Mutex
+	joined     bool
+	partitions map[topicPartition]bool
+}
+
+func (m *membership) assign(tps map[string][]int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.joined = true
+	if m.partitions == nil {
+		m.partitions = make(map[topicPartition]bool)
+	}
+	for t, ps := range tps {
+		for _, p := range ps {
+			m.partitions[topicPartition{t, p}] = true
+		}
+	}
+}
+
+func (m *membership) remove(tps map[string][]int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for t, ps := range tps {
+		for _, p := range ps {
+			delete(m.partitions, topicPartition{t, p})
+		}
+	}
+}
+
+// Membership reports whether the runner has joined its group, and how many partitions it owns.
+// Owning none is legitimate: a group with more members than partitions leaves some idle.
+func (r *Runner) Membership() (joined bool, partitions int) {
+	r.member.mu.Lock()
+	joined, partitions = r.member.joined, len(r.member.partitions)
+	r.member.mu.Unlock()
+	if !joined {
+		// A classic member is given its generation when the join completes, and may own nothing.
+		_, gen := r.client.GroupMetadata()
+		joined = gen > 0
+	}
+	return joined, partitions
 }

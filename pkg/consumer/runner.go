@@ -141,6 +141,7 @@ type Runner struct {
 	client   *kgo.Client
 	metrics  *metrics
 	stmts    *stmts
+	member   membership
 
 	mu      sync.Mutex
 	workers map[topicPartition]*worker
@@ -204,7 +205,11 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 		// until the session times out: 10s instead of Kafka's 45s, so work moves on quickly.
 		kgo.SessionTimeout(10*time.Second),
 		kgo.HeartbeatInterval(time.Second),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+			r.member.assign(assigned)
+		}),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+			r.member.remove(revoked)
 			// Stop the partitions' workers (work in flight is rolled back, never half applied),
 			// then commit what they finished: the next owner starts right after it.
 			r.stopWorkers(revoked)
@@ -213,6 +218,7 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 			}
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			r.member.remove(lost)
 			r.stopWorkers(lost) // another member owns them already: nothing to commit
 		}),
 	)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrConfig is wrapped by every configuration error; the message names the setting.
@@ -41,6 +43,9 @@ type Config struct {
 	// ReplicationFactor of created topics (TOPIC_REPLICATION_FACTOR); -1 takes the broker's
 	// default. Default 1.
 	ReplicationFactor int
+	// TracerProvider receives the service's spans. Default nil: tracing off. Main builds it from
+	// the OTEL_* variables (see telemetry.Provider).
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultConfig returns the defaults, with httpAddr as the service's HTTP address.

@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/registry"
@@ -69,6 +70,9 @@ type Config struct {
 	Partitions int
 	// Log receives the stack's logs. Default: discarded.
 	Log *slog.Logger
+	// TracerProvider, when set, gives each service (by name) the provider of its spans.
+	// Default nil: tracing off.
+	TracerProvider func(service string) trace.TracerProvider
 }
 
 // Stack is a running choreography.
@@ -188,6 +192,9 @@ func (s *Stack) ServiceConfig(name string) service.Config {
 	cfg.SMTPAddr = s.cfg.SMTPAddr
 	cfg.Partitions = s.cfg.Partitions
 	cfg.Namespace = s.cfg.Namespace
+	if s.cfg.TracerProvider != nil {
+		cfg.TracerProvider = s.cfg.TracerProvider(name)
+	}
 	if s.cfg.DatabaseURL != "" {
 		schema := strings.ToLower(strings.NewReplacer(".", "_", "-", "_").Replace(cfg.Scoped(name)))
 		if u, err := postgres.WithSearchPath(s.cfg.DatabaseURL, schema); err == nil {
