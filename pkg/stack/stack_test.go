@@ -351,4 +351,3 @@ func TestDevRestartKeepsState(t *testing.T) {
 		t.Errorf("user-service after the restart: %+v, want only the new account handled (offsets kept)", st)
 	}
 }
-
