@@ -14,10 +14,13 @@ run: ## run the whole choreography in one process (embedded Kafka, registry, ser
 build: ## build the CLI and the three services into bin/
 	$(GO) build -o $(BIN)/ ./cmd/choreo ./services/account ./services/user ./services/notification
 
-test: lint test-fast test-integration ## everything CI runs: lint, the suite on kfake+SQLite with -race, the suite on real Kafka+PostgreSQL
+test: lint test-fast test-integration test-k8s ## everything CI runs: lint, the suite on kfake+SQLite with -race, the suite on real Kafka+PostgreSQL, the Kubernetes manifests
 
 test-fast: ## the whole suite on the embedded broker (kfake) and SQLite, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-k8s: ## render deployments/k8s with kustomize and check the objects against the Kubernetes API types and the code (a module of its own)
+	cd deployments/k8s && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 test-integration: ## the whole suite on a real Apache Kafka broker and PostgreSQL (started here unless KAFKA_BROKERS / TEST_DATABASE_URL are set)
 	GO=$(GO) bash deployments/local/integration.sh
