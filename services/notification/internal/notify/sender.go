@@ -143,11 +143,11 @@ func (s *Sender) sendOne(ctx context.Context, q queued) error {
 			WHERE message_id = $1`, q.ID, now.UnixMilli())
 	case mail.IsTemporary(err) && q.attempts+1 < s.MaxAttempts:
 		wait := time.Duration(1<<min(q.attempts, 8)) * time.Second
-		s.Log.Warn("email not sent; will retry", "message", q.ID, "attempt", q.attempts+1, "in", wait, "err", err)
+		s.Log.WarnContext(sctx, "email not sent; will retry", "message", q.ID, "attempt", q.attempts+1, "in", wait, "err", err)
 		_, err = s.DB.ExecContext(rctx, `UPDATE notifications SET attempts = attempts + 1, last_error = $2, next_attempt = $3
 			WHERE message_id = $1`, q.ID, err.Error(), now.Add(wait).UnixMilli())
 	default:
-		s.Log.Error("email cannot be sent; giving up", "message", q.ID, "attempts", q.attempts+1, "err", err)
+		s.Log.ErrorContext(sctx, "email cannot be sent; giving up", "message", q.ID, "attempts", q.attempts+1, "err", err)
 		_, err = s.DB.ExecContext(rctx, `UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = $2
 			WHERE message_id = $1`, q.ID, err.Error())
 	}
