@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/telemetry"
 )
 
@@ -66,7 +67,7 @@ func Main(name, defaultHTTPAddr string, args []string, getenv func(string) strin
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	log.Info("started", "service", name, "http", s.HTTPAddr(), "brokers", cfg.Brokers, "registry", cfg.RegistryURL)
+	log.Info("started", "service", name, "http", s.HTTPAddr(), "brokers", cfg.Brokers, "registry", connect.RedactURL(cfg.RegistryURL))
 	if err := s.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1

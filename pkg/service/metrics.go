@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/outbox"
 )
 
 // Names of the metrics a service exposes on /metrics, besides the Go runtime (go_*), process
@@ -25,6 +26,7 @@ const (
 	MetricChainLatency   = "choreo_chain_latency_seconds"
 	MetricOutboxPending  = "choreo_outbox_pending"
 	MetricOutboxOldest   = "choreo_outbox_oldest_age_seconds"
+	MetricOutboxFailures = "choreo_outbox_publish_failures_total"
 	MetricLag            = "kafka_consumergroup_lag"
 	MetricDLQRecords     = "choreo_dlq_records"
 	// KafkaClientNamespace prefixes franz-go's client metrics (kprom).
@@ -99,24 +101,36 @@ func (s *Service) EffectDone(effect string, chainStart time.Time) {
 // leaves its metrics out instead of holding the scrape.
 const scrapeTimeout = 3 * time.Second
 
-// outboxCollector reports the outbox's backlog: rows not yet acknowledged and the oldest's age.
+// outboxCollector reports the outbox's backlog (rows not yet acknowledged and the oldest's
+// age) and the relay's failed publish attempts.
 type outboxCollector struct {
-	db             *sql.DB
-	pending, older *prometheus.Desc
-	log            *slog.Logger
+	db                       *sql.DB
+	relay                    *outbox.Relay
+	pending, older, failures *prometheus.Desc
+	log                      *slog.Logger
 }
 
-func newOutboxCollector(db *sql.DB, service string, log *slog.Logger) *outboxCollector {
+func newOutboxCollector(db *sql.DB, relay *outbox.Relay, service string, log *slog.Logger) *outboxCollector {
 	labels := prometheus.Labels{"service": service}
-	return &outboxCollector{db: db, log: log,
+	return &outboxCollector{db: db, relay: relay, log: log,
 		pending: prometheus.NewDesc(MetricOutboxPending, "Outbox rows committed but not yet acknowledged by Kafka.", nil, labels),
 		older:   prometheus.NewDesc(MetricOutboxOldest, "Age of the oldest outbox row; 0 when the outbox is empty.", nil, labels),
+		failures: prometheus.NewDesc(MetricOutboxFailures,
+			"Failed attempts to publish the outbox, by reason (denied: no ACL to write the topic; other); the records stay in the outbox and are retried.",
+			[]string{"reason"}, labels),
 	}
 }
 
-func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.pending; ch <- c.older }
+func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.pending
+	ch <- c.older
+	ch <- c.failures
+}
 
 func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.relay.Failures()
+	ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(f.Denied), "denied")
+	ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(f.Total-f.Denied), "other")
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	var (

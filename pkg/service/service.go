@@ -22,10 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/choreo-dev/choreo/pkg/catalog"
 	"github.com/choreo-dev/choreo/pkg/codec"
+	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
@@ -35,6 +35,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
 	"github.com/choreo-dev/choreo/pkg/telemetry"
+	"github.com/choreo-dev/choreo/schemas"
 )
 
 // ErrUndeclaredEmit is returned by Emit for an event the service did not declare with Emits.
@@ -60,15 +61,16 @@ type Service struct {
 	// Tracer starts the service's spans; nil when tracing is off.
 	Tracer *telemetry.Tracer
 
-	producer *kgo.Client
-	runner   *consumer.Runner
-	group    string // as named in the catalog, without the namespace
-	emits    []string
-	ln       net.Listener
-	handler  http.Handler
-	tasks    []func(context.Context) error
-	metrics  *metrics
-	health   health
+	producer  *kgo.Client
+	kafkaOpts []kgo.Opt // TLS and SASL, from Config.Conn
+	runner    *consumer.Runner
+	group     string // as named in the catalog, without the namespace
+	emits     []string
+	ln        net.Listener
+	handler   http.Handler
+	tasks     []func(context.Context) error
+	metrics   *metrics
+	health    health
 }
 
 // Go adds a background task that Run runs beside the consumer and stops (by cancelling its
@@ -97,9 +99,12 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 		return nil, err
 	}
 	types = types.WithNamespace(cfg.Namespace)
-	src, err := sr.NewClient(sr.URLs(cfg.RegistryURL))
+	src, err := cfg.Conn.Registry.RegistryClient(cfg.RegistryURL)
 	if err != nil {
-		return nil, fmt.Errorf("SCHEMA_REGISTRY_URL %s: %w", cfg.RegistryURL, err)
+		return nil, err
+	}
+	if s.kafkaOpts, err = cfg.Conn.Kafka.Opts(); err != nil {
+		return nil, err
 	}
 	// Every dependency must answer within this bound: a server that accepts connections and
 	// never answers is a start-up failure naming its setting, not a hang.
@@ -113,16 +118,14 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 		return nil, fmt.Errorf("%w (DATA_DIR=%s)", err, cfg.DataDir)
 	}
 	if s.Codec, err = codec.New(rctx, src, types); err != nil {
-		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL): %w", cfg.RegistryURL, err)
+		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL): %w", connect.RedactURL(cfg.RegistryURL), cfg.Conn.Registry.Explain(err))
 	}
-	if s.producer, err = kgo.NewClient(kafka.ClientOpts(cfg.Brokers, name, kafkaHooks(s.Metrics, "producer"))...); err != nil {
+	if s.producer, err = kgo.NewClient(s.clientOpts(name, kafkaHooks(s.Metrics, "producer"))...); err != nil {
 		return nil, fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(cfg.Brokers, ","), err)
 	}
-	var topics []string
-	for _, t := range types.Types() {
-		if !slices.Contains(topics, t.Topic) {
-			topics = append(topics, t.Topic)
-		}
+	topics, err := serviceTopics(name, types)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.ensureTopics(rctx, topics...); err != nil {
 		return nil, err
@@ -132,8 +135,46 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 		relayOpts = append(relayOpts, outbox.Exclusive(postgres.RelayLock(s.DB, postgres.Schema(cfg.DatabaseURL))))
 	}
 	s.Relay = outbox.NewRelay(s.DB, s.producer, relayOpts...)
-	s.Metrics.MustRegister(newOutboxCollector(s.DB, name, s.Log))
+	s.Metrics.MustRegister(newOutboxCollector(s.DB, s.Relay, name, s.Log))
 	return s, nil
+}
+
+// serviceTopics returns the topics service name uses: those of the events the catalog says it
+// produces or consumes, namespaced as types are. A service the catalog does not know (a test's)
+// gets every topic. Only these are provisioned or checked at start-up: on a secured cluster a
+// service may see no other topic.
+func serviceTopics(name string, types *event.Registry) ([]string, error) {
+	cat, err := catalog.Load(schemas.FS)
+	if err != nil {
+		return nil, err
+	}
+	var topics []string
+	add := func(t string) {
+		if !slices.Contains(topics, t) {
+			topics = append(topics, t)
+		}
+	}
+	svc, ok := cat.Service(name)
+	if !ok {
+		for _, t := range types.Types() {
+			add(t.Topic)
+		}
+		return topics, nil
+	}
+	for _, ev := range slices.Concat(svc.Produces, svc.Consumes) {
+		t, err := types.ByName(ev)
+		if err != nil {
+			return nil, err
+		}
+		add(t.Topic)
+	}
+	return topics, nil
+}
+
+// clientOpts returns the options of a Kafka client of this service: choreo's defaults, the
+// connection settings (TLS, SASL), then extra.
+func (s *Service) clientOpts(clientID string, extra ...kgo.Opt) []kgo.Opt {
+	return kafka.ClientOpts(s.Config.Brokers, clientID, slices.Concat(s.kafkaOpts, extra)...)
 }
 
 func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
@@ -143,13 +184,39 @@ func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 	}
 	// A client of its own with a short metadata age: waiting for new topics' leaders polls the
 	// metadata, which the producer's client would answer from a cache kept for seconds.
-	adm, err := kgo.NewClient(kafka.ClientOpts(s.Config.Brokers, s.Name+"-admin", kgo.MetadataMinAge(50*time.Millisecond))...)
+	adm, err := kgo.NewClient(s.clientOpts(s.Name+"-admin", kgo.MetadataMinAge(50*time.Millisecond))...)
 	if err != nil {
 		return fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(s.Config.Brokers, ","), err)
 	}
 	defer adm.Close()
 	if err := kafka.EnsureTopics(ctx, kadm.NewClient(adm), ts...); err != nil {
-		return fmt.Errorf("provision topics on %s (KAFKA_BROKERS): %w", strings.Join(s.Config.Brokers, ","), err)
+		err = s.Config.Conn.Kafka.Explain(err)
+		if errors.Is(err, connect.ErrAuthorization) {
+			// On a secured cluster services do not create topics: an administrator does.
+			err = fmt.Errorf("%w (on a secured cluster, choreo acls apply creates the topics, users and ACLs)", err)
+		}
+		return fmt.Errorf("provision topics %s on %s (KAFKA_BROKERS): %w", strings.Join(names, ", "), strings.Join(s.Config.Brokers, ","), err)
+	}
+	return nil
+}
+
+// checkGroup reads the group's committed offsets once, so that a principal that may not use the
+// group fails start-up instead of leaving the consumer retrying in the background. Only a denial
+// fails it: anything else (a group not created yet) is the consumer's to handle.
+func (s *Service) checkGroup(ctx context.Context, group string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Config.StartTimeout)
+	defer cancel()
+	cl, err := kgo.NewClient(s.clientOpts(s.Name + "-admin")...)
+	if err != nil {
+		return fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(s.Config.Brokers, ","), err)
+	}
+	defer cl.Close()
+	resps, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err == nil {
+		err = resps.Error()
+	}
+	if err = s.Config.Conn.Kafka.Explain(err); errors.Is(err, connect.ErrAuthorization) {
+		return fmt.Errorf("consumer group %s on %s (KAFKA_BROKERS): %w", group, strings.Join(s.Config.Brokers, ","), err)
 	}
 	return nil
 }
@@ -161,13 +228,16 @@ func (s *Service) Consume(ctx context.Context, group string, handlers []consumer
 	if err := s.ensureTopics(ctx, consumer.DeadLetterTopicOf(scoped)); err != nil {
 		return err
 	}
+	if err := s.checkGroup(ctx, scoped); err != nil {
+		return err
+	}
 	r, err := consumer.New(consumer.Config{
 		Service:    s.Name,
 		Group:      scoped,
 		DB:         s.DB,
 		Codec:      s.Codec,
 		Relay:      s.Relay,
-		ClientOpts: kafka.ClientOpts(s.Config.Brokers, s.Name, kafkaHooks(s.Metrics, "consumer")),
+		ClientOpts: s.clientOpts(s.Name, kafkaHooks(s.Metrics, "consumer")),
 	}, handlers, append([]consumer.Opt{consumer.Logger(s.Log), consumer.Tracing(s.Tracer),
 		consumer.Observe(s.metrics.observer(scoped))}, opts...)...)
 	if err != nil {

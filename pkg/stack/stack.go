@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/registry"
 	"github.com/choreo-dev/choreo/pkg/service"
@@ -66,6 +67,12 @@ type Config struct {
 	DatabaseURL string
 	// Namespace prefixes topics and consumer groups (see service.Config.Namespace).
 	Namespace string
+	// Conn holds the connection settings (TLS, SASL) of the external cluster named by Brokers.
+	// Default: plaintext.
+	Conn connect.Settings
+	// KafkaConns, by service name, replaces Conn.Kafka for that service: on a secured cluster
+	// each service logs in as its own principal. Default: Conn.Kafka for every service.
+	KafkaConns map[string]connect.Kafka
 	// Partitions of created topics. Default 6.
 	Partitions int
 	// Log receives the stack's logs. Default: discarded.
@@ -192,6 +199,10 @@ func (s *Stack) ServiceConfig(name string) service.Config {
 	cfg.SMTPAddr = s.cfg.SMTPAddr
 	cfg.Partitions = s.cfg.Partitions
 	cfg.Namespace = s.cfg.Namespace
+	cfg.Conn.Kafka = s.cfg.Conn.Kafka // the embedded registry is plain HTTP on loopback
+	if k, ok := s.cfg.KafkaConns[name]; ok {
+		cfg.Conn.Kafka = k
+	}
 	if s.cfg.TracerProvider != nil {
 		cfg.TracerProvider = s.cfg.TracerProvider(name)
 	}
