@@ -23,14 +23,6 @@ import (
 	"github.com/choreo-dev/choreo/pkg/telemetry"
 )
 
-// pendingSecured are settings of the secured overlay that the TLS and SASL configuration (built
-// beside this work) reads; once the code reads them, they are checked like the others and can
-// leave this list.
-var pendingSecured = []string{
-	"KAFKA_TLS", "KAFKA_TLS_CA_FILE", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
-	"KAFKA_SASL_PASSWORD_FILE", "SCHEMA_REGISTRY_CA_FILE",
-}
-
 // readByCode returns the environment variables the services read.
 func readByCode(t *testing.T) map[string]bool {
 	t.Helper()
@@ -160,7 +152,7 @@ func checkService(t *testing.T, r rendered, name string, read map[string]bool, s
 		}
 	}
 	for k := range env {
-		if !read[k] && !(secured && slices.Contains(pendingSecured, k)) {
+		if !read[k] {
 			t.Errorf("%s: the manifests set %s, which the code does not read", name, k)
 		}
 	}
