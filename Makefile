@@ -14,10 +14,15 @@ run: ## run the whole choreography in one process (embedded Kafka, registry, ser
 build: ## build the CLI and the three services into bin/
 	$(GO) build -o $(BIN)/ ./cmd/choreo ./services/account ./services/user ./services/notification
 
-test: lint schema-check test-fast test-interop test-integration ## everything CI runs: lint, the schema-evolution gate, the suite on kfake+SQLite with -race, Confluent's client against choreo, the suite on real Kafka+PostgreSQL
+test: lint schema-check test-fast test-interop test-integration test-k8s ## everything CI runs: lint, the schema-evolution gate, the suite on kfake+SQLite with -race, Confluent's client against choreo, the suite on real Kafka+PostgreSQL, the Kubernetes manifests
 
 test-fast: asyncapi-validator ## the whole suite on the embedded broker (kfake) and SQLite, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# The module requires choreo through a replace: -mod=mod resolves what choreo's go.mod adds
+# without a manual go mod tidy in deployments/k8s.
+test-k8s: ## render deployments/k8s with kustomize and check the objects against the Kubernetes API types and the code (a module of its own)
+	cd deployments/k8s && GOFLAGS=-mod=mod $(GO) vet ./... && GOFLAGS=-mod=mod $(GO) test -count=1 ./...
 
 test-integration: ## the whole suite with -race on a real Apache Kafka broker and PostgreSQL (started here unless KAFKA_BROKERS / TEST_DATABASE_URL are set)
 	GO=$(GO) bash deployments/local/integration.sh
@@ -67,7 +72,7 @@ smoke: ## make up, the README kcat recipe, make down
 clean: ## remove build output and local state (var/)
 	rm -rf $(BIN) var
 
-.PHONY: schema-check test-interop
+.PHONY: schema-check test-interop test-k8s
 # -mod=mod: the module replaces choreo with this checkout, so a dependency added to choreo's go.mod
 # is resolved here without a manual go mod tidy in interop/confluent.
 test-interop: ## Confluent's own Go client (registry client, Avro serde; cgo) reads and writes choreo's events: module interop/confluent

@@ -16,6 +16,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/outbox"
+	"github.com/choreo-dev/choreo/pkg/telemetry"
 )
 
 // Headers added to a parked record, beside its original key, value and headers.
@@ -83,6 +84,8 @@ type options struct {
 	retry       RetryPolicy
 	now         func() time.Time
 	afterCommit []func()
+	observers   []Observer
+	tracer      *telemetry.Tracer
 }
 
 // Opt configures a Runner.
@@ -138,6 +141,7 @@ type Runner struct {
 	client   *kgo.Client
 	metrics  *metrics
 	stmts    *stmts
+	member   membership
 
 	mu      sync.Mutex
 	workers map[topicPartition]*worker
@@ -201,7 +205,11 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 		// until the session times out: 10s instead of Kafka's 45s, so work moves on quickly.
 		kgo.SessionTimeout(10*time.Second),
 		kgo.HeartbeatInterval(time.Second),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+			r.member.assign(assigned)
+		}),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+			r.member.remove(revoked)
 			// Stop the partitions' workers (work in flight is rolled back, never half applied),
 			// then commit what they finished: the next owner starts right after it.
 			r.stopWorkers(revoked)
@@ -210,6 +218,7 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 			}
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			r.member.remove(lost)
 			r.stopWorkers(lost) // another member owns them already: nothing to commit
 		}),
 	)
@@ -360,6 +369,7 @@ func (r *Runner) processPartition(ctx context.Context, recs []*kgo.Record) error
 			continue
 		}
 		r.metrics.add(fail.handler, func(s *Stats) { s.Retried++ })
+		r.observe(Observation{Handler: fail.handler, Outcome: OutcomeRetried, EventTime: d.Envelope.Time, ChainTime: d.Envelope.ChainStart()})
 		r.opts.log.Warn("handler failed; retrying", "handler", fail.handler, "event", d.Envelope.ID,
 			"attempt", d.attempts, "backoff", wait, "err", fail.err)
 		if !sleep(ctx, wait) {
@@ -437,28 +447,41 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded, gu
 		}
 	}()
 	st := r.stmts.bind(ctx, tx)
-	var counts []func()
-	count := func(handler string, f func(*Stats)) { counts = append(counts, func() { r.metrics.add(handler, f) }) }
+	notes := make([]note, 0, len(recs))
+	defer func() {
+		if err != nil {
+			r.abandon(notes)
+		}
+	}()
 	now := r.opts.now().UnixMilli()
 	for i, rec := range recs {
 		d := &ds[i]
+		notes = append(notes, note{eventTime: d.Envelope.Time, chainTime: d.Envelope.ChainStart()})
+		nt := &notes[len(notes)-1]
+		rctx := ctx
+		if r.opts.tracer != nil {
+			rctx, nt.span = r.opts.tracer.StartProcess(ctx, rec, r.cfg.Group)
+		}
 		if d.err != nil {
-			if err := r.park(ctx, st, rec, "", decodeClass(d.err), d, d.err); err != nil {
+			nt.err = d.err
+			if err := r.park(rctx, st, rec, "", decodeClass(d.err), d, d.err); err != nil {
 				return 0, nil, err
 			}
-			count("", func(s *Stats) { s.Parked++ })
+			nt.outcome = OutcomeParked
 			continue
 		}
 		h := r.handlers[d.Type.Name]
 		if h == nil {
-			count("", func(s *Stats) { s.Ignored++ })
+			nt.outcome = OutcomeIgnored
 			continue
 		}
+		nt.handler = h.name
 		if d.park != nil {
-			if err := r.park(ctx, st, rec, h.name, "handler", d, d.park); err != nil {
+			nt.err = d.park
+			if err := r.park(rctx, st, rec, h.name, "handler", d, d.park); err != nil {
 				return 0, nil, err
 			}
-			count(h.name, func(s *Stats) { s.Parked++ })
+			nt.outcome = OutcomeParked
 			continue
 		}
 		if guarded {
@@ -478,10 +501,12 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded, gu
 					return 0, nil, fmt.Errorf("release savepoint: %w", err)
 				}
 			}
-			count(h.name, func(s *Stats) { s.Duplicates++ })
+			nt.outcome = OutcomeDuplicate
 			continue
 		}
-		herr := h.fn(ctx, &Tx{sql: tx, stmts: st, r: r, h: h, cause: d.Envelope}, d.Event)
+		start := time.Now()
+		herr := h.fn(rctx, &Tx{sql: tx, stmts: st, r: r, h: h, cause: d.Envelope}, d.Event)
+		nt.took, nt.err = time.Since(start), herr
 		if herr != nil {
 			if ctx.Err() != nil {
 				return 0, nil, ctx.Err()
@@ -509,14 +534,14 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded, gu
 		if herr != nil {
 			d.attempts++
 			d.firstFailure, d.lastFailure = r.opts.now(), r.opts.now()
-			r.opts.log.Warn("handler failed permanently; parking record", "handler", h.name, "event", d.Envelope.ID, "err", herr)
-			if err := r.park(ctx, st, rec, h.name, "handler", d, herr); err != nil {
+			r.opts.log.WarnContext(rctx, "handler failed permanently; parking record", "handler", h.name, "event", d.Envelope.ID, "err", herr)
+			if err := r.park(rctx, st, rec, h.name, "handler", d, herr); err != nil {
 				return 0, nil, err
 			}
-			count(h.name, func(s *Stats) { s.Parked++ })
+			nt.outcome = OutcomeParked
 			continue
 		}
-		count(h.name, func(s *Stats) { s.Handled++ })
+		nt.outcome = OutcomeHandled
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, nil, fmt.Errorf("commit: %w", err)
@@ -525,9 +550,7 @@ func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded, gu
 	for _, fn := range r.opts.afterCommit {
 		fn()
 	}
-	for _, c := range counts {
-		c()
-	}
+	r.report(notes)
 	return len(recs), fail, nil
 }
 

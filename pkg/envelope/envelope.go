@@ -23,7 +23,10 @@ const (
 	HeaderTime          = "ce_time"
 	HeaderCorrelationID = "ce_correlationid"
 	HeaderCausationID   = "ce_causationid"
-	HeaderContentType   = "content-type"
+	// HeaderChainTime is when the chain began: the ce_time of its first event, carried along so
+	// that the latency of an effect at the end of a chain can be measured from its start.
+	HeaderChainTime   = "ce_chaintime"
+	HeaderContentType = "content-type"
 )
 
 // SpecVersion is the CloudEvents version choreo writes.
@@ -49,6 +52,16 @@ type Envelope struct {
 	CorrelationID string
 	CausationID   string
 	ContentType   string
+	// ChainTime is the time of the chain's first event; zero on that first event itself.
+	ChainTime time.Time
+}
+
+// ChainStart returns when e's chain began: ChainTime, or e's own Time for a chain's first event.
+func (e Envelope) ChainStart() time.Time {
+	if !e.ChainTime.IsZero() {
+		return e.ChainTime
+	}
+	return e.Time
 }
 
 // NewID returns a new random event ID for an event that starts a chain.
@@ -87,6 +100,7 @@ func (e Envelope) Caused(typ, source, discriminator string, now time.Time) Envel
 		CorrelationID: corr,
 		CausationID:   e.ID,
 		ContentType:   ContentType,
+		ChainTime:     e.ChainStart().UTC(),
 	}
 }
 
@@ -106,6 +120,9 @@ func (e Envelope) AppendHeaders(hs []kgo.RecordHeader) []kgo.RecordHeader {
 	}
 	add(HeaderCorrelationID, e.CorrelationID)
 	add(HeaderCausationID, e.CausationID)
+	if !e.ChainTime.IsZero() {
+		add(HeaderChainTime, e.ChainTime.UTC().Format(time.RFC3339Nano))
+	}
 	ct := e.ContentType
 	if ct == "" {
 		ct = ContentType
@@ -135,7 +152,7 @@ func FromHeaders(hs []kgo.RecordHeader) (Envelope, error) {
 			dst = &e.CausationID
 		case HeaderContentType:
 			dst = &e.ContentType
-		case HeaderSpecVersion, HeaderTime:
+		case HeaderSpecVersion, HeaderTime, HeaderChainTime:
 		default:
 			continue
 		}
@@ -155,6 +172,12 @@ func FromHeaders(hs []kgo.RecordHeader) (Envelope, error) {
 				return e, fmt.Errorf("header %s=%q is not RFC 3339: %w", h.Key, v, ErrMalformed)
 			}
 			e.Time = t
+		case HeaderChainTime:
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return e, fmt.Errorf("header %s=%q is not RFC 3339: %w", h.Key, v, ErrMalformed)
+			}
+			e.ChainTime = t
 		default:
 			*dst = v
 		}

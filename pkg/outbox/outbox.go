@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/choreo-dev/choreo/pkg/telemetry"
 )
 
 // ErrCorrupt is returned when a stored record's headers cannot be read back.
@@ -25,11 +27,12 @@ type Execer interface {
 }
 
 // Insert is the statement Add runs, for callers that prepare it once (see AddPrepared).
-const Insert = `INSERT INTO outbox (topic, key, value, headers, created_at) VALUES ($1, $2, $3, $4, $5)`
+const Insert = `INSERT INTO outbox (topic, key, value, headers, created_at, traceparent, tracestate) VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
-// Add writes rec to the outbox within tx. Only Topic, Key, Value and Headers are kept.
+// Add writes rec to the outbox within tx. Only Topic, Key, Value and Headers are kept, with the
+// trace context of ctx's span (if any), which becomes the parent of the record's producer span.
 func Add(ctx context.Context, tx Execer, rec *kgo.Record) error {
-	_, err := tx.ExecContext(ctx, Insert, args(rec)...)
+	_, err := tx.ExecContext(ctx, Insert, args(ctx, rec)...)
 	if err != nil {
 		return fmt.Errorf("outbox: add record for %s: %w", rec.Topic, err)
 	}
@@ -38,14 +41,18 @@ func Add(ctx context.Context, tx Execer, rec *kgo.Record) error {
 
 // AddPrepared is Add with stmt, Insert prepared and bound to the transaction.
 func AddPrepared(ctx context.Context, stmt *sql.Stmt, rec *kgo.Record) error {
-	if _, err := stmt.ExecContext(ctx, args(rec)...); err != nil {
+	if _, err := stmt.ExecContext(ctx, args(ctx, rec)...); err != nil {
 		return fmt.Errorf("outbox: add record for %s: %w", rec.Topic, err)
 	}
 	return nil
 }
 
-func args(rec *kgo.Record) []any {
-	return []any{rec.Topic, rec.Key, rec.Value, encodeHeaders(rec.Headers), time.Now().UnixMilli()}
+func args(ctx context.Context, rec *kgo.Record) []any {
+	var parent, state any // NULL without a span
+	if tp, ts := telemetry.Traceparent(ctx); tp != "" {
+		parent, state = tp, ts
+	}
+	return []any{rec.Topic, rec.Key, rec.Value, encodeHeaders(rec.Headers), time.Now().UnixMilli(), parent, state}
 }
 
 // encodeHeaders packs headers as repeated (uvarint length, key, uvarint length+1, value): a

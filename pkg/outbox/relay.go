@@ -13,7 +13,13 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/choreo-dev/choreo/pkg/telemetry"
 )
+
+var noSpan trace.Span = noop.Span{}
 
 // Relay publishes the outbox of one database. Run it once per database: it publishes in seq
 // order, one batch at a time, so records of one key keep their order.
@@ -23,8 +29,10 @@ type Relay struct {
 	cfg    relayConfig
 	wake   chan struct{}
 
-	mu      sync.Mutex
-	waiters []chan struct{} // Flush callers waiting for an empty outbox
+	mu           sync.Mutex
+	waiters      []chan struct{} // Flush callers waiting for an empty outbox
+	failingSince time.Time       // zero while drains succeed
+	lastErr      error
 
 	failed, denied atomic.Int64
 }
@@ -54,7 +62,12 @@ type relayConfig struct {
 	interval time.Duration
 	log      *slog.Logger
 	lock     Locker
+	tracer   *telemetry.Tracer
 }
+
+// Tracing makes the relay start a producer span for each record whose row holds a trace
+// context, as that context's child. Default nil: no spans.
+func Tracing(t *telemetry.Tracer) RelayOpt { return func(c *relayConfig) { c.tracer = t } }
 
 // Locker takes a lock that lets one relay publish a database's outbox at a time; ok false means
 // another relay holds it. unlock is called after each drain.
@@ -118,6 +131,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	for {
 		waiters := r.takeWaiters() // only those who asked before this drain began
 		err := r.drain(ctx)
+		r.record(err, ctx.Err())
 		switch {
 		case err == nil:
 			backoff = 50 * time.Millisecond
@@ -168,6 +182,33 @@ func (r *Relay) Flush(ctx context.Context) error {
 	}
 }
 
+// record notes the outcome of a drain for Stuck; a drain cut short by shutdown says nothing.
+func (r *Relay) record(err, ctxErr error) {
+	if ctxErr != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastErr = err
+	switch {
+	case err == nil:
+		r.failingSince = time.Time{}
+	case r.failingSince.IsZero():
+		r.failingSince = time.Now()
+	}
+}
+
+// Stuck returns an error when every drain has failed for longer than d (the broker refuses the
+// records, the database cannot be read), naming the last failure; nil otherwise.
+func (r *Relay) Stuck(d time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failingSince.IsZero() || time.Since(r.failingSince) <= d {
+		return nil
+	}
+	return fmt.Errorf("outbox relay failing since %s: %w", r.failingSince.UTC().Format(time.RFC3339), r.lastErr)
+}
+
 func (r *Relay) takeWaiters() []chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -201,8 +242,9 @@ func (r *Relay) drain(ctx context.Context) error {
 }
 
 type pending struct {
-	seq int64
-	rec *kgo.Record
+	seq                     int64
+	rec                     *kgo.Record
+	traceparent, tracestate sql.NullString
 }
 
 func (r *Relay) publishBatch(ctx context.Context) (int, error) {
@@ -219,8 +261,13 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 	wg.Add(len(batch))
 	for _, p := range batch {
 		seq := p.seq
+		span := noSpan
+		if r.cfg.tracer != nil && p.traceparent.String != "" {
+			span = r.cfg.tracer.StartSend(telemetry.WithTraceparent(ctx, p.traceparent.String, p.tracestate.String), p.rec)
+		}
 		r.client.Produce(ctx, p.rec, func(rec *kgo.Record, err error) {
 			defer wg.Done()
+			telemetry.EndSend(span, rec, err)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -242,7 +289,7 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 
 func (r *Relay) read(ctx context.Context) ([]pending, error) {
 	rows, err := r.db.QueryContext(ctx,
-		`SELECT seq, topic, key, value, headers FROM outbox ORDER BY seq LIMIT $1`, r.cfg.batch)
+		`SELECT seq, topic, key, value, headers, traceparent, tracestate FROM outbox ORDER BY seq LIMIT $1`, r.cfg.batch)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read: %w", err)
 	}
@@ -254,7 +301,7 @@ func (r *Relay) read(ctx context.Context) ([]pending, error) {
 			rec     kgo.Record
 			headers []byte
 		)
-		if err := rows.Scan(&p.seq, &rec.Topic, &rec.Key, &rec.Value, &headers); err != nil {
+		if err := rows.Scan(&p.seq, &rec.Topic, &rec.Key, &rec.Value, &headers, &p.traceparent, &p.tracestate); err != nil {
 			return nil, fmt.Errorf("outbox: read: %w", err)
 		}
 		if rec.Headers, err = decodeHeaders(headers); err != nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/choreo-dev/choreo/pkg/connect"
 )
 
@@ -47,6 +49,9 @@ type Config struct {
 	// Conn holds the connection settings of Kafka and the schema registry: TLS, SASL and
 	// registry credentials (see package connect for their variables). Default: plaintext.
 	Conn connect.Settings
+	// TracerProvider receives the service's spans. Default nil: tracing off. Main builds it from
+	// the OTEL_* variables (see telemetry.Provider).
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultConfig returns the defaults, with httpAddr as the service's HTTP address.

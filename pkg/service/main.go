@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/choreo-dev/choreo/pkg/connect"
+	"github.com/choreo-dev/choreo/pkg/telemetry"
 )
 
 // Builder builds a ready-to-run service from its configuration.
@@ -46,6 +48,20 @@ func Main(name, defaultHTTPAddr string, args []string, getenv func(string) strin
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	tp, shutdown, err := telemetry.Provider(ctx, name, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	defer func() {
+		// Spans still batched are sent before the process exits, within a bound.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			log.Warn("exporting the last spans failed", "err", err)
+		}
+	}()
+	cfg.TracerProvider = tp
 	s, err := build(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)

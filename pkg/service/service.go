@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -32,6 +34,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/outbox"
 	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
+	"github.com/choreo-dev/choreo/pkg/telemetry"
 	"github.com/choreo-dev/choreo/schemas"
 )
 
@@ -50,8 +53,13 @@ type Service struct {
 	Codec *codec.Codec
 	// Relay publishes the outbox.
 	Relay *outbox.Relay
-	// Log is the service's logger.
+	// Log is the service's logger; records logged with a traced context carry trace_id and span_id.
 	Log *slog.Logger
+	// Metrics is the service's Prometheus registry, served on /metrics; services add their own
+	// collectors to it.
+	Metrics *prometheus.Registry
+	// Tracer starts the service's spans; nil when tracing is off.
+	Tracer *telemetry.Tracer
 
 	producer  *kgo.Client
 	kafkaOpts []kgo.Opt // TLS and SASL, from Config.Conn
@@ -61,6 +69,8 @@ type Service struct {
 	ln        net.Listener
 	handler   http.Handler
 	tasks     []func(context.Context) error
+	metrics   *metrics
+	health    health
 }
 
 // Go adds a background task that Run runs beside the consumer and stops (by cancelling its
@@ -76,7 +86,9 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{Name: name, Config: cfg, Log: log.With("service", name)}
+	s := &Service{Name: name, Config: cfg, Log: slog.New(telemetry.LogHandler(log.Handler())).With("service", name),
+		Metrics: prometheus.NewRegistry(), Tracer: telemetry.NewTracer(cfg.TracerProvider)}
+	s.metrics = newMetrics(s.Metrics, name)
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -108,7 +120,7 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 	if s.Codec, err = codec.New(rctx, src, types); err != nil {
 		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL): %w", connect.RedactURL(cfg.RegistryURL), cfg.Conn.Registry.Explain(err))
 	}
-	if s.producer, err = kgo.NewClient(s.clientOpts(name)...); err != nil {
+	if s.producer, err = kgo.NewClient(s.clientOpts(name, kafkaHooks(s.Metrics, "producer"))...); err != nil {
 		return nil, fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(cfg.Brokers, ","), err)
 	}
 	topics, err := serviceTopics(name, types)
@@ -118,11 +130,12 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 	if err := s.ensureTopics(rctx, topics...); err != nil {
 		return nil, err
 	}
-	relayOpts := []outbox.RelayOpt{outbox.Logger(s.Log)}
+	relayOpts := []outbox.RelayOpt{outbox.Logger(s.Log), outbox.Tracing(s.Tracer)}
 	if cfg.DatabaseURL != "" {
 		relayOpts = append(relayOpts, outbox.Exclusive(postgres.RelayLock(s.DB, postgres.Schema(cfg.DatabaseURL))))
 	}
 	s.Relay = outbox.NewRelay(s.DB, s.producer, relayOpts...)
+	s.Metrics.MustRegister(newOutboxCollector(s.DB, s.Relay, name, s.Log))
 	return s, nil
 }
 
@@ -224,11 +237,13 @@ func (s *Service) Consume(ctx context.Context, group string, handlers []consumer
 		DB:         s.DB,
 		Codec:      s.Codec,
 		Relay:      s.Relay,
-		ClientOpts: s.clientOpts(s.Name),
-	}, handlers, append([]consumer.Opt{consumer.Logger(s.Log)}, opts...)...)
+		ClientOpts: s.clientOpts(s.Name, kafkaHooks(s.Metrics, "consumer")),
+	}, handlers, append([]consumer.Opt{consumer.Logger(s.Log), consumer.Tracing(s.Tracer),
+		consumer.Observe(s.metrics.observer(scoped))}, opts...)...)
 	if err != nil {
 		return err
 	}
+	s.Metrics.MustRegister(newLagCollector(kadm.NewClient(s.producer), scoped, r.DeadLetterTopic(), s.Log))
 	s.runner, s.group = r, group
 	return nil
 }
@@ -304,6 +319,7 @@ func (s *Service) Run(ctx context.Context) error {
 		go postgres.Listen(relayCtx, s.Config.DatabaseURL, postgres.OutboxChannel, postgres.Schema(s.Config.DatabaseURL), s.Relay.Notify)
 	}
 
+	s.health.running.Store(true)
 	errc := make(chan error, 2+len(s.tasks))
 	consumerCtx, stopConsumer := context.WithCancel(ctx)
 	consumerDone := make(chan struct{})
@@ -362,7 +378,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 func (s *Service) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+LivenessPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
@@ -374,54 +390,12 @@ func (s *Service) routes() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"service": s.Name, "consumer": st})
 	})
-	mux.HandleFunc("GET /metrics", s.metrics)
+	mux.HandleFunc("GET "+ReadinessPath, s.readyz)
+	mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{}))
 	if s.handler != nil {
-		mux.Handle("/", s.handler)
+		mux.Handle("/", s.Tracer.HTTP(s.handler))
 	}
 	return mux
-}
-
-// metrics writes the service's counters in the Prometheus text exposition format.
-func (s *Service) metrics(w http.ResponseWriter, r *http.Request) {
-	var b strings.Builder
-	if s.runner != nil {
-		stats := s.runner.HandlerStats()
-		handlers := make([]string, 0, len(stats))
-		for h := range stats {
-			handlers = append(handlers, h)
-		}
-		slices.Sort(handlers)
-		b.WriteString("# HELP choreo_consumer_records_total Records consumed, by handler and outcome.\n")
-		b.WriteString("# TYPE choreo_consumer_records_total counter\n")
-		for _, h := range handlers {
-			st := stats[h]
-			for _, o := range []struct {
-				name string
-				n    int64
-			}{{"handled", st.Handled}, {"duplicate", st.Duplicates}, {"parked", st.Parked}, {"ignored", st.Ignored}} {
-				fmt.Fprintf(&b, "choreo_consumer_records_total{service=%q,group=%q,handler=%q,outcome=%q} %d\n",
-					s.Name, s.runner.Group(), h, o.name, o.n)
-			}
-		}
-		b.WriteString("# HELP choreo_consumer_retries_total Transient handler failures retried.\n")
-		b.WriteString("# TYPE choreo_consumer_retries_total counter\n")
-		for _, h := range handlers {
-			fmt.Fprintf(&b, "choreo_consumer_retries_total{service=%q,group=%q,handler=%q} %d\n", s.Name, s.runner.Group(), h, stats[h].Retried)
-		}
-	}
-	var pending int64
-	if err := s.DB.QueryRowContext(r.Context(), `SELECT count(*) FROM outbox`).Scan(&pending); err == nil {
-		b.WriteString("# HELP choreo_outbox_pending Records committed but not yet acknowledged by Kafka.\n")
-		b.WriteString("# TYPE choreo_outbox_pending gauge\n")
-		fmt.Fprintf(&b, "choreo_outbox_pending{service=%q} %d\n", s.Name, pending)
-	}
-	f := s.Relay.Failures()
-	b.WriteString("# HELP choreo_outbox_publish_failures_total Failed attempts to publish the outbox, by reason; the records stay in the outbox and are retried.\n")
-	b.WriteString("# TYPE choreo_outbox_publish_failures_total counter\n")
-	fmt.Fprintf(&b, "choreo_outbox_publish_failures_total{service=%q,reason=\"denied\"} %d\n", s.Name, f.Denied)
-	fmt.Fprintf(&b, "choreo_outbox_publish_failures_total{service=%q,reason=\"other\"} %d\n", s.Name, f.Total-f.Denied)
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	_, _ = w.Write([]byte(b.String()))
 }
 
 // Close releases what Open acquired. Run calls it; call it yourself only if Run never ran.

@@ -81,7 +81,7 @@ func TestOpenAppliesPlatformMigrations(t *testing.T) {
 	if got, want := tables(t, db), []string{"inbox", "outbox", "schema_migrations"}; !slices.Equal(got, want) {
 		t.Errorf("tables = %v, want %v", got, want)
 	}
-	if got, want := migrationRows(t, db), []migrationRow{{"choreo", 1, "0001_inbox_outbox.sql"}}; !slices.Equal(got, want) {
+	if got, want := migrationRows(t, db), []migrationRow{{"choreo", 1, "0001_inbox_outbox.sql"}, {"choreo", 2, "0002_outbox_trace_context.sql"}}; !slices.Equal(got, want) {
 		t.Errorf("schema_migrations = %v, want %v", got, want)
 	}
 	// The tables are usable as the outbox relay and the inbox use them.
@@ -131,7 +131,7 @@ var component = sqlite.Migrations{Component: "widgets", FS: fstest.MapFS{
 func TestMigrationsIdempotent(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "svc.db")
-	want := []migrationRow{{"choreo", 1, "0001_inbox_outbox.sql"}, {"widgets", 9, "9_widgets.sql"}, {"widgets", 10, "10_widget_color.sql"}}
+	want := []migrationRow{{"choreo", 1, "0001_inbox_outbox.sql"}, {"choreo", 2, "0002_outbox_trace_context.sql"}, {"widgets", 9, "9_widgets.sql"}, {"widgets", 10, "10_widget_color.sql"}}
 
 	db, err := sqlite.Open(t.Context(), path, component)
 	if err != nil {

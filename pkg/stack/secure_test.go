@@ -228,8 +228,8 @@ func TestSecuredCluster(t *testing.T) {
 			t.Errorf("outbox holds %d records for %s, want the denied one kept", n, accounts)
 		}
 		metrics := get(t, stacktest.URL(s, "user-service", "/metrics"))
-		if !strings.Contains(metrics, `choreo_outbox_publish_failures_total{service="user-service",reason="denied"}`) ||
-			strings.Contains(metrics, `reason="denied"} 0`) {
+		if !strings.Contains(metrics, `choreo_outbox_publish_failures_total{reason="denied",service="user-service"}`) ||
+			strings.Contains(metrics, `reason="denied",service="user-service"} 0`) {
 			t.Errorf("/metrics does not count the denied publish:\n%s", metrics)
 		}
 		after := endOffsets(t, sc.adm, accounts, dead)

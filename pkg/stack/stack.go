@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/postgres"
@@ -76,6 +77,9 @@ type Config struct {
 	Partitions int
 	// Log receives the stack's logs. Default: discarded.
 	Log *slog.Logger
+	// TracerProvider, when set, gives each service (by name) the provider of its spans.
+	// Default nil: tracing off.
+	TracerProvider func(service string) trace.TracerProvider
 }
 
 // Stack is a running choreography.
@@ -198,6 +202,9 @@ func (s *Stack) ServiceConfig(name string) service.Config {
 	cfg.Conn.Kafka = s.cfg.Conn.Kafka // the embedded registry is plain HTTP on loopback
 	if k, ok := s.cfg.KafkaConns[name]; ok {
 		cfg.Conn.Kafka = k
+	}
+	if s.cfg.TracerProvider != nil {
+		cfg.TracerProvider = s.cfg.TracerProvider(name)
 	}
 	if s.cfg.DatabaseURL != "" {
 		schema := strings.ToLower(strings.NewReplacer(".", "_", "-", "_").Replace(cfg.Scoped(name)))

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -369,28 +368,4 @@ func TestDevRestartKeepsState(t *testing.T) {
 	if st := s.Service("user-service").Runner().Stats(); st.Handled != 1 || st.Duplicates != 0 {
 		t.Errorf("user-service after the restart: %+v, want only the new account handled (offsets kept)", st)
 	}
-}
-
-// TestMetrics: the counters of a service are served in the Prometheus text format.
-func TestMetrics(t *testing.T) {
-	t.Parallel()
-	s := stacktest.Start(t)
-	stacktest.Produce(t, s, stacktest.AccountCreated(t, s, envelope.NewID(), "acc-m", "metrics"))
-	stacktest.Eventually(t, 10*time.Second, func() error {
-		resp, err := http.Get(stacktest.URL(s, "user-service", "/metrics"))
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
-			return fmt.Errorf("Content-Type %q", ct)
-		}
-		want := fmt.Sprintf(`choreo_consumer_records_total{service="user-service",group=%q,handler="create-user",outcome="handled"} 1`,
-			s.ServiceConfig("user-service").Scoped("user-service"))
-		if !strings.Contains(string(b), want) || !strings.Contains(string(b), "choreo_outbox_pending{") {
-			return fmt.Errorf("metrics lack %s:\n%s", want, b)
-		}
-		return nil
-	})
 }

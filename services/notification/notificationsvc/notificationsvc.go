@@ -30,11 +30,13 @@ func MailDir(cfg service.Config) string { return filepath.Join(cfg.DataDir, "mai
 // .eml files under MailDir otherwise.
 func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Service, error) {
 	var (
-		m   mail.Mailer
-		err error
+		m         mail.Mailer
+		err       error
+		transport = "file"
 	)
 	if cfg.SMTPAddr != "" {
 		m, err = mail.NewSMTPMailer(cfg.SMTPAddr)
+		transport = "smtp"
 	} else {
 		m, err = mail.NewFileMailer(MailDir(cfg))
 	}
@@ -47,6 +49,10 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 	}
 	n := &notify.Notifier{Now: time.Now}
 	sender := notify.NewSender(s.DB, m, s.Log)
+	sender.Tracer, sender.Transport = s.Tracer, transport
+	// The effect as the catalog names it ("welcome email"): where the chain latency is measured.
+	sender.Delivered = func(kind string, chainStart time.Time) { s.EffectDone(kind+" email", chainStart) }
+	s.Metrics.MustRegister(notify.NewCollector(s.DB, Name))
 	if err := s.Consume(ctx, Group, n.Handlers(), consumer.AfterCommit(sender.Wake)); err != nil {
 		s.Close()
 		return nil, err

@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/stack"
+	"github.com/choreo-dev/choreo/pkg/telemetry"
 	"github.com/choreo-dev/choreo/services/account/accountsvc"
 )
 
@@ -58,6 +62,20 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if *brokers != "" {
 		cfg.Brokers = strings.Split(*brokers, ",")
 	}
+	providers := map[string]trace.TracerProvider{}
+	for _, name := range stack.Services() {
+		tp, shutdown, err := telemetry.Provider(ctx, name, env.Getenv)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = shutdown(sctx)
+		}()
+		providers[name] = tp
+	}
+	cfg.TracerProvider = func(name string) trace.TracerProvider { return providers[name] }
 	s, err := stack.Start(ctx, cfg)
 	if err != nil {
 		return err

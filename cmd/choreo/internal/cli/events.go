@@ -16,6 +16,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/telemetry"
 )
 
 // parseEvent parses the JSON of an event named name in Avro's JSON encoding (see package
@@ -97,17 +98,33 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("KAFKA_BROKERS %s: %w", cn.brokers, err)
 	}
 	defer cl.Close()
+	// With OTEL_* set, the publication is the root span of a new trace that the services continue.
+	tp, shutdown, err := telemetry.Provider(ctx, "choreo-cli", env.Getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = shutdown(sctx)
+	}()
+	span := telemetry.NewTracer(tp).StartSend(ctx, rec)
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	res := cl.ProduceSync(pctx, rec)
+	telemetry.EndSend(span, res[0].Record, res.FirstErr())
 	if err := res.FirstErr(); err != nil {
 		return fmt.Errorf("publish to %s on %s (KAFKA_BROKERS, -brokers): %w", rec.Topic, cn.brokers, cn.explain(err))
 	}
 	out := res[0].Record
-	return json.NewEncoder(env.Stdout).Encode(map[string]any{
+	reply := map[string]any{
 		"topic": out.Topic, "partition": out.Partition, "offset": out.Offset, "key": string(out.Key),
 		"id": *id, "type": t.Name,
-	})
+	}
+	if sc := span.SpanContext(); sc.IsValid() {
+		reply["traceId"] = sc.TraceID().String()
+	}
+	return json.NewEncoder(env.Stdout).Encode(reply)
 }
 
 // Line is one record as tail prints it.

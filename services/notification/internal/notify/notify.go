@@ -17,6 +17,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/httpapi"
 	"github.com/choreo-dev/choreo/pkg/migrate"
+	"github.com/choreo-dev/choreo/pkg/telemetry"
 	"github.com/choreo-dev/choreo/pkg/trace"
 )
 
@@ -93,11 +94,16 @@ func (n *Notifier) send(ctx context.Context, tx *consumer.Tx, kind, userID, acco
 	if date.IsZero() {
 		date = n.Now().UTC().Truncate(time.Second)
 	}
+	var traceparent, tracestate any // NULL when tracing is off
+	if tp, ts := telemetry.Traceparent(ctx); tp != "" {
+		traceparent, tracestate = tp, ts
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO notifications
-		(message_id, kind, user_id, account_id, recipient, subject, body, msg_date, event_id, event_type, correlation_id, status, queued_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12) ON CONFLICT DO NOTHING`,
+		(message_id, kind, user_id, account_id, recipient, subject, body, msg_date, event_id, event_type, correlation_id, status, queued_at,
+		traceparent, tracestate, chain_time)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15) ON CONFLICT DO NOTHING`,
 		MessageID(kind, userID), kind, userID, accountID, to, subject, text, date.Unix(),
-		cause.ID, cause.Type, cause.CorrelationID, n.Now().UnixMilli())
+		cause.ID, cause.Type, cause.CorrelationID, n.Now().UnixMilli(), traceparent, tracestate, cause.ChainStart().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("queue %s email to user %s: %w", kind, userID, err)
 	}

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/choreo-dev/choreo/pkg/telemetry"
 	"github.com/choreo-dev/choreo/services/notification/internal/mail"
 )
 
@@ -20,6 +23,14 @@ type Sender struct {
 	Now    func() time.Time
 	// MaxAttempts bounds the tries of an email a server keeps refusing temporarily. Default 10.
 	MaxAttempts int
+	// Tracer traces each delivery in a span whose parent is the handler that queued the email.
+	// Default nil: no spans.
+	Tracer *telemetry.Tracer
+	// Transport names how mail leaves (smtp, file), for the delivery span. Default "".
+	Transport string
+	// Delivered, when set, is called for every email sent, with its kind and when its chain
+	// began (zero if unknown), for the chain latency metric.
+	Delivered func(kind string, chainStart time.Time)
 
 	wake chan struct{}
 }
@@ -56,7 +67,10 @@ func (s *Sender) Run(ctx context.Context) error {
 
 type queued struct {
 	mail.Message
-	attempts int
+	kind                    string
+	attempts                int
+	traceparent, tracestate sql.NullString
+	chainTime               sql.NullInt64
 }
 
 // SendPending sends every email that is due and records the outcome of each.
@@ -78,8 +92,8 @@ func (s *Sender) SendPending(ctx context.Context) error {
 }
 
 func (s *Sender) due(ctx context.Context) ([]queued, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT message_id, recipient, subject, body, msg_date, event_id, correlation_id, attempts
-		FROM notifications WHERE status = 'pending' AND next_attempt <= $1 ORDER BY queued_at LIMIT 100`, s.Now().UnixMilli())
+	rows, err := s.DB.QueryContext(ctx, `SELECT message_id, recipient, subject, body, msg_date, event_id, correlation_id, attempts,
+		kind, traceparent, tracestate, chain_time FROM notifications WHERE status = 'pending' AND next_attempt <= $1 ORDER BY queued_at LIMIT 100`, s.Now().UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("read queued emails: %w", err)
 	}
@@ -91,7 +105,8 @@ func (s *Sender) due(ctx context.Context) ([]queued, error) {
 			date            int64
 			eventID, corrID string
 		)
-		if err := rows.Scan(&q.ID, &q.To, &q.Subject, &q.Text, &date, &eventID, &corrID, &q.attempts); err != nil {
+		if err := rows.Scan(&q.ID, &q.To, &q.Subject, &q.Text, &date, &eventID, &corrID, &q.attempts,
+			&q.kind, &q.traceparent, &q.tracestate, &q.chainTime); err != nil {
 			return nil, fmt.Errorf("read queued emails: %w", err)
 		}
 		q.From = From
@@ -103,7 +118,16 @@ func (s *Sender) due(ctx context.Context) ([]queued, error) {
 }
 
 func (s *Sender) sendOne(ctx context.Context, q queued) error {
-	err := s.Mailer.Send(ctx, q.Message)
+	sctx, span := ctx, trace.Span(nil)
+	if s.Tracer != nil && q.traceparent.String != "" {
+		sctx, span = s.Tracer.Start(telemetry.WithTraceparent(ctx, q.traceparent.String, q.tracestate.String),
+			"send "+q.kind+" email", trace.SpanKindClient, telemetry.AttrEmailKind.String(q.kind),
+			telemetry.AttrEmailMessageID.String(q.ID), telemetry.AttrEmailTransport.String(s.Transport))
+	}
+	err := s.Mailer.Send(sctx, q.Message)
+	if span != nil {
+		telemetry.End(span, err)
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -112,22 +136,30 @@ func (s *Sender) sendOne(ctx context.Context, q queued) error {
 	// leaving again.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	sent := err == nil
 	switch {
 	case err == nil:
 		_, err = s.DB.ExecContext(rctx, `UPDATE notifications SET status = 'sent', sent_at = $2, attempts = attempts + 1, last_error = NULL
 			WHERE message_id = $1`, q.ID, now.UnixMilli())
 	case mail.IsTemporary(err) && q.attempts+1 < s.MaxAttempts:
 		wait := time.Duration(1<<min(q.attempts, 8)) * time.Second
-		s.Log.Warn("email not sent; will retry", "message", q.ID, "attempt", q.attempts+1, "in", wait, "err", err)
+		s.Log.WarnContext(sctx, "email not sent; will retry", "message", q.ID, "attempt", q.attempts+1, "in", wait, "err", err)
 		_, err = s.DB.ExecContext(rctx, `UPDATE notifications SET attempts = attempts + 1, last_error = $2, next_attempt = $3
 			WHERE message_id = $1`, q.ID, err.Error(), now.Add(wait).UnixMilli())
 	default:
-		s.Log.Error("email cannot be sent; giving up", "message", q.ID, "attempts", q.attempts+1, "err", err)
+		s.Log.ErrorContext(sctx, "email cannot be sent; giving up", "message", q.ID, "attempts", q.attempts+1, "err", err)
 		_, err = s.DB.ExecContext(rctx, `UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = $2
 			WHERE message_id = $1`, q.ID, err.Error())
 	}
 	if err != nil {
 		return fmt.Errorf("record email %s: %w", q.ID, err)
+	}
+	if sent && s.Delivered != nil {
+		var chainStart time.Time
+		if q.chainTime.Valid {
+			chainStart = time.UnixMilli(q.chainTime.Int64)
+		}
+		s.Delivered(q.kind, chainStart)
 	}
 	return nil
 }
