@@ -41,6 +41,13 @@ kafka: ## start a real Apache Kafka 4.x broker (KRaft, from Maven Central) on 12
 kafka-stop: ## stop that broker
 	bash deployments/kafka/kafka.sh stop
 
+.PHONY: kafka-cluster kafka-cluster-stop
+kafka-cluster: ## start a three-broker Kafka cluster (KRaft, 3 controllers) on 127.0.0.1:19092-19094
+	bash deployments/kafka/cluster.sh start
+
+kafka-cluster-stop: ## stop that cluster
+	bash deployments/kafka/cluster.sh stop
+
 up: ## the full stack as separate processes: docker compose, or local processes without Docker
 	bash deployments/local/up.sh
 
