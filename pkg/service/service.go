@@ -32,6 +32,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/outbox"
 	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
+	"github.com/choreo-dev/choreo/schemas"
 )
 
 // ErrUndeclaredEmit is returned by Emit for an event the service did not declare with Emits.
@@ -52,6 +53,7 @@ type Service struct {
 	// Log is the service's logger.
 	Log *slog.Logger
 
+	catalog  *catalog.Catalog
 	producer *kgo.Client
 	runner   *consumer.Runner
 	group    string // as named in the catalog, without the namespace
@@ -80,9 +82,18 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 			s.Close()
 		}
 	}()
-	types, err := event.Load()
+	if s.catalog, err = catalog.Load(schemas.FS); err != nil {
+		return nil, err
+	}
+	types, err := event.NewRegistry(s.catalog)
 	if err != nil {
 		return nil, err
+	}
+	var topics []string // as the catalog names them, without the namespace
+	for _, t := range types.Types() {
+		if !slices.Contains(topics, t.Topic) {
+			topics = append(topics, t.Topic)
+		}
 	}
 	types = types.WithNamespace(cfg.Namespace)
 	src, err := sr.NewClient(sr.URLs(cfg.RegistryURL))
@@ -106,12 +117,6 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 	if s.producer, err = kgo.NewClient(kafka.ClientOpts(cfg.Brokers, name)...); err != nil {
 		return nil, fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(cfg.Brokers, ","), err)
 	}
-	var topics []string
-	for _, t := range types.Types() {
-		if !slices.Contains(topics, t.Topic) {
-			topics = append(topics, t.Topic)
-		}
-	}
 	if err := s.ensureTopics(rctx, topics...); err != nil {
 		return nil, err
 	}
@@ -123,10 +128,12 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 	return s, nil
 }
 
+// ensureTopics provisions topics (named without the namespace) with the catalog's settings and
+// the configured overrides, and logs what provisioning capped and what differs on existing topics.
 func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 	ts := make([]kafka.Topic, len(names))
 	for i, n := range names {
-		ts[i] = kafka.Topic{Name: n, Partitions: int32(s.Config.Partitions), ReplicationFactor: int16(s.Config.ReplicationFactor)}
+		ts[i] = s.topic(n)
 	}
 	// A client of its own with a short metadata age: waiting for new topics' leaders polls the
 	// metadata, which the producer's client would answer from a cache kept for seconds.
@@ -135,17 +142,58 @@ func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 		return fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(s.Config.Brokers, ","), err)
 	}
 	defer adm.Close()
-	if err := kafka.EnsureTopics(ctx, kadm.NewClient(adm), ts...); err != nil {
+	rep, err := kafka.EnsureTopics(ctx, kadm.NewClient(adm), ts...)
+	for _, c := range rep.Capped {
+		// Expected on a development broker; on a cluster, a sign that brokers are missing.
+		level := slog.LevelWarn
+		if rep.Brokers == 1 {
+			level = slog.LevelInfo
+		}
+		s.Log.Log(ctx, level, "topic settings capped to the cluster", "detail", c)
+	}
+	for _, d := range rep.Warnings {
+		s.Log.Warn("existing topic differs from the catalog", "topic", d.Topic, "setting", d.Setting, "have", d.Have, "declared", d.Want, "why", d.Why)
+	}
+	if err != nil {
 		return fmt.Errorf("provision topics on %s (KAFKA_BROKERS): %w", strings.Join(s.Config.Brokers, ","), err)
 	}
+	if len(rep.Created) > 0 {
+		s.Log.Info("created topics", "topics", rep.Created, "brokers", rep.Brokers)
+	}
 	return nil
+}
+
+// topic returns how topic name (without the namespace) is provisioned: as the catalog declares,
+// with TOPIC_PARTITIONS and TOPIC_REPLICATION_FACTOR overriding.
+func (s *Service) topic(name string) kafka.Topic {
+	set := s.catalog.TopicSettings(name)
+	t := kafka.Topic{Name: s.Config.Scoped(name), Partitions: -1, ReplicationFactor: -1, Configs: map[string]*string{}}
+	if set.Partitions > 0 {
+		t.Partitions = int32(set.Partitions)
+	}
+	if s.Config.Partitions > 0 {
+		t.Partitions = int32(s.Config.Partitions)
+	}
+	if set.Replication > 0 {
+		t.ReplicationFactor = int16(set.Replication)
+	}
+	if s.Config.ReplicationFactor != 0 {
+		t.ReplicationFactor = int16(s.Config.ReplicationFactor)
+	}
+	for k, v := range set.Configs() {
+		if k == kafka.ConfigMinInsyncReplicas && t.ReplicationFactor < 0 {
+			continue // the broker's default replication goes with the broker's min.insync.replicas
+		}
+		t.Configs[k] = &v
+	}
+	return t
 }
 
 // Consume makes the service a member of group, applying handlers to the topics they consume.
 // Records that cannot be processed are parked on the group's dead-letter topic.
 func (s *Service) Consume(ctx context.Context, group string, handlers []consumer.Handler, opts ...consumer.Opt) error {
 	scoped := s.Config.Scoped(group)
-	if err := s.ensureTopics(ctx, consumer.DeadLetterTopicOf(scoped)); err != nil {
+	if err := s.ensureTopics(ctx, consumer.DeadLetterTopicOf(group)); err != nil {
 		return err
 	}
 	r, err := consumer.New(consumer.Config{
