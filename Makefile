@@ -60,11 +60,14 @@ smoke: ## make up, the README kcat recipe, make down
 clean: ## remove build output and local state (var/)
 	rm -rf $(BIN) var
 
-.PHONY: fuzz test-faults
+.PHONY: fuzz test-faults test-faults-cluster
 FUZZTIME ?= 30s
 fuzz: ## run each fuzzer for FUZZTIME (default 30s); the seed corpora run in make test
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./pkg/codec/
 	$(GO) test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./services/account/internal/api/
 
-test-faults: ## fault tests: 2,000 registrations per scenario through service processes on a real broker and PostgreSQL, with kill -9, broker restart, rebalance and injected duplicates
+test-faults: ## fault tests: 2,000 registrations per scenario through service processes on a real broker and PostgreSQL, with kill -9, broker restart, rebalance and injected duplicates, then on a three-broker cluster
 	CHOREO_FAULTS=1 $(GO) test -count=1 -timeout 30m -v ./faults/
+
+test-faults-cluster: ## only the fault tests on a three-broker cluster of their own (kill -9 of the leading broker, two brokers lost)
+	CHOREO_FAULTS=1 $(GO) test -count=1 -timeout 30m -v -run TestClusterFaults ./faults/

@@ -130,27 +130,39 @@ write_props() {
   mv "$dir/server.properties.tmp" "$dir/server.properties"
 }
 
+# The cluster id: 16 random bytes in URL-safe base64 without padding, as StorageTool random-uuid
+# prints them (made here to spare a JVM start).
 cluster_id() {
   local cid
-  if [ -s "$CLUSTER_ID_FILE" ]; then
-    cat "$CLUSTER_ID_FILE"
-    return 0
+  if [ ! -s "$CLUSTER_ID_FILE" ]; then
+    cid="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    [ "${#cid}" -eq 22 ] || die "could not make a cluster id (got '$cid')"
+    echo "$cid" >"$CLUSTER_ID_FILE"
   fi
-  cid="$(run_tool kafka.tools.StorageTool random-uuid | tail -n 1)"
-  case "$cid" in
-    '' | *[!A-Za-z0-9_-]*) die "kafka.tools.StorageTool random-uuid printed '$cid', not a cluster id" ;;
-  esac
-  echo "$cid" >"$CLUSTER_ID_FILE"
-  echo "$cid"
+  cat "$CLUSTER_ID_FILE"
 }
 
+# Formats the log dirs of the given nodes that have none yet, all at once (a JVM start each).
 ensure_formatted() {
-  local id="$1" dir
-  dir="$(node_dir "$id")"
-  [ -f "$dir/data/meta.properties" ] && return 0
-  mkdir -p "$dir/data"
-  run_tool kafka.tools.StorageTool format -t "$(cluster_id)" -c "$dir/server.properties" >"$dir/format.log" 2>&1 ||
-    { cat "$dir/format.log" >&2; die "formatting $dir/data failed"; }
+  local id dir cid pids=() ids=() i failed=0
+  cid="$(cluster_id)"
+  for id in "$@"; do
+    dir="$(node_dir "$id")"
+    [ -f "$dir/data/meta.properties" ] && continue
+    mkdir -p "$dir/data"
+    run_tool kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" >"$dir/format.log" 2>&1 &
+    pids+=("$!")
+    ids+=("$id")
+  done
+  for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+      dir="$(node_dir "${ids[$i]}")"
+      cat "$dir/format.log" >&2 || true
+      echo "cluster.sh: formatting $dir/data failed" >&2
+      failed=1
+    fi
+  done
+  [ "$failed" -eq 0 ] || exit 1
 }
 
 start_node() {
@@ -248,6 +260,11 @@ cmd_start() {
     node_port "$1" >/dev/null
     start_node "$1"
   else
+    for id in "${CONTROLLER_IDS[@]}" "${BROKER_IDS[@]}"; do
+      mkdir -p "$(node_dir "$id")"
+      running_pid "$id" >/dev/null || write_props "$id"
+    done
+    ensure_formatted "${CONTROLLER_IDS[@]}" "${BROKER_IDS[@]}"
     for id in "${CONTROLLER_IDS[@]}" "${BROKER_IDS[@]}"; do
       start_node "$id"
     done
