@@ -86,6 +86,10 @@ func (in *infra) startCluster(t *testing.T) {
 		"KAFKA_CLUSTER_CONTROLLER_PORTS="+strings.Join(ports[3:], ","),
 		"KAFKA_CLUSTER_DATA_DIR="+filepath.Join(in.tmp, "cluster"),
 	)
+	if os.Getenv("KAFKA_CLUSTER_WAIT_TIMEOUT") == "" {
+		// Six JVMs starting at once on two busy cores can take minutes.
+		in.kafkaEnv = append(in.kafkaEnv, "KAFKA_CLUSTER_WAIT_TIMEOUT=300")
+	}
 	for _, p := range ports[:3] {
 		in.brokers = append(in.brokers, net.JoinHostPort("127.0.0.1", p))
 	}
@@ -270,10 +274,16 @@ func (o *outage) killSecond() error {
 		return err
 	}
 	start := time.Now()
-	deadline := start.Add(60 * time.Second)
-	var last error
+	deadline := start.Add(90 * time.Second)
+	var (
+		last error
+		seen []string // the distinct answers before, for the failure message
+	)
 	for time.Now().Before(deadline) {
 		last = o.probe(5 * time.Second)
+		if last != nil && !slices.Contains(seen, last.Error()) {
+			seen = append(seen, last.Error())
+		}
 		if errors.Is(last, kerr.NotEnoughReplicas) || errors.Is(last, kerr.NotEnoughReplicasAfterAppend) {
 			o.mu.Lock()
 			o.refused = last
@@ -284,7 +294,7 @@ func (o *outage) killSecond() error {
 		time.Sleep(250 * time.Millisecond)
 	}
 	if o.refused == nil {
-		return fmt.Errorf("with one broker left, probe writes never got NOT_ENOUGH_REPLICAS within 60s; last: %v", last)
+		return fmt.Errorf("with one broker left, probe writes never got NOT_ENOUGH_REPLICAS within 90s; they got: %s", strings.Join(seen, "; "))
 	}
 	time.Sleep(10 * time.Second) // the outage goes on while the traffic does
 	pending, _ := outboxPending(o.r.instance("account-service"))
@@ -354,10 +364,20 @@ func (o *outage) createProbeTopic() error {
 	return err
 }
 
-// probe writes one record with acks=all and a single try, and returns the broker's answer.
+// probe writes one record with acks=all and no retry, and returns the broker's answer (with a
+// retry, the client's backoff and metadata refresh would outlast timeout). A timed-out write is
+// retried until timeout all the same: the client cannot know whether it was written.
 func (o *outage) probe(timeout time.Duration) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(o.r.in.brokers...), kgo.DefaultProduceTopic(o.probeTopic()),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite(), kgo.RecordRetries(1),
+	o.mu.Lock()
+	var live []string // seeds: a dead seed would stall the client's first metadata request
+	for i, b := range o.r.in.brokers {
+		if !slices.Contains(o.killed, int32(i+1)) {
+			live = append(live, b)
+		}
+	}
+	o.mu.Unlock()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(live...), kgo.DefaultProduceTopic(o.probeTopic()),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite(), kgo.RecordRetries(0),
 		kgo.ProduceRequestTimeout(3*time.Second), kgo.ProducerLinger(0))
 	if err != nil {
 		return err

@@ -2,7 +2,8 @@
 # Three-broker Apache Kafka cluster (KRaft) on loopback, from the same Maven jars as kafka.sh:
 # brokers 1-3 and a quorum of three controllers 101-103, each node its own JVM.
 #
-# usage: cluster.sh start [node]     start every node that is not running (or just one node)
+# usage: cluster.sh start [node]     start every node that is not running and wait for the whole
+#                                    cluster; or start one node and wait until it answers
 #        cluster.sh stop [node]      stop every node (SIGTERM, then SIGKILL after 30 s), or one
 #        cluster.sh kill node        SIGKILL one node (fault injection); `start` brings it back
 #        cluster.sh status           one line per node; exit 0 if all run, 3 otherwise
@@ -219,8 +220,18 @@ kill_node() {
   echo "$(node_name "$id") killed (SIGKILL, pid $pid)"
 }
 
-# Succeeds once every broker runs and broker 1..3 each list all three brokers (or, without kcat,
-# once every port accepts connections).
+# Succeeds once node $1 answers: a controller's port accepts connections; a broker's metadata
+# (with kcat; without, its port) lists itself, i.e. the controllers have unfenced it.
+node_answers() {
+  local id="$1" port
+  port="$(node_port "$id")"
+  port_open "$port" || return 1
+  if is_broker "$id" && command -v kcat >/dev/null 2>&1; then
+    kcat -L -b "$HOST:$port" -t __none -m 3 2>/dev/null | grep -q " broker $id at $HOST:$port" || return 1
+  fi
+}
+
+# Succeeds once every broker lists all three brokers (without kcat: once every port is open).
 cluster_answers() {
   local id port
   for id in "${BROKER_IDS[@]}"; do
@@ -232,21 +243,28 @@ cluster_answers() {
   done
 }
 
+# Waits until the given nodes answer (no argument: the whole cluster); fails at once if one of
+# them is not running.
 wait_ready() {
-  local deadline id
+  local deadline id ids=("$@")
+  [ "${#ids[@]}" -gt 0 ] || ids=("${CONTROLLER_IDS[@]}" "${BROKER_IDS[@]}")
   deadline=$((SECONDS + KAFKA_CLUSTER_WAIT_TIMEOUT))
   while [ "$SECONDS" -lt "$deadline" ]; do
-    for id in "${CONTROLLER_IDS[@]}" "${BROKER_IDS[@]}"; do
+    local ok=0
+    for id in "${ids[@]}"; do
       if ! running_pid "$id" >/dev/null; then
         echo "cluster.sh: $(node_name "$id") is not running; last lines of $(node_dir "$id")/kafka.log:" >&2
         tail -n 30 "$(node_dir "$id")/kafka.log" >&2 2>/dev/null || true
         return 1
       fi
+      node_answers "$id" || ok=1
     done
-    cluster_answers && return 0
+    if [ "$ok" -eq 0 ] && { [ "$#" -gt 0 ] || cluster_answers; }; then
+      return 0
+    fi
     sleep 0.5
   done
-  echo "cluster.sh: the cluster did not answer within ${KAFKA_CLUSTER_WAIT_TIMEOUT}s; see $DATA_DIR/*/kafka.log" >&2
+  echo "cluster.sh: $( [ "$#" -gt 0 ] && echo "node(s) $*" || echo "the cluster") did not answer within ${KAFKA_CLUSTER_WAIT_TIMEOUT}s; see $DATA_DIR/*/kafka.log" >&2
   return 1
 }
 
@@ -269,8 +287,13 @@ cmd_start() {
       start_node "$id"
     done
   fi
+  if [ -n "${1:-}" ]; then
+    wait_ready "$1" || exit 1
+    echo "$(node_name "$1") answering on $HOST:$(node_port "$1")"
+    return 0
+  fi
   if ! wait_ready; then
-    [ -z "${1:-}" ] && cmd_stop >/dev/null 2>&1
+    cmd_stop >/dev/null 2>&1
     exit 1
   fi
   echo "kafka $(kafka_version) cluster of 3 brokers on $(bootstrap) (controllers on $KAFKA_CLUSTER_CONTROLLER_PORTS; data: $DATA_DIR)"
