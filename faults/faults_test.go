@@ -17,7 +17,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/mail"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -37,6 +36,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/postgres"
+	"github.com/choreo-dev/choreo/pkg/smtptest"
 )
 
 const skipReason = "set CHOREO_FAULTS=1 (make test-faults) to run the fault tests: they start a real Kafka broker, PostgreSQL and service processes"
@@ -663,7 +663,15 @@ type run struct {
 	second   *proc              // the rebalance scenario's second user-service
 	accounts []account
 	injected int
-	events   []string // what happened when, for the log
+	// smtp is the scenario's mail server: it records every email the notification-service
+	// hands over, so a second delivery of one email is seen (rows and mailboxes keyed by
+	// Message-ID would merge the two).
+	smtp *smtptest.Server
+	// notifKills counts SIGKILLs of a notification-service: each may resend the one email it
+	// had handed over but not yet recorded as sent (the sender's documented at-least-once
+	// window; the resend carries the same Message-ID).
+	notifKills int
+	events     []string // what happened when, for the log
 }
 
 type account struct {
@@ -686,6 +694,7 @@ func runScenario(t *testing.T, in *infra, sc scenario) result {
 		schemas: map[string]string{},
 		live:    map[string][]*proc{},
 		past:    map[string]stats{},
+		smtp:    smtptest.Start(t),
 	}
 	for _, s := range services {
 		r.schemas[s.name] = "faults_" + sc.key + "_" + suffix + "_" + strings.TrimSuffix(s.name, "-service")
@@ -722,8 +731,8 @@ func runScenario(t *testing.T, in *infra, sc scenario) result {
 	for _, p := range r.procs {
 		t.Logf("%s: %s log: %s", sc.name, p.name, logLevels(p.logPath))
 	}
-	t.Logf("%s: sent %d; users %d; welcome emails %d (notifications table), %d (.eml files), %d (GET /notifications)",
-		sc.name, res.sent, res.users, res.welcomeDB, res.welcomeEml, res.welcomeAPI)
+	t.Logf("%s: sent %d; users %d; welcome emails %d (notifications table, sent), %d (accounts with an SMTP delivery), %d (GET /notifications); second SMTP deliveries %d",
+		sc.name, res.sent, res.users, res.welcomeDB, res.welcomeSMTP, res.welcomeAPI, res.resent)
 	t.Logf("%s: duplicates suppressed %d (user-service %d + notification-service %d); parked %d (/stats), %d (dead-letter topics); retried %d",
 		sc.name, res.dupUser+res.dupNotif, res.dupUser, res.dupNotif, res.parkedStats, res.parkedDLQ, res.retried)
 	t.Logf("%s: accounts topic %d records, %d distinct AccountCreated; users topic %d records, %d distinct UserCreated; injected duplicates %d",
@@ -768,7 +777,7 @@ func (r *run) newInstance(service, bin string) (*proc, error) {
 			"HTTP_ADDR="+addr,
 			"DATABASE_URL="+dbURL,
 			"CHOREO_NAMESPACE="+r.ns,
-			"SMTP_ADDR=",
+			"SMTP_ADDR="+r.smtp.Addr(),
 			"TOPIC_PARTITIONS=6",
 		),
 		addr:    addr,
@@ -961,6 +970,11 @@ func (r *run) killAndRestart(service string) error {
 		return err
 	}
 	r.retire(service, p, st)
+	r.mu.Lock()
+	if service == "notification-service" {
+		r.notifKills++
+	}
+	r.mu.Unlock()
 	r.logEvent("%s killed (its /stats just before: %+v)", p.name, st)
 	q, err := r.newInstance(service, filepath.Base(p.path))
 	if err != nil {
@@ -1096,8 +1110,9 @@ func kcatExample(rec *kgo.Record) string {
 
 // --- convergence and checks ----------------------------------------------------------------
 
-// converge waits until every account has its user and welcome email and both consumer groups
-// have committed everything on their topics (so that the duplicate counters are final).
+// converge waits until every account has its user, its welcome email has been delivered to the
+// SMTP server, no email is still queued, and both consumer groups have committed everything on
+// their topics (so that the duplicate counters and the deliveries are final).
 func (r *run) converge(timeout time.Duration) {
 	t := r.t
 	deadline := time.Now().Add(timeout)
@@ -1110,11 +1125,12 @@ func (r *run) converge(timeout time.Duration) {
 	var last string
 	for {
 		users := r.countDistinct(`SELECT count(DISTINCT account_id) FROM "%s".users`, "user-service")
-		welcome := r.countDistinct(`SELECT count(DISTINCT account_id) FROM "%s".notifications WHERE kind = 'welcome'`, "notification-service")
+		delivered := len(r.smtp.ByRecipient())
+		pending := r.countDistinct(`SELECT count(*) FROM "%s".notifications WHERE status <> 'sent'`, "notification-service")
 		lagU, lagN := r.lag(adm, "user-service"), r.lag(adm, "notification-service")
-		last = fmt.Sprintf("%d of %d accounts have a user, %d a welcome email; lag user-service %d, notification-service %d",
-			users, len(r.accounts), welcome, lagU, lagN)
-		if users == len(r.accounts) && welcome == len(r.accounts) && lagU == 0 && lagN == 0 {
+		last = fmt.Sprintf("%d of %d accounts have a user, %d a welcome email delivered; %d emails not sent; lag user-service %d, notification-service %d",
+			users, len(r.accounts), delivered, pending, lagU, lagN)
+		if users == len(r.accounts) && delivered == len(r.accounts) && pending == 0 && lagU == 0 && lagN == 0 {
 			r.logEvent("converged: %s", last)
 			return
 		}
@@ -1159,25 +1175,27 @@ func (r *run) lag(adm *kadm.Client, service string) int64 {
 }
 
 type result struct {
-	name                                           string
-	sent, users, welcomeDB, welcomeEml, welcomeAPI int
-	dupUser, dupNotif, parkedStats, retried        int64
-	parkedDLQ                                      int64
-	accRecords, accDistinct                        int
-	userRecords, userDistinct                      int
-	injected                                       int
-	secondHandled                                  int64
-	traffic, converge, total                       time.Duration
+	name                                            string
+	sent, users, welcomeDB, welcomeSMTP, welcomeAPI int
+	// resent counts second (and later) SMTP deliveries of one Message-ID.
+	resent                                  int
+	dupUser, dupNotif, parkedStats, retried int64
+	parkedDLQ                               int64
+	accRecords, accDistinct                 int
+	userRecords, userDistinct               int
+	injected                                int
+	secondHandled                           int64
+	traffic, converge, total                time.Duration
 }
 
 func (res result) line() string {
-	return fmt.Sprintf("faults: %-26s sent=%d users=%d welcome=%d (table) %d (.eml) %d (API) duplicates-suppressed=%d (user-service %d + notification-service %d) parked=%d (dlq records %d) injected=%d accounts-topic=%d/%d users-topic=%d/%d (records/distinct ids) took=%s",
-		res.name, res.sent, res.users, res.welcomeDB, res.welcomeEml, res.welcomeAPI,
+	return fmt.Sprintf("faults: %-26s sent=%d users=%d welcome=%d (table) %d (smtp) %d (API) second-deliveries=%d duplicates-suppressed=%d (user-service %d + notification-service %d) parked=%d (dlq records %d) injected=%d accounts-topic=%d/%d users-topic=%d/%d (records/distinct ids) took=%s",
+		res.name, res.sent, res.users, res.welcomeDB, res.welcomeSMTP, res.welcomeAPI, res.resent,
 		res.dupUser+res.dupNotif, res.dupUser, res.dupNotif, res.parkedStats, res.parkedDLQ, res.injected,
 		res.accRecords, res.accDistinct, res.userRecords, res.userDistinct, res.total.Round(time.Second))
 }
 
-// verify counts, per account, users and welcome emails three ways (tables, .eml files, HTTP
+// verify counts, per account, users and welcome emails three ways (tables, SMTP deliveries, HTTP
 // APIs), reads the topics to see that no event is missing, and sums the services' counters.
 func (r *run) verify() result {
 	t := r.t
@@ -1194,18 +1212,20 @@ func (r *run) verify() result {
 
 	// One user per account, from the user-service's table.
 	users := r.perAccount(`SELECT account_id, count(*) FROM "%s".users GROUP BY account_id`, "user-service")
-	welcome := r.perAccount(`SELECT account_id, count(*) FROM "%s".notifications WHERE kind = 'welcome' GROUP BY account_id`, "notification-service")
+	welcome := r.perAccount(`SELECT account_id, count(*) FROM "%s".notifications WHERE kind = 'welcome' AND status = 'sent' GROUP BY account_id`, "notification-service")
 	var rejected int
-	_ = r.in.db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM "%s".rejections`, r.schemas["user-service"])).Scan(&rejected)
+	if err := r.in.db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM "%s".rejections`, r.schemas["user-service"])).Scan(&rejected); err != nil {
+		t.Errorf("count rejections: %v", err)
+	}
 	if rejected != 0 {
 		t.Errorf("%d registrations were rejected (username taken?); every username is unique", rejected)
 	}
-	eml := r.emlPerAccount(byEmail)
-	res.users, res.welcomeDB, res.welcomeEml = sum(users), sum(welcome), sum(eml)
+	delivered := r.deliveries(byEmail, &res)
+	res.users, res.welcomeDB, res.welcomeSMTP = sum(users), sum(welcome), len(delivered)
 	var bad []string
 	for _, a := range accounts {
-		if users[a.ID] != 1 || welcome[a.ID] != 1 || eml[a.ID] != 1 {
-			bad = append(bad, fmt.Sprintf("%s (%s): %d users, %d welcome rows, %d .eml", a.ID, a.Username, users[a.ID], welcome[a.ID], eml[a.ID]))
+		if users[a.ID] != 1 || welcome[a.ID] != 1 || delivered[a.ID] < 1 {
+			bad = append(bad, fmt.Sprintf("%s (%s): %d users, %d welcome rows sent, %d SMTP deliveries", a.ID, a.Username, users[a.ID], welcome[a.ID], delivered[a.ID]))
 		}
 	}
 	for id := range users {
@@ -1327,43 +1347,50 @@ func (r *run) perAccount(query, service string) map[string]int {
 	return out
 }
 
-// emlPerAccount counts the welcome .eml files the notification-service wrote, by account (found
-// by the To address, unique per account).
-func (r *run) emlPerAccount(byEmail map[string]string) map[string]int {
-	dir := filepath.Join(r.dir, "notification-service", "mail")
-	files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if tmp, _ := filepath.Glob(filepath.Join(dir, ".*.tmp")); len(tmp) > 0 {
-		// FileMailer's documented crash leftover: a temporary file renamed by the resend.
-		r.logEvent("%d temporary files left in %s by a crash mid-write (not emails)", len(tmp), dir)
-	}
+// deliveries counts the SMTP deliveries of welcome emails by account (found by the envelope
+// recipient, unique per account) and reports every second delivery with its Message-ID. Only a
+// killed notification-service may resend, at most the one email it had in flight per kill, and
+// with the same Message-ID; any other repeat, and any account that got two distinct emails, is
+// an error.
+func (r *run) deliveries(byEmail map[string]string, res *result) map[string]int {
+	t := r.t
 	out := map[string]int{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		m, err := mail.ReadMessage(bytes.NewReader(b))
-		if err != nil {
-			r.t.Errorf("%s: %v", f, err)
-			continue
-		}
-		if !strings.HasPrefix(m.Header.Get("Subject"), "Welcome") {
-			continue
-		}
-		to, err := mail.ParseAddress(m.Header.Get("To"))
-		if err != nil {
-			r.t.Errorf("%s: To: %v", f, err)
-			continue
-		}
-		id, ok := byEmail[to.Address]
+	var repeats []string
+	for to, ms := range r.smtp.ByRecipient() {
+		id, ok := byEmail[to]
 		if !ok {
-			r.t.Errorf("%s: a welcome email to %s, who never registered", f, to.Address)
+			t.Errorf("%d emails delivered to %s, who never registered", len(ms), to)
 			continue
 		}
-		out[id]++
+		out[id] = len(ms)
+		ids := map[string]int{}
+		for _, m := range ms {
+			ids[m.MessageID()]++
+		}
+		if len(ids) != 1 {
+			t.Errorf("account %s got %d distinct emails %v, want one", id, len(ids), ids)
+		}
+		for mid, n := range ids {
+			if n > 1 {
+				res.resent += n - 1
+				repeats = append(repeats, fmt.Sprintf("%s delivered %d times to %s", mid, n, to))
+			}
+		}
+	}
+	slices.Sort(repeats)
+	r.mu.Lock()
+	allowed := r.notifKills
+	r.mu.Unlock()
+	for i, rp := range repeats {
+		if i == 20 {
+			r.logEvent("... and %d more second deliveries", len(repeats)-i)
+			break
+		}
+		r.logEvent("second delivery: %s", rp)
+	}
+	if res.resent > allowed {
+		t.Errorf("%d second SMTP deliveries (%d allowed: one in flight per kill of the notification-service); first: %s",
+			res.resent, allowed, strings.Join(repeats[:min(10, len(repeats))], "; "))
 	}
 	return out
 }

@@ -9,3 +9,9 @@ import "embed"
 //
 //go:embed catalog.yaml *.avsc
 var FS embed.FS
+
+// History holds history/<Event>/v<N>.avsc: every earlier version of every event's schema,
+// append-only, which `choreo schema check` keeps the current schemas compatible with.
+//
+//go:embed history
+var History embed.FS

@@ -43,4 +43,6 @@ if [ -z "${KAFKA_BROKERS:-}" ] && [ -z "${TEST_DATABASE_URL:-}" ]; then
   exit 0
 fi
 echo "test-integration: KAFKA_BROKERS=${KAFKA_BROKERS:-<embedded kfake>} TEST_DATABASE_URL=${TEST_DATABASE_URL:+<local PostgreSQL>}"
-"$GO" test -count=1 -timeout 20m ./...
+# With the race detector: this is the only run where PostgreSQL code paths (pgx, the store
+# conformance suite, the stack on PostgreSQL) execute, so it is where a race in them shows.
+"$GO" test -race -count=1 -timeout 30m ./...

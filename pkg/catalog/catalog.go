@@ -14,6 +14,8 @@ import (
 	"slices"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/choreo-dev/choreo/pkg/avrocompat"
 )
 
 // FileName is the name of the catalog in the schemas file system. Load reads it.
@@ -54,6 +56,26 @@ type Event struct {
 	Producer string `yaml:"producer"`
 	// Description says what happened, in the past tense.
 	Description string `yaml:"description"`
+	// Compatibility is the rule every new version of the schema must keep towards the earlier
+	// ones (a Confluent compatibility level); `choreo schema check` enforces it. Empty means
+	// DefaultCompatibility.
+	Compatibility string `yaml:"compatibility,omitempty"`
+}
+
+// DefaultCompatibility is the level of an event that declares none: BACKWARD_TRANSITIVE,
+// because events written with every earlier schema stay in the topics and must stay readable.
+const DefaultCompatibility = avrocompat.BackwardTransitive
+
+// Level returns the event's compatibility level.
+func (e Event) Level() avrocompat.Level {
+	if e.Compatibility == "" {
+		return DefaultCompatibility
+	}
+	l, err := avrocompat.ParseLevel(e.Compatibility)
+	if err != nil {
+		return DefaultCompatibility // unreachable for a parsed catalog: validate refuses it
+	}
+	return l
 }
 
 // Service is a deployable that consumes and produces events.

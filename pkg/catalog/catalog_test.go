@@ -267,6 +267,13 @@ func TestParseInvalid(t *testing.T) {
 			want: []string{"more than one YAML document"},
 		},
 		{
+			name: "compatibility not a level",
+			yaml: func(t *testing.T) string {
+				return edit(t, "    topic: orders\n", "    topic: orders\n    compatibility: SIDEWAYS\n")
+			},
+			want: []string{`event "OrderPlaced": compatibility: invalid compatibility level "SIDEWAYS"`},
+		},
+		{
 			name: "event field missing",
 			yaml: func(t *testing.T) string { return edit(t, "    topic: orders\n", "") },
 			want: []string{`event "OrderPlaced": topic is required`},

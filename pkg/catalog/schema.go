@@ -33,6 +33,9 @@ func (c *Catalog) CheckSchemas(fsys fs.FS) error {
 		if err != nil {
 			return err
 		}
+		if d.IsDir() && name == "history" {
+			return fs.SkipDir // earlier versions of the events' schemas (package evolution)
+		}
 		if !d.IsDir() && path.Ext(name) == ".avsc" {
 			files = append(files, name)
 		}

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"path"
 	"slices"
+
+	"github.com/choreo-dev/choreo/pkg/avrocompat"
 )
 
 // validate checks the catalog against itself; see Parse.
@@ -75,6 +77,12 @@ func (c *Catalog) validateEvents(p *problems) {
 
 		if e.Schema != "" && (!fs.ValidPath(e.Schema) || path.Ext(e.Schema) != ".avsc") {
 			p.addf("%s: schema %q is not the path of a .avsc file in the schemas directory", at, e.Schema)
+		}
+
+		if e.Compatibility != "" {
+			if _, err := avrocompat.ParseLevel(e.Compatibility); err != nil {
+				p.addf("%s: compatibility: %v", at, err)
+			}
 		}
 
 		if e.Producer != "" {

@@ -69,7 +69,11 @@ func New(ctx context.Context, reg Registry, types *event.Registry) (*Codec, erro
 	c := &Codec{types: types, reg: reg, ids: make(map[*event.Type]int), notFound: make(map[int]time.Time)}
 	decs := make(map[int]decoder)
 	for _, t := range types.Types() {
-		ss, err := reg.CreateSchema(ctx, t.Subject(), sr.Schema{Schema: t.Schema.String(), Type: sr.TypeAvro})
+		text := t.Text
+		if text == "" {
+			text = t.Schema.String()
+		}
+		ss, err := reg.CreateSchema(ctx, t.Subject(), sr.Schema{Schema: text, Type: sr.TypeAvro})
 		if err != nil {
 			return nil, fmt.Errorf("register schema of %s under subject %s: %w", t.Name, t.Subject(), err)
 		}

@@ -99,7 +99,7 @@ var at = time.Date(2025, 3, 14, 15, 9, 26, 535_897_932, time.FixedZone("CET", 36
 // samples has one event of every type, with every field set.
 func samples() map[string]event.Event {
 	return map[string]event.Event{
-		"AccountCreated": &event.AccountCreated{AccountID: "9a1f0c9e-2b51-4f1d-8f7e-1d3c5b7a9e01", Username: "ada", Email: "ada@example.com", CreatedAt: at},
+		"AccountCreated": &event.AccountCreated{AccountID: "9a1f0c9e-2b51-4f1d-8f7e-1d3c5b7a9e01", Username: "ada", Email: "ada@example.com", CreatedAt: at, Locale: "de"},
 		"AccountDeleted": &event.AccountDeleted{AccountID: "9a1f0c9e-2b51-4f1d-8f7e-1d3c5b7a9e01", DeletedAt: at},
 		"UserCreated": &event.UserCreated{
 			UserID: "5d0b7c1e-8e3a-5b44-9d6f-3c2a1b0e9f88", AccountID: "9a1f0c9e-2b51-4f1d-8f7e-1d3c5b7a9e01",
@@ -230,6 +230,7 @@ func TestGolden(t *testing.T) {
 		Username:  "grace",
 		Email:     "grace@example.com",
 		CreatedAt: time.Date(2024, 12, 9, 10, 11, 12, 345_000_000, time.UTC),
+		Locale:    "de",
 	}
 	got, err := e.codec.Marshal(ev)
 	if err != nil {
@@ -365,7 +366,7 @@ func TestSchemaResolution(t *testing.T) {
 		"accountId": "acc-1", "username": "ada", "email": "ada@example.com",
 		"createdAt": createdAt, "referrer": "grace", "orderId": "ord-1",
 	}
-	want := &event.AccountCreated{AccountID: "acc-1", Username: "ada", Email: "ada@example.com", CreatedAt: createdAt}
+	want := &event.AccountCreated{AccountID: "acc-1", Username: "ada", Email: "ada@example.com", CreatedAt: createdAt, Locale: "en"} // writers without locale read as its default
 	subject := e.typ(t, "AccountCreated").Subject()
 
 	tests := []struct {
@@ -439,7 +440,7 @@ func TestRegistryUnavailable(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	typ := e.typ(t, "AccountCreated")
-	ev := &event.AccountCreated{AccountID: "acc-1", Username: "ada", Email: "ada@example.com", CreatedAt: time.UnixMilli(1_700_000_000_000).UTC()}
+	ev := &event.AccountCreated{AccountID: "acc-1", Username: "ada", Email: "ada@example.com", CreatedAt: time.UnixMilli(1_700_000_000_000).UTC(), Locale: "en"}
 	body, err := avro.Marshal(parse(t, accountCreatedPlusReferrer), map[string]any{
 		"accountId": ev.AccountID, "username": ev.Username, "email": ev.Email, "createdAt": ev.CreatedAt, "referrer": "",
 	})
@@ -531,7 +532,7 @@ func TestConcurrentLookups(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	subject := e.typ(t, "AccountCreated").Subject()
-	want := &event.AccountCreated{AccountID: "acc-1", Username: "ada", Email: "ada@example.com", CreatedAt: time.UnixMilli(1_700_000_000_123).UTC()}
+	want := &event.AccountCreated{AccountID: "acc-1", Username: "ada", Email: "ada@example.com", CreatedAt: time.UnixMilli(1_700_000_000_123).UTC(), Locale: "en"}
 	var frames [][]byte
 	for i, s := range []string{accountCreatedReordered, accountCreatedPlusReferrer} {
 		body, err := avro.Marshal(parse(t, s), map[string]any{

@@ -90,7 +90,11 @@ func newFuzzEnv(tb testing.TB) *env {
 	tb.Cleanup(reg.Close)
 	for _, t := range types.Types() {
 		if id, ok := fuzzEventIDs[t.Name]; ok {
-			reg.SeedSchema(t.Subject(), 1, id, sr.Schema{Schema: t.Schema.String(), Type: sr.TypeAvro})
+			text := t.Text // what the codec registers
+			if text == "" {
+				text = t.Schema.String()
+			}
+			reg.SeedSchema(t.Subject(), 1, id, sr.Schema{Schema: text, Type: sr.TypeAvro})
 		}
 	}
 	acc, err := types.ByName("AccountCreated")

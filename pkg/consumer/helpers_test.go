@@ -2,17 +2,20 @@ package consumer_test
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
@@ -22,13 +25,17 @@ import (
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafka"
+	"github.com/choreo-dev/choreo/pkg/kafkatest"
 	"github.com/choreo-dev/choreo/pkg/outbox"
+	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
 	"github.com/choreo-dev/choreo/pkg/stacktest"
 )
 
 const (
-	service    = "svc"
+	service = "svc"
+	// group is the tests' consumer group, named as a test names it; the harness scopes it (and
+	// every topic) in a namespace of the test's own, so tests can share a real cluster.
 	group      = "g"
 	partitions = 3
 )
@@ -51,8 +58,26 @@ CREATE TABLE strict (id TEXT PRIMARY KEY ON CONFLICT ROLLBACK);
 `)},
 }}
 
-// harness is one in-process Kafka cluster and schema registry, with a codec on it.
+// pgTestMigrations are testMigrations for PostgreSQL, where any failed statement ends the
+// transaction (as ON CONFLICT ROLLBACK does in SQLite).
+var pgTestMigrations = postgres.Migrations{Component: "consumer_test", FS: fstest.MapFS{
+	"0001_calls.sql": {Data: []byte(`
+CREATE TABLE calls (
+    seq        BIGSERIAL PRIMARY KEY,
+    handler    TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    username   TEXT NOT NULL
+);
+CREATE TABLE strict (id TEXT PRIMARY KEY);
+`)},
+}}
+
+// harness is a Kafka cluster (kafkatest.Brokers: a real broker with KAFKA_BROKERS, else
+// in-process kfake) with the catalog's topics in a namespace of the test's own, and an
+// in-process schema registry with a codec on it.
 type harness struct {
+	ns       string
 	brokers  []string
 	reg      *srfake.Registry
 	srClient *sr.Client
@@ -61,22 +86,56 @@ type harness struct {
 	adm      *kadm.Client
 }
 
-// newHarness starts a cluster with the topics of the catalog and the dead-letter topics of
-// groups (default: group).
+// newHarness creates the topics of the catalog and the dead-letter topics of groups (default:
+// group) on the cluster of kafkatest.Brokers, all in the test's namespace.
 func newHarness(t *testing.T, groups ...string) *harness {
 	t.Helper()
 	if len(groups) == 0 {
 		groups = []string{group}
 	}
-	topics := []string{"accounts", "users"}
+	h := &harness{ns: kafkatest.Namespace(t), brokers: kafkatest.Brokers(t)}
+	topics := []string{h.topic("accounts"), h.topic("users")}
 	for _, g := range groups {
-		topics = append(topics, consumer.DeadLetterTopicOf(g))
+		topics = append(topics, consumer.DeadLetterTopicOf(h.scoped(g)))
 	}
-	cluster, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(partitions, topics...))
+	var err error
+	h.producer, err = kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cluster.Close)
+	t.Cleanup(h.producer.Close)
+	h.adm = kadm.NewClient(h.producer)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	created, err := h.adm.CreateTopics(ctx, partitions, 1, nil, topics...)
+	if err == nil {
+		err = created.Error()
+	}
+	if err != nil {
+		t.Fatalf("create topics %v: %v", topics, err)
+	}
+	// A real broker answers for new topics only once their metadata has spread.
+	for {
+		ends, err := h.adm.ListEndOffsets(ctx, topics...)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("topics %v created but not served: %v", topics, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		if kafkatest.Kind() == "kfake" {
+			return // the cluster goes with the test
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = h.adm.DeleteTopics(ctx, topics...)
+	})
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
 	srClient, err := sr.NewClient(sr.URLs(reg.URL()))
@@ -87,21 +146,20 @@ func newHarness(t *testing.T, groups ...string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := codec.New(ctx, srClient, types)
+	c, err := codec.New(ctx, srClient, types.WithNamespace(h.ns))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{brokers: cluster.ListenAddrs(), reg: reg, srClient: srClient, codec: c}
-	h.producer, err = kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.producer.Close)
-	h.adm = kadm.NewClient(h.producer)
+	h.reg, h.srClient, h.codec = reg, srClient, c
 	return h
 }
+
+// topic returns the harness's name of a topic of the catalog or a dead-letter topic named as a
+// test names it ("accounts", consumer.DeadLetterTopicOf(group)).
+func (h *harness) topic(name string) string { return h.ns + "." + name }
+
+// scoped returns the harness's name of a consumer group named as a test names it.
+func (h *harness) scoped(g string) string { return h.ns + "." + g }
 
 // produce publishes recs and returns them with their partitions and offsets set.
 func (h *harness) produce(t *testing.T, recs ...*kgo.Record) []*kgo.Record {
@@ -134,9 +192,11 @@ func (h *harness) accountCreated(t *testing.T, p int32, id, accountID, username 
 	})
 }
 
-// readTopic returns every record of topic up to its current end offsets.
+// readTopic returns every record of topic (named as a test names it) up to its current end
+// offsets.
 func (h *harness) readTopic(t *testing.T, topic string) []*kgo.Record {
 	t.Helper()
+	topic = h.topic(topic)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ends, err := h.adm.ListEndOffsets(ctx, topic)
@@ -181,12 +241,13 @@ func (h *harness) readTopic(t *testing.T, topic string) []*kgo.Record {
 	return recs
 }
 
-// committed returns the group's committed offsets by topic and partition.
+// committed returns the group's committed offsets by topic (named as a test names it) and
+// partition.
 func (h *harness) committed(t *testing.T, g string) map[string]map[int32]int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	os, err := h.adm.FetchOffsets(ctx, g)
+	os, err := h.adm.FetchOffsets(ctx, h.scoped(g))
 	if err == nil {
 		err = os.Error()
 	}
@@ -195,10 +256,11 @@ func (h *harness) committed(t *testing.T, g string) map[string]map[int32]int64 {
 	}
 	out := map[string]map[int32]int64{}
 	os.Each(func(o kadm.OffsetResponse) {
-		if out[o.Topic] == nil {
-			out[o.Topic] = map[int32]int64{}
+		topic := strings.TrimPrefix(o.Topic, h.ns+".")
+		if out[topic] == nil {
+			out[topic] = map[int32]int64{}
 		}
-		out[o.Topic][o.Partition] = o.At
+		out[topic][o.Partition] = o.At
 	})
 	return out
 }
@@ -211,9 +273,29 @@ type node struct {
 	stop   func() // stops the runner, then the relay; idempotent
 }
 
+// openDB opens a database of the test's own: a schema of its own on the PostgreSQL server of
+// TEST_DATABASE_URL when that is set, else a SQLite file.
 func openDB(t *testing.T) *sql.DB {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), testMigrations)
+	var (
+		db  *sql.DB
+		err error
+	)
+	if base := os.Getenv("TEST_DATABASE_URL"); base != "" {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		schema := "consumer_test_" + hex.EncodeToString(b)
+		u, uerr := postgres.WithSearchPath(base, schema)
+		if uerr != nil {
+			t.Fatal(uerr)
+		}
+		db, err = postgres.Open(context.Background(), u, pgTestMigrations)
+		if err == nil {
+			t.Cleanup(func() { _, _ = db.Exec(`DROP SCHEMA "` + schema + `" CASCADE`) })
+		}
+	} else {
+		db, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), testMigrations)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +312,7 @@ func (h *harness) start(t *testing.T, db *sql.DB, g string, handlers []consumer.
 	}
 	relay := outbox.NewRelay(db, prod, outbox.PollInterval(50*time.Millisecond))
 	r, err := consumer.New(consumer.Config{
-		Service: service, Group: g, DB: db, Codec: h.codec, Relay: relay,
+		Service: service, Group: h.scoped(g), DB: db, Codec: h.codec, Relay: relay,
 		ClientOpts: kafka.ClientOpts(h.brokers, service, kgo.FetchMaxWait(200*time.Millisecond)),
 	}, handlers, opts...)
 	if err != nil {
@@ -276,11 +358,12 @@ func (n *node) flush(t *testing.T) {
 	}
 }
 
-// waitStats waits until done(stats) holds.
+// waitStats waits until done(stats) holds. The deadline is generous (a real broker's
+// rebalance, two loaded cores under -race); it only bounds a failure.
 func (n *node) waitStats(t *testing.T, what string, done func(consumer.Stats) bool) consumer.Stats {
 	t.Helper()
 	var st consumer.Stats
-	stacktest.Eventually(t, 10*time.Second, func() error {
+	stacktest.Eventually(t, 60*time.Second, func() error {
 		if st = n.runner.Stats(); !done(st) {
 			return fmt.Errorf("waiting for %s: stats %+v", what, st)
 		}

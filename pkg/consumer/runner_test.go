@@ -71,7 +71,7 @@ func TestRunnerAppliesEveryEventOnceInPartitionOrder(t *testing.T) {
 		}
 		lastOffset[r.Partition] = r.Offset
 	}
-	if got := stacktest.Count(t, n.db, `SELECT count(*) FROM inbox WHERE consumer = $1 AND event_type = 'AccountCreated'`, group); got != total {
+	if got := stacktest.Count(t, n.db, `SELECT count(*) FROM inbox WHERE consumer = $1 AND event_type = 'AccountCreated'`, h.scoped(group)); got != total {
 		t.Errorf("%d inbox records, want %d", got, total)
 	}
 }
@@ -203,7 +203,7 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 				t.Fatalf("%d parked records, want 1", len(parked))
 			}
 			p := parked[0]
-			checkParked(t, p, bad, "create", "handler")
+			checkParked(t, h, p, bad, "create", "handler")
 			if hs := headers(p); !strings.Contains(hs[consumer.HeaderDLQError], tc.wantErr) {
 				t.Errorf("%s = %q, want it to contain %q", consumer.HeaderDLQError, hs[consumer.HeaderDLQError], tc.wantErr)
 			}
@@ -212,7 +212,7 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 }
 
 // checkParked checks that p is orig, parked by handler for reason.
-func checkParked(t *testing.T, p, orig *kgo.Record, handler, reason string) {
+func checkParked(t *testing.T, h *harness, p, orig *kgo.Record, handler, reason string) {
 	t.Helper()
 	if !bytes.Equal(p.Key, orig.Key) || !bytes.Equal(p.Value, orig.Value) {
 		t.Errorf("parked key %q value %x, want the original key %q value %x", p.Key, p.Value, orig.Key, orig.Value)
@@ -227,7 +227,7 @@ func checkParked(t *testing.T, p, orig *kgo.Record, handler, reason string) {
 		consumer.HeaderDLQTopic:     orig.Topic,
 		consumer.HeaderDLQPartition: strconv.Itoa(int(orig.Partition)),
 		consumer.HeaderDLQOffset:    strconv.FormatInt(orig.Offset, 10),
-		consumer.HeaderDLQGroup:     group,
+		consumer.HeaderDLQGroup:     h.scoped(group),
 		consumer.HeaderDLQReason:    reason,
 	}
 	for k, v := range want {
@@ -264,25 +264,27 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 	}{
 		{
 			name: "random bytes",
-			bad: func(*testing.T, *harness) *kgo.Record {
+			bad: func(_ *testing.T, h *harness) *kgo.Record {
 				v := make([]byte, 64)
 				_, _ = rand.Read(v)
 				v[0] = 0x7f // not the Confluent magic byte
-				return &kgo.Record{Topic: "accounts", Key: []byte("acc-x"), Value: v}
+				return &kgo.Record{Topic: h.topic("accounts"), Key: []byte("acc-x"), Value: v}
 			},
 			want: codec.ErrFraming,
 		},
 		{
 			name: "empty value",
-			bad: func(*testing.T, *harness) *kgo.Record {
-				return &kgo.Record{Topic: "accounts", Key: []byte("acc-x"), Value: []byte{}}
+			bad: func(_ *testing.T, h *harness) *kgo.Record {
+				return &kgo.Record{Topic: h.topic("accounts"), Key: []byte("acc-x"), Value: []byte{}}
 			},
 			want:   codec.ErrEmptyValue,
 			reason: "empty",
 		},
 		{
-			name:   "tombstone",
-			bad:    func(*testing.T, *harness) *kgo.Record { return &kgo.Record{Topic: "accounts", Key: []byte("acc-x")} },
+			name: "tombstone",
+			bad: func(_ *testing.T, h *harness) *kgo.Record {
+				return &kgo.Record{Topic: h.topic("accounts"), Key: []byte("acc-x")}
+			},
 			want:   codec.ErrEmptyValue,
 			reason: "empty",
 		},
@@ -293,7 +295,7 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				return &kgo.Record{Topic: "accounts", Key: []byte("acc-x"), Value: append(v, 2, 'x')}
+				return &kgo.Record{Topic: h.topic("accounts"), Key: []byte("acc-x"), Value: append(v, 2, 'x')}
 			},
 			want: codec.ErrUnknownSchema,
 		},
@@ -310,7 +312,7 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 			name: "event on the wrong topic",
 			bad: func(t *testing.T, h *harness) *kgo.Record {
 				r := h.accountCreated(t, 0, "id-wrong", "acc-x", "wrong")
-				r.Topic = "users"
+				r.Topic = h.topic("users")
 				return r
 			},
 			want:   codec.ErrWrongTopic,
@@ -353,7 +355,7 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 			bad := tc.bad(t, h)
 			bad.Partition = 0
 			var next *kgo.Record // a valid event right behind it
-			if bad.Topic == "users" {
+			if bad.Topic == h.topic("users") {
 				next = h.record(t, 0, "id-next", userCreatedOf(&event.AccountCreated{AccountID: "acc-x", Username: "next"}))
 			} else {
 				next = h.accountCreated(t, 0, "id-next", "acc-x", "next")
@@ -377,7 +379,7 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 			if reason == "" {
 				reason = "decode"
 			}
-			checkParked(t, p, bad, "", reason)
+			checkParked(t, h, p, bad, "", reason)
 			if e := headers(p)[consumer.HeaderDLQError]; !strings.Contains(e, tc.want.Error()) {
 				t.Errorf("%s = %q, want it to contain %q", consumer.HeaderDLQError, e, tc.want)
 			}
@@ -391,7 +393,7 @@ func TestParkedTombstoneStaysATombstone(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	n := h.start(t, openDB(t), group, []consumer.Handler{onAccountCreated("create", nil)})
-	h.produce(t, &kgo.Record{Topic: "accounts", Key: []byte("acc-x")})
+	h.produce(t, &kgo.Record{Topic: h.topic("accounts"), Key: []byte("acc-x")})
 	n.waitStats(t, "the tombstone parked", func(s consumer.Stats) bool { return s.Parked >= 1 })
 	n.flush(t)
 	parked := h.readTopic(t, consumer.DeadLetterTopicOf(group))
@@ -723,12 +725,14 @@ func TestRunnerParksAHandlerErrorThatEndedTheTransaction(t *testing.T) {
 	})
 	h.produce(t, h.accountCreated(t, 1, "id-4", "acc-4", "elsewhere")) // another partition, polled later
 
-	deadline := time.Now().Add(3 * time.Second)
+	// A runner stuck retrying the batch never gets here: it takes nothing else, so the deadline
+	// is generous and only bounds the failure.
+	deadline := time.Now().Add(30 * time.Second)
 	for st := n.runner.Stats(); st.Handled+st.Parked < 4 && time.Now().Before(deadline); st = n.runner.Stats() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if st := n.runner.Stats(); st != (consumer.Stats{Handled: 3, Parked: 1, Retried: 1}) {
-		t.Fatalf("stats = %+v after 3s, want 3 handled, 1 retried once and parked; the handler met the conflict %d times: "+
+		t.Fatalf("stats = %+v after 30s, want 3 handled, 1 retried once and parked; the handler met the conflict %d times: "+
 			"the runner retries the batch forever and polls nothing else", st, conflicts.Load())
 	}
 	if c := conflicts.Load(); c != 2 {
@@ -802,7 +806,7 @@ func TestNewValidates(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				cancel()
 				_ = r.Run(ctx) // closes the runner's client
-				if got := r.Topics(); !slices.Equal(got, []string{"accounts", "users"}) {
+				if got := r.Topics(); !slices.Equal(got, []string{h.topic("accounts"), h.topic("users")}) {
 					t.Errorf("Topics() = %v", got)
 				}
 				return

@@ -7,6 +7,7 @@ package event
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"reflect"
 	"sort"
 
@@ -35,8 +36,14 @@ type Type struct {
 	Topic string
 	// Key names the record field used as Kafka key.
 	Key string
-	// Schema is the Avro schema the event is written with.
+	// Schema is the Avro schema the event is written with and read as. Load sets it from the
+	// .avsc file, with defaults and aliases (which schema resolution needs to read events
+	// written with earlier versions); NewRegistry from the generated code's canonical form.
 	Schema *avro.RecordSchema
+	// Text is the schema as written in its .avsc file, doc strings included: what the codec
+	// registers, so that registry browsers show the documentation. Empty for a Registry not
+	// built by Load; Schema.String() (the canonical form) is registered then.
+	Text string
 
 	new    func() Event
 	goType reflect.Type
@@ -81,7 +88,29 @@ func Load() (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewRegistry(cat)
+	r, err := NewRegistry(cat)
+	if err != nil {
+		return nil, err
+	}
+	for _, ce := range cat.Events {
+		text, err := fs.ReadFile(schemas.FS, ce.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: %w", ce.Name, err)
+		}
+		t := r.byName[ce.Name]
+		parsed, err := avro.ParseBytesWithCache(text, "", &avro.SchemaCache{})
+		if err != nil {
+			return nil, fmt.Errorf("event %s: schema %s: %w", ce.Name, ce.Schema, err)
+		}
+		rs, ok := parsed.(*avro.RecordSchema)
+		if !ok || parsed.Fingerprint() != t.Schema.Fingerprint() {
+			return nil, fmt.Errorf("event %s: %s differs from the generated Go type (run go generate ./...)", ce.Name, ce.Schema)
+		}
+		// The generated code holds the parsing canonical form, which drops defaults and
+		// aliases: resolving an older writer schema needs the schema as written.
+		t.Schema, t.Text = rs, string(text)
+	}
+	return r, nil
 }
 
 // NewRegistry ties every event of cat to its generated Go type. It fails when an event of the

@@ -14,9 +14,11 @@ type AccountCreated struct {
 	Username  string    `avro:"username" json:"username"`
 	Email     string    `avro:"email" json:"email"`
 	CreatedAt time.Time `avro:"createdAt" json:"createdAt"`
+	// Language the user chose at registration, as a BCP 47 tag ("en", "de", "de-AT"); the welcome email is written in it. Added in version 2: events written before read as "en".
+	Locale string `avro:"locale" json:"locale"`
 }
 
-var schemaAccountCreated = avro.MustParse(`{"name":"choreo.account.v1.AccountCreated","type":"record","fields":[{"name":"accountId","type":"string"},{"name":"username","type":"string"},{"name":"email","type":"string"},{"name":"createdAt","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
+var schemaAccountCreated = avro.MustParse(`{"name":"choreo.account.v1.AccountCreated","type":"record","fields":[{"name":"accountId","type":"string"},{"name":"username","type":"string"},{"name":"email","type":"string"},{"name":"createdAt","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"locale","type":"string"}]}`)
 
 // Schema returns the schema for AccountCreated.
 func (o *AccountCreated) Schema() avro.Schema {
@@ -66,9 +68,11 @@ type UserCreated struct {
 	Username  string    `avro:"username" json:"username"`
 	Email     string    `avro:"email" json:"email"`
 	CreatedAt time.Time `avro:"createdAt" json:"createdAt"`
+	// Language of the user, as a BCP 47 tag, carried over from AccountCreated; the Notification Service writes the welcome email in it. Added in version 2: events written before read as "en".
+	Locale string `avro:"locale" json:"locale"`
 }
 
-var schemaUserCreated = avro.MustParse(`{"name":"choreo.user.v1.UserCreated","type":"record","fields":[{"name":"userId","type":"string"},{"name":"accountId","type":"string"},{"name":"username","type":"string"},{"name":"email","type":"string"},{"name":"createdAt","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
+var schemaUserCreated = avro.MustParse(`{"name":"choreo.user.v1.UserCreated","type":"record","fields":[{"name":"userId","type":"string"},{"name":"accountId","type":"string"},{"name":"username","type":"string"},{"name":"email","type":"string"},{"name":"createdAt","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"locale","type":"string"}]}`)
 
 // Schema returns the schema for UserCreated.
 func (o *UserCreated) Schema() avro.Schema {

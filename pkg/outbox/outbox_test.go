@@ -3,11 +3,14 @@ package outbox_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -15,16 +18,20 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/choreo-dev/choreo/pkg/kafka"
+	"github.com/choreo-dev/choreo/pkg/kafkatest"
 	"github.com/choreo-dev/choreo/pkg/outbox"
+	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
 )
 
-// env is an in-process Kafka cluster and a service database with the outbox table.
+// env is a Kafka cluster (kafkatest.Brokers: a real broker with KAFKA_BROKERS, else in-process
+// kfake) with topics in a namespace of the test's own, and a service database with the outbox
+// table (PostgreSQL with TEST_DATABASE_URL, else SQLite).
 type env struct {
+	ns      string
 	brokers []string
 	adm     *kadm.Client
 	db      *sql.DB
@@ -35,25 +42,65 @@ const ordered = "ordered"
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	cluster, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(1, ordered), kfake.SeedTopics(3, "spread"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	e := &env{brokers: cluster.ListenAddrs()}
+	e := &env{ns: kafkatest.Namespace(t), brokers: kafkatest.Brokers(t)}
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(admCl.Close)
 	e.adm = kadm.NewClient(admCl)
-	e.db, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	created, err := e.adm.CreateTopics(ctx, 1, 1, nil, e.topic(ordered))
+	if err == nil {
+		err = created.Error()
+	}
 	if err != nil {
+		t.Fatalf("create topic %s: %v", e.topic(ordered), err)
+	}
+	// A real broker answers for a new topic only once its metadata has spread.
+	for {
+		ends, err := e.adm.ListEndOffsets(ctx, e.topic(ordered))
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("topic %s created but not served: %v", e.topic(ordered), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		if kafkatest.Kind() == "kfake" {
+			return // the cluster goes with the test
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = e.adm.DeleteTopics(ctx, e.topic(ordered))
+	})
+	if base := os.Getenv("TEST_DATABASE_URL"); base != "" {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		schema := "outbox_test_" + hex.EncodeToString(b)
+		u, err := postgres.WithSearchPath(base, schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.db, err = postgres.Open(context.Background(), u); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = e.db.Exec(`DROP SCHEMA "` + schema + `" CASCADE`) })
+	} else if e.db, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.db.Close() })
 	return e
 }
+
+// topic returns the env's name of a topic named as a test names it.
+func (e *env) topic(name string) string { return e.ns + "." + name }
 
 // producer returns a client of the cluster as services build theirs.
 func (e *env) producer(t *testing.T, extra ...kgo.Opt) *kgo.Client {
@@ -127,9 +174,10 @@ func pending(t *testing.T, db *sql.DB) int {
 	return n
 }
 
-// endOffsets returns the number of records in topic.
+// endOffsets returns the number of records in topic (named as a test names it).
 func (e *env) endOffsets(t *testing.T, topic string) int64 {
 	t.Helper()
+	topic = e.topic(topic)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ends, err := e.adm.ListEndOffsets(ctx, topic)
@@ -144,13 +192,15 @@ func (e *env) endOffsets(t *testing.T, topic string) int64 {
 	return total
 }
 
-// readTopic returns every record of topic, in log order per partition.
+// readTopic returns every record of topic (named as a test names it), in log order per
+// partition.
 func (e *env) readTopic(t *testing.T, topic string) []*kgo.Record {
 	t.Helper()
 	total := e.endOffsets(t, topic)
 	if total == 0 {
 		return nil
 	}
+	topic = e.topic(topic)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic),
@@ -231,7 +281,7 @@ func TestRelayPublishesInOrderAndEmptiesTheOutbox(t *testing.T) {
 			r := outbox.NewRelay(e.db, e.producer(t), outbox.BatchSize(batch))
 			run(t, r)
 
-			recs := testRecords(ordered, 11)
+			recs := testRecords(e.topic(ordered), 11)
 			add(t, e.db, recs[:4]...)
 			add(t, e.db, recs[4])
 			add(t, e.db, recs[5:]...)
@@ -289,7 +339,7 @@ func TestRelayPublishesWhatItFindsInTheOutbox(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			recs := testRecords(ordered, 5)
+			recs := testRecords(e.topic(ordered), 5)
 			tc.run(t, e, recs)
 			if n := pending(t, e.db); n != 0 {
 				t.Errorf("%d records in the outbox, want 0", n)
@@ -357,7 +407,7 @@ func TestRelayKeepsRecordsUntilTheBrokerAcknowledges(t *testing.T) {
 	}
 	t.Cleanup(dead.Close)
 
-	recs := testRecords(ordered, 4)
+	recs := testRecords(e.topic(ordered), 4)
 	add(t, e.db, recs...)
 	var logs logRecorder
 	broken := outbox.NewRelay(e.db, dead, outbox.Logger(slog.New(&logs)))
@@ -386,7 +436,7 @@ func TestRelayReportsCorruptStoredHeaders(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	if _, err := e.db.Exec(`INSERT INTO outbox (topic, key, value, headers, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		ordered, []byte("k"), []byte("v"), []byte{10, 'a', 'b'}, time.Now().UnixMilli()); err != nil {
+		e.topic(ordered), []byte("k"), []byte("v"), []byte{10, 'a', 'b'}, time.Now().UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
 	var logs logRecorder
@@ -413,7 +463,7 @@ func TestRelayKeepsNullHeaderValues(t *testing.T) {
 	e := newEnv(t)
 	r := outbox.NewRelay(e.db, e.producer(t))
 	run(t, r)
-	add(t, e.db, &kgo.Record{Topic: ordered, Value: []byte("v"), Headers: []kgo.RecordHeader{
+	add(t, e.db, &kgo.Record{Topic: e.topic(ordered), Value: []byte("v"), Headers: []kgo.RecordHeader{
 		{Key: "null", Value: nil}, {Key: "empty", Value: []byte{}},
 	}})
 	flush(t, r)
@@ -439,9 +489,11 @@ func TestRelayWithANonPositiveBatchSize(t *testing.T) {
 			e := newEnv(t)
 			r := outbox.NewRelay(e.db, e.producer(t), outbox.BatchSize(batch))
 			run(t, r)
-			recs := testRecords(ordered, 3)
+			recs := testRecords(e.topic(ordered), 3)
 			add(t, e.db, recs...)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			// A relay that never publishes with this size waits out the deadline; one that
+			// works is done in milliseconds.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if err := r.Flush(ctx); err != nil {
 				t.Fatalf("Flush: %v; %d records still in the outbox", err, pending(t, e.db))

@@ -2,7 +2,9 @@ package postgres_test
 
 import (
 	"context"
-	"sync/atomic"
+	"database/sql"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,30 +32,51 @@ func TestOutboxCommitWakesTheListener(t *testing.T) {
 	}
 	defer otherDB.Close()
 
-	var wakes atomic.Int64
-	go postgres.Listen(ctx, mine, postgres.OutboxChannel, postgres.Schema(mine), func() { wakes.Add(1) })
-	waitFor := func(what string, cond func() bool) {
+	// Each wake-up records how many outbox records its schema held then. Notifications reach
+	// the listener in commit order, one at a time, so once a wake-up has seen the last commit
+	// of its schema, every notification before it has been handled: the count is final.
+	var (
+		mu    sync.Mutex
+		wakes []int
+	)
+	go postgres.Listen(ctx, mine, postgres.OutboxChannel, postgres.Schema(mine), func() {
+		var n int
+		_ = db.QueryRow(`SELECT count(*) FROM outbox`).Scan(&n)
+		mu.Lock()
+		wakes = append(wakes, n)
+		mu.Unlock()
+	})
+	waitFor := func(what string, cond func([]int) bool) []int {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			ws := slices.Clone(wakes)
+			mu.Unlock()
+			if cond(ws) {
+				return ws
+			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: not after 10s (wakes %d)", what, wakes.Load())
+				t.Fatalf("%s: not after 30s (wake-ups saw %v)", what, ws)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	waitFor("the listener's first wake-up", func() bool { return wakes.Load() == 1 })
+	waitFor("the listener's first wake-up", func(ws []int) bool { return len(ws) >= 1 })
 
-	if err := outbox.Add(ctx, otherDB, &kgo.Record{Topic: "t", Value: []byte("other")}); err != nil {
-		t.Fatal(err)
+	add := func(db *sql.DB, v string) {
+		t.Helper()
+		if err := outbox.Add(ctx, db, &kgo.Record{Topic: "t", Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := outbox.Add(ctx, db, &kgo.Record{Topic: "t", Value: []byte("mine")}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor("a wake-up for the commit in its schema", func() bool { return wakes.Load() >= 2 })
-	time.Sleep(100 * time.Millisecond)
-	if n := wakes.Load(); n != 2 {
-		t.Errorf("%d wake-ups, want 2 (the first, and its own schema's commit only)", n)
+	add(otherDB, "other")
+	add(db, "mine")
+	add(otherDB, "other again")
+	add(db, "mine again") // the marker: its wake-up sees 2 records
+	ws := waitFor("a wake-up for the last commit in its schema", func(ws []int) bool { return slices.Contains(ws, 2) })
+	if len(ws) != 3 {
+		t.Errorf("wake-ups %v, want 3 (the first, and one per commit in its own schema)", ws)
 	}
 }
 

@@ -1,10 +1,13 @@
-// Package registry is the schema registry of `choreo dev`: franz-go's in-memory Confluent-compatible
-// fake (srfake) served on a TCP address, with its state saved to a JSON file after every change.
+// Package registry is the schema registry of `choreo dev` and `choreo registry`: the REST API of
+// Confluent Schema Registry, with its semantics (IDs shared by equal schemas across subjects,
+// idempotent registration, compatibility levels checked for real by package avrocompat, soft and
+// permanent deletes, its error codes and bodies), served on a TCP address, with its state saved
+// to a JSON file after every change.
 //
-// srfake alone forgets everything when the process stops, but the records in the Kafka log carry
-// schema IDs: a registry that restarted empty would hand the same IDs to different schemas and make
-// the log undecodable. With a state file, a restarted registry has exactly the subjects, versions and
-// IDs it had before, and never gives out an ID twice.
+// The records in the Kafka log carry schema IDs: a registry that restarted empty would hand the
+// same IDs to different schemas and make the log undecodable. With a state file, a restarted
+// registry has exactly the subjects, versions and IDs it had before, and never gives out an ID
+// twice. Schemas are kept exactly as registered (doc strings and all).
 package registry
 
 import (
@@ -15,11 +18,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 )
 
 // ErrBadStateFile is wrapped by the error Start returns when the state file exists but cannot be
@@ -48,18 +48,16 @@ func Logger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // Server serves a schema registry on a TCP address and persists every change to a JSON file.
 type Server struct {
-	opts options
-	reg  *srfake.Registry
-	api  api // srfake's own REST API, called in-process to snapshot and restore
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{} // closed when srv.Serve has returned
+	opts  options
+	store *store
+	ln    net.Listener
+	srv   *http.Server
+	done  chan struct{} // closed when srv.Serve has returned
 
-	// mu serialises mutating requests with the snapshot that follows each, so a snapshot always
-	// sees a state no other request is halfway through changing, and writes cannot interleave.
+	// mu serialises requests, and each change with the snapshot that follows it, so a snapshot
+	// always sees a state no other request is halfway through changing.
 	mu     sync.Mutex
 	last   []byte // the snapshot last written, to skip rewriting an unchanged state
-	maxID  int    // highest schema ID ever seen, where snapshots look for IDs no subject lists
 	closed bool
 }
 
@@ -72,16 +70,13 @@ func Start(addr string, opts ...Option) (*Server, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	reg := srfake.NewRegistry()
-	s := &Server{opts: o, reg: reg, api: api{h: reg.Handler()}, done: make(chan struct{})}
-
-	var h http.Handler = s.api.h
+	s := &Server{opts: o, store: newStore(), done: make(chan struct{})}
 	if o.stateFile != "" {
 		if err := s.load(); err != nil {
 			return nil, err
 		}
-		h = http.HandlerFunc(s.servePersisting)
 	}
+	h := s.routes()
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -141,7 +136,6 @@ func (s *Server) Close() error {
 		_ = s.srv.Close()
 	}
 	<-s.done
-	s.reg.Close()
 
 	if s.opts.stateFile != "" {
 		s.mu.Lock()
@@ -153,36 +147,6 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-// servePersisting serves one request and, if it changed the registry, saves the new state before
-// the client sees the answer: an ID a producer has been given is already on disk.
-func (s *Server) servePersisting(w http.ResponseWriter, r *http.Request) {
-	switch r.Method {
-	case http.MethodPost, http.MethodPut, http.MethodDelete:
-	default:
-		s.api.h.ServeHTTP(w, r)
-		return
-	}
-
-	s.mu.Lock()
-	rec := httptest.NewRecorder()
-	s.api.h.ServeHTTP(rec, r)
-	if rec.Code >= 200 && rec.Code < 300 {
-		// Lookups (POST /subjects/{subject}) end here too; the snapshot is then unchanged and
-		// the file is not rewritten.
-		if err := s.persistLocked(false); err != nil {
-			s.opts.log.Error("schema registry state not saved; retrying at the next change and at close",
-				"file", s.opts.stateFile, "err", err)
-		}
-	}
-	s.mu.Unlock()
-
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rec.Code)
-	_, _ = w.Write(rec.Body.Bytes()) // a client that went away has nothing to be told
-}
-
 // load restores the state file, if there is one, and writes the state back, which also proves
 // early that the file can be written.
 func (s *Server) load() error {
@@ -192,19 +156,11 @@ func (s *Server) load() error {
 		return badState(path, err)
 	}
 	if st != nil {
-		if err := restore(s.reg, s.api, st, s.opts.log); err != nil {
+		if err := s.store.load(st); err != nil {
 			return badState(path, err)
 		}
-		got, maxID, err := s.api.snapshot(st.maxID())
-		if err != nil {
-			return fmt.Errorf("registry: snapshot after restoring %s: %w", path, err)
-		}
-		if err := sameState(st, got); err != nil {
-			return badState(path, fmt.Errorf("restored registry differs from the file: %w", err))
-		}
-		s.maxID = maxID
 		s.opts.log.Info("schema registry state loaded", "file", path,
-			"versions", len(st.Schemas), "ids", maxID)
+			"versions", len(st.Schemas), "next_id", s.store.nextID)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -214,12 +170,10 @@ func (s *Server) load() error {
 // persistLocked snapshots the registry and writes it to the state file, unless force is false
 // and the state is the one last written. The caller holds mu.
 func (s *Server) persistLocked(force bool) error {
-	st, maxID, err := s.api.snapshot(s.maxID)
-	if err != nil {
-		return fmt.Errorf("registry: snapshot: %w", err)
+	if s.opts.stateFile == "" {
+		return nil
 	}
-	s.maxID = maxID
-	data, err := encodeState(st)
+	data, err := encodeState(s.store.snapshot())
 	if err != nil {
 		return fmt.Errorf("registry: snapshot: %w", err)
 	}

@@ -12,55 +12,47 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/choreo-dev/choreo/pkg/avrocompat"
 )
 
-// stateVersion is the format of the state file this package writes and reads.
-const stateVersion = 1
+// stateVersion is the format of the state file this package writes. Version 1 (written while
+// the registry was franz-go's srfake) is still read: it has no nextId, and its orphans (schemas
+// whose versions were all permanently deleted) only reserve their IDs, as Confluent's registry
+// forgets a schema deleted permanently but never gives its ID out again.
+const stateVersion = 2
 
 // state is the content of the state file: everything needed to rebuild the registry.
 type state struct {
 	Version int `json:"version"`
+	// NextID is the ID the next new schema gets; IDs below it are never given out again.
+	NextID int `json:"nextId,omitempty"`
 	// Schemas is every subject version, soft-deleted ones included, sorted by ID then subject
 	// then version.
 	Schemas []schemaEntry `json:"schemas"`
-	// Orphans are schemas whose subject versions were all permanently deleted: srfake still
-	// serves them by ID, and their IDs must never be given to another schema.
+	// Orphans appear in version 1 files only.
 	Orphans []orphanEntry `json:"orphans,omitempty"`
-	// Subjects holds the subjects that are soft-deleted, have their own compatibility or mode,
-	// or have no versions left.
+	// Subjects holds the subjects that are soft-deleted or have their own compatibility or mode.
 	Subjects map[string]subjectState `json:"subjects,omitempty"`
-	// Config is the global compatibility and mode.
+	// Config is the global compatibility and mode, where set.
 	Config configState `json:"config"`
 }
 
-// schemaBody is a schema as the registry stores it.
+// schemaBody is a schema as the registry stores it: the text exactly as registered.
 type schemaBody struct {
-	SchemaType sr.SchemaType        `json:"schemaType"`
-	Schema     string               `json:"schema"`
-	References []sr.SchemaReference `json:"references,omitempty"`
-	Metadata   *sr.SchemaMetadata   `json:"metadata,omitempty"`
-	RuleSet    *sr.SchemaRuleSet    `json:"ruleSet,omitempty"`
+	SchemaType string      `json:"schemaType"`
+	Schema     string      `json:"schema"`
+	References []reference `json:"references,omitempty"`
+	// Metadata and RuleSet are kept as given (Confluent's data contracts); the registry does
+	// not interpret them.
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+	RuleSet  json.RawMessage `json:"ruleSet,omitempty"`
 }
 
-func bodyOf(s sr.Schema) schemaBody {
-	return schemaBody{
-		SchemaType: s.Type,
-		Schema:     s.Schema,
-		References: s.References,
-		Metadata:   s.SchemaMetadata,
-		RuleSet:    s.SchemaRuleSet,
-	}
-}
-
-func (b schemaBody) schema() sr.Schema {
-	return sr.Schema{
-		Type:           b.SchemaType,
-		Schema:         b.Schema,
-		References:     b.References,
-		SchemaMetadata: b.Metadata,
-		SchemaRuleSet:  b.RuleSet,
-	}
+// reference is a schema reference: the name it is imported by, and the subject version it names.
+type reference struct {
+	Name    string `json:"name"`
+	Subject string `json:"subject"`
+	Version int    `json:"version"`
 }
 
 // schemaEntry is one version of one subject.
@@ -72,21 +64,21 @@ type schemaEntry struct {
 	Deleted bool `json:"deleted,omitempty"` // soft-deleted
 }
 
-// orphanEntry is a schema known by its ID only.
+// orphanEntry is a schema known by its ID only (version 1 files).
 type orphanEntry struct {
 	ID int `json:"id"`
 	schemaBody
 }
 
 type subjectState struct {
-	Deleted       bool                   `json:"deleted,omitempty"` // soft-deleted
-	Compatibility *sr.CompatibilityLevel `json:"compatibility,omitempty"`
-	Mode          *sr.Mode               `json:"mode,omitempty"`
+	Deleted       bool    `json:"deleted,omitempty"` // soft-deleted (every version is)
+	Compatibility *string `json:"compatibility,omitempty"`
+	Mode          *string `json:"mode,omitempty"`
 }
 
 type configState struct {
-	Compatibility *sr.CompatibilityLevel `json:"compatibility,omitempty"`
-	Mode          *sr.Mode               `json:"mode,omitempty"`
+	Compatibility *string `json:"compatibility,omitempty"`
+	Mode          *string `json:"mode,omitempty"`
 }
 
 type subjectVersion struct {
@@ -120,13 +112,22 @@ func (st *state) normalize() {
 	slices.SortFunc(st.Orphans, func(a, b orphanEntry) int { return cmp.Compare(a.ID, b.ID) })
 }
 
-// validate checks what restoring relies on.
+// validate checks what loading relies on, and migrates a version 1 state to the current format.
 func (st *state) validate() error {
-	if st.Version != stateVersion {
-		return fmt.Errorf("format version %d, want %d", st.Version, stateVersion)
+	switch st.Version {
+	case 1:
+		if st.NextID != 0 {
+			return errors.New("format version 1 has no nextId")
+		}
+	case stateVersion:
+		if len(st.Orphans) > 0 {
+			return fmt.Errorf("format version %d has no orphans", stateVersion)
+		}
+	default:
+		return fmt.Errorf("format version %d, want 1 or %d", st.Version, stateVersion)
 	}
 	versions := make(map[subjectVersion]bool, len(st.Schemas))
-	ids := make(map[int]bool)
+	texts := make(map[int]schemaBody)
 	for _, e := range st.Schemas {
 		switch {
 		case e.Subject == "":
@@ -138,12 +139,18 @@ func (st *state) validate() error {
 		case e.Schema == "":
 			return fmt.Errorf("subject %q version %d has an empty schema", e.Subject, e.Version)
 		}
+		if _, err := schemaTypeOf(e.SchemaType); err != nil {
+			return fmt.Errorf("subject %q version %d: %w", e.Subject, e.Version, err)
+		}
 		k := subjectVersion{e.Subject, e.Version}
 		if versions[k] {
 			return fmt.Errorf("subject %q version %d is listed twice", e.Subject, e.Version)
 		}
 		versions[k] = true
-		ids[e.ID] = true
+		if prev, ok := texts[e.ID]; ok && identity(prev) != identity(e.schemaBody) {
+			return fmt.Errorf("schema ID %d is listed with two different schemas", e.ID)
+		}
+		texts[e.ID] = e.schemaBody
 	}
 	for _, e := range st.Schemas {
 		for _, ref := range e.References {
@@ -157,13 +164,29 @@ func (st *state) validate() error {
 		switch {
 		case o.ID < 1:
 			return fmt.Errorf("orphan schema has ID %d", o.ID)
-		case ids[o.ID]:
+		case texts[o.ID].Schema != "":
 			return fmt.Errorf("schema ID %d is listed twice", o.ID)
-		case o.Schema == "":
-			return fmt.Errorf("orphan schema %d is empty", o.ID)
 		}
-		ids[o.ID] = true
 	}
+	if st.NextID != 0 && st.NextID <= st.maxID() {
+		return fmt.Errorf("nextId %d is not above the highest ID %d", st.NextID, st.maxID())
+	}
+	for s, ss := range st.Subjects {
+		if ss.Compatibility != nil {
+			if _, err := avrocompat.ParseLevel(*ss.Compatibility); err != nil {
+				return fmt.Errorf("subject %q: %w", s, err)
+			}
+		}
+	}
+	if c := st.Config.Compatibility; c != nil {
+		if _, err := avrocompat.ParseLevel(*c); err != nil {
+			return err
+		}
+	}
+	// Migrate version 1: orphans only reserve their IDs.
+	st.NextID = max(st.NextID, st.maxID()+1)
+	st.Orphans = nil
+	st.Version = stateVersion
 	return nil
 }
 
@@ -199,28 +222,6 @@ func encodeState(st *state) ([]byte, error) {
 		return nil, err
 	}
 	return append(data, '\n'), nil
-}
-
-// sameState reports the first difference between the state wanted and the state got.
-func sameState(want, got *state) error {
-	w, err := encodeState(want)
-	if err != nil {
-		return err
-	}
-	g, err := encodeState(got)
-	if err != nil {
-		return err
-	}
-	if bytes.Equal(w, g) {
-		return nil
-	}
-	wl, gl := bytes.Split(w, []byte("\n")), bytes.Split(g, []byte("\n"))
-	for i := range min(len(wl), len(gl)) {
-		if !bytes.Equal(wl[i], gl[i]) {
-			return fmt.Errorf("line %d is %s, want %s", i+1, bytes.TrimSpace(gl[i]), bytes.TrimSpace(wl[i]))
-		}
-	}
-	return fmt.Errorf("%d lines, want %d", len(gl), len(wl))
 }
 
 // writeAtomic replaces path with data so that a reader, or a restart after a crash, sees either

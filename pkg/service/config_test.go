@@ -7,9 +7,10 @@ import (
 	"flag"
 	"io"
 	"log/slog"
-	"slices"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/choreo-dev/choreo/pkg/service"
 )
@@ -37,6 +38,9 @@ func TestFromEnv(t *testing.T) {
 		"SMTP_ADDR":                "mail.example.com:25",
 		"TOPIC_PARTITIONS":         "12",
 		"TOPIC_REPLICATION_FACTOR": "-1",
+		"DATABASE_URL":             "postgres://u:p@db:5432/choreo?search_path=users",
+		"CHOREO_NAMESPACE":         "staging",
+		"START_TIMEOUT":            "1m30s",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -45,8 +49,11 @@ func TestFromEnv(t *testing.T) {
 		Brokers:           []string{"k1:9092", "k2:9093"},
 		RegistryURL:       "https://registry.example.com:8081",
 		DataDir:           "/srv/choreo",
+		DatabaseURL:       "postgres://u:p@db:5432/choreo?search_path=users",
 		HTTPAddr:          ":9000",
+		Namespace:         "staging",
 		SMTPAddr:          "mail.example.com:25",
+		StartTimeout:      90 * time.Second,
 		Partitions:        12,
 		ReplicationFactor: -1,
 	}
@@ -79,6 +86,8 @@ func TestFromEnvRejects(t *testing.T) {
 		{"TOPIC_PARTITIONS", "0x6"},
 		{"TOPIC_REPLICATION_FACTOR", "one"},
 		{"TOPIC_REPLICATION_FACTOR", "99999999999999999999"},
+		{"START_TIMEOUT", "30"},
+		{"START_TIMEOUT", "soon"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -120,7 +129,7 @@ func TestFlagsOverrideEnv(t *testing.T) {
 	}
 	want := service.Config{
 		Brokers: []string{"f1:1", "f2:2"}, RegistryURL: "https://flag:1", DataDir: "/flag", HTTPAddr: "flag:2",
-		SMTPAddr: "flag:25", Partitions: 9, ReplicationFactor: -1,
+		SMTPAddr: "flag:25", Partitions: 9, ReplicationFactor: -1, StartTimeout: 30 * time.Second,
 	}
 	if !equalConfig(c, want) {
 		t.Errorf("after flags:\n got %+v\nwant %+v", c, want)
@@ -177,6 +186,8 @@ func TestValidate(t *testing.T) {
 		{name: "replication factor 0 (the catalog's)", mutate: func(c *service.Config) { c.ReplicationFactor = 0 }},
 		{name: "replication factor beyond int16", mutate: func(c *service.Config) { c.ReplicationFactor = 40000 }, wantVar: []string{"TOPIC_REPLICATION_FACTOR"}},
 		{name: "replication factor -2", mutate: func(c *service.Config) { c.ReplicationFactor = -2 }, wantVar: []string{"TOPIC_REPLICATION_FACTOR"}},
+		{name: "start timeout 0", mutate: func(c *service.Config) { c.StartTimeout = 0 }, wantVar: []string{"START_TIMEOUT"}},
+		{name: "start timeout negative", mutate: func(c *service.Config) { c.StartTimeout = -time.Second }, wantVar: []string{"START_TIMEOUT"}},
 		{
 			name:    "several bad settings, each reported",
 			mutate:  func(c *service.Config) { c.Brokers, c.DataDir, c.Partitions = []string{"k1"}, "", -1 },
@@ -280,8 +291,7 @@ func TestMainBuildError(t *testing.T) {
 	}
 }
 
+// equalConfig compares every field, so that a setting added later is compared too.
 func equalConfig(a, b service.Config) bool {
-	return slices.Equal(a.Brokers, b.Brokers) && a.RegistryURL == b.RegistryURL && a.DataDir == b.DataDir &&
-		a.HTTPAddr == b.HTTPAddr && a.SMTPAddr == b.SMTPAddr && a.Partitions == b.Partitions &&
-		a.ReplicationFactor == b.ReplicationFactor
+	return reflect.DeepEqual(a, b)
 }

@@ -62,7 +62,7 @@ func TestTakenUsernameIsRejected(t *testing.T) {
 	if code, _ := stacktest.DoJSON("GET", stacktest.URL(s, "user-service", "/users?accountId="+second), "", nil); code != http.StatusNotFound {
 		t.Errorf("user of the rejected account: %d, want 404", code)
 	}
-	time.Sleep(200 * time.Millisecond) // a welcome email would have been sent by now
+	stacktest.Settled(t, s, 30*time.Second) // whatever the rejection could cause has happened
 	if ns, _ := stacktest.Notifications(s, second); len(ns) != 0 {
 		t.Errorf("the rejected account got %d emails", len(ns))
 	}

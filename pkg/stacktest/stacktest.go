@@ -122,7 +122,7 @@ func DoJSON(method, url, body string, out any) (int, error) {
 
 // Notification is a notification as the notification-service's API lists it.
 type Notification struct {
-	Kind, UserID, AccountID, To, EventType, CorrelationID, MessageID, Status string
+	Kind, UserID, AccountID, To, Subject, EventType, CorrelationID, MessageID, Status string
 }
 
 // Notifications returns the notifications of an account, oldest first; a status other than

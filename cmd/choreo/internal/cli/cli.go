@@ -35,6 +35,7 @@ func commands() []command {
 		{"trace", "[flags] <id>", "show the chain of events one operation took, checked against the catalog", runTrace},
 		{"registry", "[flags]", "serve the embedded schema registry on its own", runRegistry},
 		{"catalog", "docs|check [flags]", "render schemas/CATALOG.md, or check the catalog", runCatalog},
+		{"schema", "check [flags]", "check every schema against its earlier versions (history or registry)", runSchema},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/mail"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -60,6 +61,29 @@ func (a *API) Handler() http.Handler {
 type Registration struct {
 	Username *string `json:"username"`
 	Email    *string `json:"email"`
+	// Locale is the user's language as a BCP 47 tag ("en", "de-AT"); optional, DefaultLocale if
+	// absent. The welcome email is written in it.
+	Locale *string `json:"locale"`
+}
+
+// DefaultLocale is the locale of a registration that gives none, and the default of the
+// AccountCreated schema's locale field.
+const DefaultLocale = "en"
+
+// localeTag is the shape of a BCP 47 tag: a 2-3 letter language, then subtags.
+var localeTag = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$`)
+
+// LocaleTag returns the registration's locale, DefaultLocale if it gives none, or an
+// *httpapi.Error if it is not a BCP 47 tag.
+func (r Registration) LocaleTag() (string, error) {
+	if r.Locale == nil {
+		return DefaultLocale, nil
+	}
+	l := strings.TrimSpace(*r.Locale)
+	if len(l) > 35 || !localeTag.MatchString(l) {
+		return "", httpapi.Errorf(httpapi.CodeInvalid, "locale %q is not a BCP 47 language tag such as en or de-AT", *r.Locale)
+	}
+	return l, nil
 }
 
 // Validate returns the normalised username and email, or an *httpapi.Error saying what is wrong.
@@ -114,6 +138,11 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, a.Log, err)
 		return
 	}
+	locale, err := req.LocaleTag()
+	if err != nil {
+		httpapi.WriteError(w, a.Log, err)
+		return
+	}
 	now := a.Now().UTC().Truncate(time.Millisecond)
 	acc := store.Account{ID: uuid.NewString(), Username: username, Email: email, Status: "active", CreatedAt: now}
 	id := envelope.NewID()
@@ -122,7 +151,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		return a.Emit.Emit(r.Context(), tx, envelope.Envelope{ID: id, Time: now, CorrelationID: id},
-			&event.AccountCreated{AccountID: acc.ID, Username: username, Email: email, CreatedAt: now})
+			&event.AccountCreated{AccountID: acc.ID, Username: username, Email: email, CreatedAt: now, Locale: locale})
 	})
 	if err != nil {
 		httpapi.WriteError(w, a.Log, err)

@@ -196,8 +196,10 @@ func TestRegister(t *testing.T) {
 		body         string
 		wantUsername string
 		wantEmail    string
+		wantLocale   string // default "en"
 	}{
 		{name: "plain", contentType: "application/json", body: `{"username":"alice","email":"alice@example.com"}`, wantUsername: "alice", wantEmail: "alice@example.com"},
+		{name: "locale", contentType: "application/json", body: `{"username":"gerd","email":"g@example.com","locale":"de-AT"}`, wantUsername: "gerd", wantEmail: "g@example.com", wantLocale: "de-AT"},
 		{name: "trimmed", contentType: "application/json", body: `{"username":"  bob\t","email":" bob@example.org\n"}`, wantUsername: "bob", wantEmail: "bob@example.org"},
 		{name: "no Content-Type", body: `{"username":"carol","email":"carol@example.com"}`, wantUsername: "carol", wantEmail: "carol@example.com"},
 		{name: "charset", contentType: "application/json; charset=utf-8", body: `{"email":"d@example.com","username":"dave"}`, wantUsername: "dave", wantEmail: "d@example.com"},
@@ -266,7 +268,8 @@ func TestRegister(t *testing.T) {
 			if !ok {
 				t.Fatalf("emitted %T, want *event.AccountCreated", evs[0].ev)
 			}
-			if ev.AccountID != out.AccountID || ev.Username != tt.wantUsername || ev.Email != tt.wantEmail || !ev.CreatedAt.Equal(now) {
+			if ev.AccountID != out.AccountID || ev.Username != tt.wantUsername || ev.Email != tt.wantEmail || !ev.CreatedAt.Equal(now) ||
+				ev.Locale != cmpOr(tt.wantLocale, api.DefaultLocale) {
 				t.Errorf("AccountCreated = %+v, want account %s, %q, %q, created %v", ev, out.AccountID, tt.wantUsername, tt.wantEmail, now)
 			}
 			if evs[0].status != "active" {
@@ -303,6 +306,9 @@ func TestRegisterRejects(t *testing.T) {
 		{name: "username with a control character", body: `{"username":"ali\u0000ce","email":"a@example.com"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
 		{name: "username over 64 characters", body: `{"username":"` + strings.Repeat("a", api.MaxUsername+1) + `","email":"a@example.com"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
 		{name: "username of wrong type", body: `{"username":42,"email":"a@example.com"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
+		{name: "locale not a language tag", body: `{"username":"alice","email":"a@example.com","locale":"english please"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
+		{name: "empty locale", body: `{"username":"alice","email":"a@example.com","locale":""}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
+		{name: "locale of wrong type", body: `{"username":"alice","email":"a@example.com","locale":7}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
 		{name: "empty email", body: `{"username":"alice","email":""}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
 		{name: "email not-an-email", body: `{"username":"alice","email":"not-an-email"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
 		{name: "email a@b", body: `{"username":"alice","email":"a@b"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},

@@ -12,17 +12,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/choreo-dev/choreo/pkg/smtptest"
 	"github.com/choreo-dev/choreo/services/notification/internal/mail"
 )
 
 func TestSMTPMailerConformance(t *testing.T) {
 	t.Parallel()
 	testMailer(t, func(t *testing.T) mailerHarness {
-		srv := startSMTPServer(t, smtpServerConfig{})
-		return mailerHarness{mailer: newSMTPMailer(t, srv.addr), delivered: func(*testing.T) [][]byte {
+		srv := smtptest.Start(t)
+		return mailerHarness{mailer: newSMTPMailer(t, srv.Addr()), delivered: func(*testing.T) [][]byte {
 			var out [][]byte
-			for _, r := range srv.messages() {
-				out = append(out, r.data)
+			for _, r := range srv.Messages() {
+				out = append(out, r.Data)
 			}
 			return out
 		}}
@@ -31,48 +32,51 @@ func TestSMTPMailerConformance(t *testing.T) {
 
 func TestSMTPMailerSend(t *testing.T) {
 	t.Parallel()
-	srv := startSMTPServer(t, smtpServerConfig{})
+	srv := smtptest.Start(t)
 	m := welcomeMessage()
-	if err := newSMTPMailer(t, srv.addr).Send(t.Context(), m); err != nil {
+	if err := newSMTPMailer(t, srv.Addr()).Send(t.Context(), m); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	got := srv.messages()
+	got := srv.Messages()
 	if len(got) != 1 {
 		t.Fatalf("server received %d messages, want 1", len(got))
 	}
 	r := got[0]
-	if r.from != "welcome@choreo.local" || r.to != "john@example.com" {
-		t.Errorf("envelope = %q -> %q, want welcome@choreo.local -> john@example.com", r.from, r.to)
+	if r.From != "welcome@choreo.local" || r.To != "john@example.com" {
+		t.Errorf("envelope = %q -> %q, want welcome@choreo.local -> john@example.com", r.From, r.To)
 	}
-	if srv.sawCommand("STARTTLS") {
+	if srv.SawCommand("STARTTLS") {
 		t.Error("client tried STARTTLS on loopback")
 	}
-	if srv.sawCommand("AUTH") {
+	if srv.SawCommand("AUTH") {
 		t.Error("client authenticated without WithAuth")
 	}
-	if !srv.sawCommand("QUIT") {
+	if !srv.SawCommand("QUIT") {
 		t.Error("client did not QUIT")
 	}
-	assertWelcome(t, m, r.data)
+	assertWelcome(t, m, r.Data)
 }
 
 func TestSMTPMailerAuth(t *testing.T) {
 	t.Parallel()
-	srv := startSMTPServer(t, smtpServerConfig{})
-	host, _, _ := net.SplitHostPort(srv.addr)
-	mailer := newSMTPMailer(t, srv.addr,
+	srv := smtptest.Start(t)
+	host, _, _ := net.SplitHostPort(srv.Addr())
+	mailer := newSMTPMailer(t, srv.Addr(),
 		mail.WithAuth(smtp.PlainAuth("", "choreo", "s3cret", host)),
 		mail.WithHelo("notification.choreo.local"))
 	if err := mailer.Send(t.Context(), welcomeMessage()); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	got := srv.messages()
+	got := srv.Messages()
 	if len(got) != 1 {
 		t.Fatalf("server received %d messages, want 1", len(got))
 	}
 	want := "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00choreo\x00s3cret"))
-	if got[0].auth != want {
-		t.Errorf("auth = %q, want %q", got[0].auth, want)
+	if got[0].Auth != want {
+		t.Errorf("auth = %q, want %q", got[0].Auth, want)
+	}
+	if got[0].Helo != "notification.choreo.local" {
+		t.Errorf("EHLO %q, want the WithHelo name notification.choreo.local", got[0].Helo)
 	}
 }
 
@@ -97,8 +101,8 @@ func TestSMTPMailerReplies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s %d", tt.stage, tt.wantCode), func(t *testing.T) {
 			t.Parallel()
-			srv := startSMTPServer(t, smtpServerConfig{replies: map[string]string{tt.stage: tt.reply}})
-			err := newSMTPMailer(t, srv.addr).Send(t.Context(), welcomeMessage())
+			srv := smtptest.Start(t, smtptest.WithReply(tt.stage, tt.reply))
+			err := newSMTPMailer(t, srv.Addr()).Send(t.Context(), welcomeMessage())
 			var reply *textproto.Error
 			if !errors.As(err, &reply) || reply.Code != tt.wantCode {
 				t.Fatalf("Send = %v, want SMTP reply %d", err, tt.wantCode)
@@ -109,7 +113,7 @@ func TestSMTPMailerReplies(t *testing.T) {
 			if errors.Is(err, mail.ErrInvalidMessage) {
 				t.Errorf("server reply %v reported as ErrInvalidMessage", err)
 			}
-			if got := srv.messages(); len(got) != 0 {
+			if got := srv.Messages(); len(got) != 0 {
 				t.Errorf("server accepted %d messages, want 0", len(got))
 			}
 		})
@@ -162,13 +166,16 @@ func TestSMTPMailerCutShort(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startSMTPServer(t, smtpServerConfig{silent: true})
-			mailer := newSMTPMailer(t, srv.addr, tt.opts...) // default timeout is 10s
+			srv := smtptest.Start(t, smtptest.Silent())
+			mailer := newSMTPMailer(t, srv.Addr(), tt.opts...) // default timeout is 10s
 			ctx := tt.ctx(t)
 			start := time.Now()
 			err := mailer.Send(ctx, welcomeMessage())
-			if elapsed := time.Since(start); elapsed > 2*time.Second {
-				t.Errorf("Send took %v against a silent server", elapsed)
+			// A silent server never lets Send finish on its own, so it ends by a timeout: the
+			// one under test (200ms) or, if that were ignored, the default. Reaching the default
+			// is the failure; the margin between them absorbs any load.
+			if elapsed := time.Since(start); elapsed >= defaultSMTPTimeout {
+				t.Errorf("Send took %v against a silent server: the default timeout (%v) ended it, not the one under test", elapsed, defaultSMTPTimeout)
 			}
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("Send = %v, want %v", err, tt.wantErr)
@@ -259,6 +266,9 @@ func TestIsTemporary(t *testing.T) {
 		})
 	}
 }
+
+// defaultSMTPTimeout is SMTPMailer's documented default timeout.
+const defaultSMTPTimeout = 10 * time.Second
 
 func newSMTPMailer(t *testing.T, addr string, opts ...mail.SMTPOption) *mail.SMTPMailer {
 	t.Helper()

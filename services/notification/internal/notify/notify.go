@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/choreo-dev/choreo/pkg/consumer"
@@ -55,9 +56,23 @@ func MessageID(kind, userID string) string {
 }
 
 func (n *Notifier) welcome(ctx context.Context, tx *consumer.Tx, ev *event.UserCreated) error {
-	return n.send(ctx, tx, Welcome, ev.UserID, ev.AccountID, ev.Email,
-		"Welcome to choreo, "+ev.Username,
-		fmt.Sprintf("Hello %s,\n\nyour account is ready. Welcome aboard!\n\n-- choreo\n", ev.Username))
+	subject, text := WelcomeEmail(ev.Locale, ev.Username)
+	return n.send(ctx, tx, Welcome, ev.UserID, ev.AccountID, ev.Email, subject, text)
+}
+
+// WelcomeEmail returns the subject and text of the welcome email to username in the language of
+// locale, a BCP 47 tag: German for "de" and its regional forms, English for anything else
+// (including "", what a UserCreated without a locale carries).
+func WelcomeEmail(locale, username string) (subject, text string) {
+	lang, _, _ := strings.Cut(strings.ToLower(locale), "-")
+	switch lang {
+	case "de":
+		return "Willkommen bei choreo, " + username,
+			fmt.Sprintf("Hallo %s,\n\ndein Konto ist bereit. Willkommen an Bord!\n\n-- choreo\n", username)
+	default:
+		return "Welcome to choreo, " + username,
+			fmt.Sprintf("Hello %s,\n\nyour account is ready. Welcome aboard!\n\n-- choreo\n", username)
+	}
 }
 
 func (n *Notifier) farewell(ctx context.Context, tx *consumer.Tx, ev *event.UserDeleted) error {

@@ -123,3 +123,13 @@ func TestSenderGivesUpOnAPermanentFailure(t *testing.T) {
 		t.Fatalf("%s after %d attempts, %d sent; want failed after 1, none sent", status, attempts, len(m.sent))
 	}
 }
+
+// TestMessageIDIsGolden: the Message-ID is the idempotency key a mail server or a reader uses to
+// recognise a resend, and the notifications table's key; a change would make every email of an
+// upgraded service new.
+func TestMessageIDIsGolden(t *testing.T) {
+	t.Parallel()
+	if got, want := notify.MessageID(notify.Welcome, "ff643d8b-b51f-55e7-854e-cd748a9f47e0"), "cfb872b2-dd5f-56be-b534-0edd32caea94@choreo.local"; got != want {
+		t.Errorf("MessageID(welcome, user of acc-1) = %s, want %s", got, want)
+	}
+}

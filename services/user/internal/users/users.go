@@ -50,7 +50,7 @@ func createUser(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) 
 	}
 	u := event.UserCreated{
 		UserID: UserID(ev.AccountID), AccountID: ev.AccountID, Username: ev.Username, Email: ev.Email,
-		CreatedAt: ev.CreatedAt,
+		CreatedAt: ev.CreatedAt, Locale: ev.Locale, // an AccountCreated written before locale existed reads as the default
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO users (id, account_id, username, email, created_at)
 		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, u.UserID, u.AccountID, u.Username, u.Email, u.CreatedAt.UnixMilli())

@@ -1,0 +1,284 @@
+// Package smtptest is an in-process SMTP server for tests that must see every email the code
+// sends: it records each message whose DATA it accepts, so a second delivery of one email is a
+// second entry (a mailbox or a file named by Message-ID would merge the two).
+//
+// It speaks just enough of RFC 5321 for net/smtp clients: greeting, EHLO/HELO, AUTH PLAIN, MAIL,
+// RCPT, DATA (with dot-unstuffing), RSET, NOOP and QUIT. It advertises STARTTLS but refuses it
+// with a 454, so a client that tries it on loopback fails visibly.
+package smtptest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/mail"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Message is one message the server accepted (its end of DATA answered 2xx).
+type Message struct {
+	From, To string // envelope addresses
+	Helo     string // the name the client announced in EHLO or HELO
+	Auth     string // the AUTH command line, if any
+	Data     []byte // the message after dot-unstuffing, CRLF intact
+}
+
+// MessageID returns the message's Message-ID without angle brackets, or "" if it has none or
+// its header cannot be parsed.
+func (m Message) MessageID() string {
+	msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+	if err != nil {
+		return ""
+	}
+	return strings.Trim(msg.Header.Get("Message-ID"), "<> ")
+}
+
+// Server is a running test SMTP server. Its methods are safe for concurrent use.
+type Server struct {
+	addr    string
+	replies map[string]string
+	silent  bool
+	log     func(format string, args ...any)
+
+	mu       sync.Mutex
+	received []Message
+	commands []string
+}
+
+// Option changes how the server answers.
+type Option func(*Server)
+
+// WithReply overrides the reply to a stage: "GREETING", a command verb ("EHLO", "MAIL", "RCPT",
+// "DATA", ...) or "." for the end of DATA. By default every stage succeeds.
+func WithReply(stage, reply string) Option {
+	return func(s *Server) { s.replies[stage] = reply }
+}
+
+// Silent makes the server accept connections and never write a byte, as a hung server does. The
+// default is to answer.
+func Silent() Option {
+	return func(s *Server) { s.silent = true }
+}
+
+// Start starts a server on a free port of 127.0.0.1 and stops it when t ends.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("smtptest: listen: %v", err)
+	}
+	s := &Server{addr: ln.Addr().String(), replies: map[string]string{}, log: t.Logf}
+	for _, o := range opts {
+		o(s)
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
+	)
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return // listener closed by the clean-up
+			}
+			mu.Lock()
+			if closed {
+				mu.Unlock()
+				conn.Close()
+				return
+			}
+			conns = append(conns, conn)
+			mu.Unlock()
+			wg.Go(func() {
+				defer conn.Close()
+				if err := s.serve(conn); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+					s.log("smtptest: %v", err)
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return s
+}
+
+// Addr returns the server's host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// Messages returns every message accepted so far, in the order their DATA ended.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.received)
+}
+
+// Count returns how many messages were accepted so far.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.received)
+}
+
+// ByRecipient groups the accepted messages by envelope recipient.
+func (s *Server) ByRecipient() map[string][]Message {
+	out := map[string][]Message{}
+	for _, m := range s.Messages() {
+		out[m.To] = append(out[m.To], m)
+	}
+	return out
+}
+
+// Repeats returns, for each Message-ID accepted more than once, how many times it was: the
+// second deliveries of one email. A message without a Message-ID is counted under "".
+func (s *Server) Repeats() map[string]int {
+	n := map[string]int{}
+	for _, m := range s.Messages() {
+		n[m.MessageID()]++
+	}
+	for id, c := range n {
+		if c < 2 {
+			delete(n, id)
+		}
+	}
+	return n
+}
+
+// SawCommand reports whether any client sent the verb.
+func (s *Server) SawCommand(verb string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.commands, verb)
+}
+
+func (s *Server) reply(stage, def string) string {
+	if r, ok := s.replies[stage]; ok {
+		return r
+	}
+	return def
+}
+
+func (s *Server) serve(conn net.Conn) error {
+	r := bufio.NewReader(conn)
+	if s.silent {
+		_, err := r.WriteTo(io.Discard) // hold the line until the client gives up
+		return err
+	}
+	w := bufio.NewWriter(conn)
+	send := func(reply string) error {
+		if _, err := w.WriteString(reply + "\r\n"); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	readLine := func() (string, error) {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		if !strings.HasSuffix(line, "\r\n") {
+			return "", fmt.Errorf("line %q not terminated by CRLF", line)
+		}
+		return line, nil
+	}
+
+	greeting := s.reply("GREETING", "220 test.local ESMTP ready")
+	if err := send(greeting); err != nil || !strings.HasPrefix(greeting, "2") {
+		return err
+	}
+	var cur Message
+	for {
+		line, err := readLine()
+		if err != nil {
+			return err
+		}
+		cmd := strings.TrimSuffix(line, "\r\n")
+		verb, arg, _ := strings.Cut(cmd, " ")
+		verb = strings.ToUpper(verb)
+		s.mu.Lock()
+		s.commands = append(s.commands, verb)
+		s.mu.Unlock()
+
+		var reply string
+		switch verb {
+		case "EHLO":
+			cur.Helo = arg
+			reply = s.reply(verb, "250-test.local\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 AUTH PLAIN")
+		case "HELO":
+			cur.Helo = arg
+			reply = s.reply(verb, "250 ok")
+		case "NOOP":
+			reply = s.reply(verb, "250 ok")
+		case "STARTTLS":
+			reply = s.reply(verb, "454 4.7.0 TLS not available")
+		case "AUTH":
+			cur.Auth = cmd
+			reply = s.reply(verb, "235 2.7.0 authenticated")
+		case "RSET":
+			cur = Message{Helo: cur.Helo, Auth: cur.Auth}
+			reply = s.reply(verb, "250 ok")
+		case "MAIL":
+			cur.From = envelopeAddr(arg)
+			reply = s.reply(verb, "250 2.1.0 ok")
+		case "RCPT":
+			cur.To = envelopeAddr(arg)
+			reply = s.reply(verb, "250 2.1.5 ok")
+		case "DATA":
+			reply = s.reply(verb, "354 end with <CRLF>.<CRLF>")
+			if err := send(reply); err != nil {
+				return err
+			}
+			if !strings.HasPrefix(reply, "3") {
+				continue
+			}
+			var data strings.Builder
+			for {
+				line, err := readLine()
+				if err != nil {
+					return err
+				}
+				if line == ".\r\n" {
+					break
+				}
+				data.WriteString(strings.TrimPrefix(line, ".")) // undo dot-stuffing
+			}
+			reply = s.reply(".", "250 2.0.0 queued")
+			if strings.HasPrefix(reply, "2") {
+				cur.Data = []byte(data.String())
+				s.mu.Lock()
+				s.received = append(s.received, cur)
+				s.mu.Unlock()
+			}
+			cur = Message{Helo: cur.Helo, Auth: cur.Auth}
+		case "QUIT":
+			return send("221 2.0.0 bye")
+		default:
+			reply = "502 5.5.2 not implemented"
+		}
+		if err := send(reply); err != nil {
+			return err
+		}
+	}
+}
+
+// envelopeAddr extracts the address from "FROM:<a@b> BODY=8BITMIME".
+func envelopeAddr(arg string) string {
+	_, rest, _ := strings.Cut(arg, "<")
+	addr, _, _ := strings.Cut(rest, ">")
+	return addr
+}
