@@ -82,10 +82,10 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 			s.Close()
 		}
 	}()
-	if s.catalog, err = catalog.Load(schemas.FS); err != nil {
+	if s.catalog, err = catalog.Load(schemas.FS); err != nil { // for the topic settings
 		return nil, err
 	}
-	types, err := event.NewRegistry(s.catalog)
+	types, err := event.Load()
 	if err != nil {
 		return nil, err
 	}
