@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 
-.PHONY: help run build test test-fast test-integration generate lint bench kafka kafka-stop up down smoke clean
+.PHONY: help run build test test-fast test-integration generate lint bench kafka kafka-stop up down smoke clean kafka-secure kafka-secure-stop up-secure test-secure
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -16,15 +16,16 @@ build: ## build the CLI and the three services into bin/
 
 test: lint schema-check test-fast test-interop test-integration ## everything CI runs: lint, the schema-evolution gate, the suite on kfake+SQLite with -race, Confluent's client against choreo, the suite on real Kafka+PostgreSQL
 
-test-fast: ## the whole suite on the embedded broker (kfake) and SQLite, with the race detector
+test-fast: asyncapi-validator ## the whole suite on the embedded broker (kfake) and SQLite, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 test-integration: ## the whole suite with -race on a real Apache Kafka broker and PostgreSQL (started here unless KAFKA_BROKERS / TEST_DATABASE_URL are set)
 	GO=$(GO) bash deployments/local/integration.sh
 
-generate: ## regenerate Go event types from schemas/*.avsc and schemas/CATALOG.md
+generate: ## regenerate Go event types from schemas/*.avsc, schemas/CATALOG.md and the AsyncAPI documents
 	$(GO) generate ./...
 	$(GO) run ./cmd/choreo catalog docs -o schemas/CATALOG.md
+	$(GO) run ./cmd/choreo catalog asyncapi -o schemas/asyncapi
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -54,6 +55,18 @@ up: ## the full stack as separate processes: docker compose, or local processes 
 down: ## stop what make up started
 	bash deployments/local/down.sh
 
+kafka-secure: ## start the secured broker (SASL_SSL + SCRAM-SHA-512 on 9094, mutual TLS on 9095, ACLs enforced)
+	bash deployments/kafka/kafka-secure.sh start
+
+kafka-secure-stop: ## stop that broker
+	bash deployments/kafka/kafka-secure.sh stop
+
+up-secure: ## make up on the secured broker: topics, users and ACLs from the catalog (choreo acls apply), each service its own principal
+	CHOREO_UP_SECURE=1 bash deployments/local/up.sh
+
+test-secure: ## the secured suite (TLS, SCRAM, per-service ACLs, denied writes, start-up errors) on the secured broker, started here
+	GO=$(GO) bash deployments/local/secure-test.sh
+
 smoke: ## make up, the README kcat recipe, make down
 	bash deployments/local/smoke.sh
 
@@ -73,6 +86,8 @@ schema-check: ## the schema-evolution gate: every schemas/*.avsc against its his
 FUZZTIME ?= 30s
 fuzz: ## run each fuzzer for FUZZTIME (default 30s); the seed corpora run in make test
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./pkg/codec/
+	$(GO) test -run '^$$' -fuzz '^FuzzEncodeEvent$$' -fuzztime $(FUZZTIME) ./pkg/avrojson/
+	$(GO) test -run '^$$' -fuzz '^FuzzToBinary$$' -fuzztime $(FUZZTIME) ./pkg/avrojson/
 	$(GO) test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./services/account/internal/api/
 
 test-faults: ## fault tests: 2,000 registrations per scenario through service processes on a real broker and PostgreSQL, with kill -9, broker restart, rebalance and injected duplicates, then on a three-broker cluster
@@ -80,3 +95,14 @@ test-faults: ## fault tests: 2,000 registrations per scenario through service pr
 
 test-faults-cluster: ## only the fault tests on a three-broker cluster of their own (kill -9 of the leading broker, two brokers lost)
 	CHOREO_FAULTS=1 $(GO) test -count=1 -timeout 30m -v -run TestClusterFaults ./faults/
+
+# The AsyncAPI documents are validated by the AsyncAPI project's parser (npm), which the Go test
+# of pkg/asyncapi runs with node. npm ci runs only when package-lock.json is newer than the
+# installed packages; without npm the test says SKIPPED (no node) or installs them itself.
+ASYNCAPI_VALIDATOR := schemas/asyncapi/validate
+.PHONY: asyncapi-validator
+asyncapi-validator: ## install the AsyncAPI validator's npm packages (only when package-lock.json changed)
+	@if ! command -v npm >/dev/null 2>&1; then echo "npm not installed: the AsyncAPI validation test will say SKIPPED"; \
+	elif [ ! -f $(ASYNCAPI_VALIDATOR)/node_modules/.package-lock.json ] || \
+	     [ $(ASYNCAPI_VALIDATOR)/package-lock.json -nt $(ASYNCAPI_VALIDATOR)/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix $(ASYNCAPI_VALIDATOR) --ignore-scripts --no-audit --no-fund; fi

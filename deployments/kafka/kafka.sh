@@ -13,11 +13,32 @@
 #   KAFKA_JVM_OPTS         extra JVM flags              (default empty)
 #   JAVA_HOME / JAVA       java to use                  (default java on PATH)
 #   MVN                    maven to use                 (default mvn)
+#
+# Secured broker (KAFKA_SECURE=1, or kafka-secure.sh): no plaintext listener; clients use
+# SASL_SSL with SCRAM-SHA-512, or mutual TLS; the controller listener and the broker's own
+# connections are authenticated too; the StandardAuthorizer denies what no ACL allows. The
+# super users are User:admin (SCRAM, password generated at format time) and User:broker (the
+# broker's own certificate). TLS material comes from certs.sh, under the data dir.
+#   KAFKA_SASL_SSL_PORT    SASL_SSL (SCRAM-SHA-512) listener port  (default 9094)
+#   KAFKA_SSL_PORT         mutual-TLS listener port                (default 9095)
+#   KAFKA_CONTROLLER_PORT  (SSL, client certificates required)     (default 9096 when secured)
+#   KAFKA_DATA_DIR                                                 (default <repo>/var/broker-secure)
+#   Written there: tls/ (CA, certificates), admin.password, admin.env (the client settings of
+#   User:admin, to source: KAFKA_BROKERS, KAFKA_TLS*, KAFKA_SASL_*), admin-mtls.env (the same
+#   user over mutual TLS: its client certificate instead of a password).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 
+KAFKA_SECURE="${KAFKA_SECURE:-0}"
+if [ "$KAFKA_SECURE" = 1 ]; then
+  KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-9094}"
+  KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-9095}"
+  KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9096}"
+  KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/var/broker-secure}"
+  KAFKA_PORT="$KAFKA_SASL_SSL_PORT" # the port clients are pointed at
+fi
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/var/broker}"
@@ -50,6 +71,9 @@ resolve_paths() {
   PROPS_FILE="$DATA_DIR/server.properties"
   CLUSTER_ID_FILE="$DATA_DIR/cluster.id"
   LOG_DIRS="$DATA_DIR/data"
+  TLS_DIR="$DATA_DIR/tls"
+  ADMIN_PW_FILE="$DATA_DIR/admin.password"
+  ENV_FILE="$DATA_DIR/admin.env"
 }
 
 check_port() {
@@ -80,9 +104,14 @@ port_open() {
 }
 
 # Succeeds once the broker serves metadata listing itself (or, without kcat,
-# once the port accepts connections).
+# once the port accepts connections). A secured broker is ready once its client
+# port accepts connections and its log says it started: kcat cannot log in.
 broker_answers() {
   port_open "$KAFKA_PORT" || return 1
+  if [ "$KAFKA_SECURE" = 1 ]; then
+    grep -q 'Kafka Server started' "$LOG_FILE" 2>/dev/null
+    return
+  fi
   if command -v kcat >/dev/null 2>&1; then
     kcat -L -b "$HOST:$KAFKA_PORT" -t __none -m 2 2>/dev/null | grep -q "broker 1 at $HOST:$KAFKA_PORT"
   fi
@@ -121,8 +150,60 @@ write_props() {
     echo "advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT"
     echo "controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT"
     echo "log.dirs=$LOG_DIRS"
+    if [ "$KAFKA_SECURE" = 1 ]; then secure_props; fi
   } >"$tmp"
   mv "$tmp" "$PROPS_FILE"
+}
+
+# The secured broker's listeners and security settings; they override the ones above (the
+# last value of a key wins in a properties file).
+secure_props() {
+  echo
+  echo "# KAFKA_SECURE=1"
+  echo "listeners=SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT,SSL://$HOST:$KAFKA_SSL_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT"
+  echo "advertised.listeners=SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT,SSL://$HOST:$KAFKA_SSL_PORT"
+  echo "listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:SSL"
+  echo "inter.broker.listener.name=SASL_SSL"
+  echo "sasl.enabled.mechanisms=SCRAM-SHA-512"
+  echo "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512"
+  echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(cat "$ADMIN_PW_FILE")\";"
+  echo "ssl.keystore.type=PEM"
+  echo "ssl.keystore.location=$TLS_DIR/broker-keystore.pem"
+  echo "ssl.truststore.type=PEM"
+  echo "ssl.truststore.location=$TLS_DIR/ca.pem"
+  # Client certificates: required on the mutual-TLS and controller listeners. KRaft cannot use
+  # SCRAM on the controller listener (the credentials live in the metadata it serves).
+  echo "listener.name.ssl.ssl.client.auth=required"
+  echo "listener.name.controller.ssl.client.auth=required"
+  echo "ssl.principal.mapping.rules=RULE:^CN=([a-zA-Z0-9._-]+)\$/\$1/,DEFAULT"
+  echo "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+  echo "allow.everyone.if.no.acl.found=false"
+  echo "super.users=User:admin;User:broker"
+}
+
+# The secured broker's TLS material, admin password and client settings file.
+ensure_secrets() {
+  bash "$SCRIPT_DIR/certs.sh" "$TLS_DIR" admin
+  if [ ! -s "$ADMIN_PW_FILE" ]; then
+    (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$ADMIN_PW_FILE")
+  fi
+  {
+    echo "# Client settings of User:admin on the secured broker (written by kafka.sh)."
+    echo "export KAFKA_BROKERS=$HOST:$KAFKA_SASL_SSL_PORT"
+    echo "export KAFKA_TLS=true"
+    echo "export KAFKA_TLS_CA_FILE=$TLS_DIR/ca.pem"
+    echo "export KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+    echo "export KAFKA_SASL_USERNAME=admin"
+    echo "export KAFKA_SASL_PASSWORD_FILE=$ADMIN_PW_FILE"
+  } >"$ENV_FILE"
+  {
+    echo "# Client settings of User:admin over mutual TLS on the secured broker (written by kafka.sh)."
+    echo "export KAFKA_BROKERS=$HOST:$KAFKA_SSL_PORT"
+    echo "export KAFKA_TLS=true"
+    echo "export KAFKA_TLS_CA_FILE=$TLS_DIR/ca.pem"
+    echo "export KAFKA_TLS_CERT_FILE=$TLS_DIR/client-admin.pem"
+    echo "export KAFKA_TLS_KEY_FILE=$TLS_DIR/client-admin.key"
+  } >"$DATA_DIR/admin-mtls.env"
 }
 
 ensure_formatted() {
@@ -140,13 +221,23 @@ ensure_formatted() {
     echo "$cid" >"$CLUSTER_ID_FILE"
   fi
   mkdir -p "$LOG_DIRS"
-  run_tool kafka.tools.StorageTool format -t "$cid" -c "$PROPS_FILE" >"$DATA_DIR/format.log" 2>&1 ||
+  local scram=()
+  if [ "$KAFKA_SECURE" = 1 ]; then
+    # The admin's SCRAM credentials go into the metadata log at format time: there is no
+    # other way to log in to a broker that authenticates everyone.
+    scram=(--add-scram "SCRAM-SHA-512=[name=admin,password=$(cat "$ADMIN_PW_FILE")]")
+  fi
+  run_tool kafka.tools.StorageTool format -t "$cid" -c "$PROPS_FILE" "${scram[@]}" >"$DATA_DIR/format.log" 2>&1 ||
     { cat "$DATA_DIR/format.log" >&2; die "formatting $LOG_DIRS failed"; }
 }
 
 # --- commands ---------------------------------------------------------------
 
 success_line() {
+  if [ "$KAFKA_SECURE" = 1 ]; then
+    echo "kafka $(kafka_version) (secured) listening on SASL_SSL $HOST:$KAFKA_SASL_SSL_PORT and mutual TLS $HOST:$KAFKA_SSL_PORT (data: $DATA_DIR, log: $LOG_FILE; admin client settings: source $ENV_FILE)"
+    return
+  fi
   echo "kafka $(kafka_version) listening on $HOST:$KAFKA_PORT (data: $DATA_DIR, log: $LOG_FILE)"
 }
 
@@ -165,7 +256,12 @@ cmd_start() {
   fi
   command -v "$JAVA" >/dev/null 2>&1 || die "java ('$JAVA') not found; Java 17+ is needed"
 
+  if [ "$KAFKA_SECURE" = 1 ] && port_open "$KAFKA_SSL_PORT"; then
+    die "something else is already listening on $HOST:$KAFKA_SSL_PORT (set KAFKA_SSL_PORT)"
+  fi
+
   ensure_classpath "$DATA_DIR"
+  if [ "$KAFKA_SECURE" = 1 ]; then ensure_secrets; fi
   write_props
   ensure_formatted
 
@@ -226,6 +322,9 @@ cmd_wait() {
 main() {
   check_port KAFKA_PORT "$KAFKA_PORT"
   check_port KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
+  if [ "$KAFKA_SECURE" = 1 ]; then
+    check_port KAFKA_SSL_PORT "$KAFKA_SSL_PORT"
+  fi
   resolve_paths
   case "${1:-}" in
     start) cmd_start ;;

@@ -24,7 +24,11 @@ for name in notification-service user-service account-service schema-registry; d
   fi
   rm -f "$pidf"
 done
-bash deployments/kafka/kafka.sh stop
+if [ "$(cat var/run/mode 2>/dev/null)" = secure ]; then
+  bash deployments/kafka/kafka-secure.sh stop
+else
+  bash deployments/kafka/kafka.sh stop
+fi
 if [ -f var/run/postgres ]; then
   bash deployments/postgres/postgres.sh stop
   rm -f var/run/postgres

@@ -3,12 +3,21 @@
 # one: a real Kafka broker from Maven Central, the schema registry (choreo registry) and each
 # service as its own OS process, with logs in var/log and pid files in var/run.
 # CHOREO_UP_MODE=local forces the local processes even where Docker answers.
+# CHOREO_UP_SECURE=1 (make up-secure) runs them on the secured broker (kafka-secure.sh: SASL_SSL
+# with SCRAM-SHA-512, ACLs enforced), after `choreo acls apply` has created the topics and one
+# SCRAM user per service with the catalog's ACLs; each service logs in as its own user.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 mkdir -p var/run var/log
+secure="${CHOREO_UP_SECURE:-0}"
+# Listen addresses; the defaults are the ones the README uses.
+reg_addr="${CHOREO_REGISTRY_ADDR:-127.0.0.1:8081}"
+account_addr="${CHOREO_ACCOUNT_ADDR:-127.0.0.1:8080}"
+user_addr="${CHOREO_USER_ADDR:-127.0.0.1:8082}"
+notification_addr="${CHOREO_NOTIFICATION_ADDR:-127.0.0.1:8083}"
 
-if [ "${CHOREO_UP_MODE:-}" != local ] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+if [ "$secure" != 1 ] && [ "${CHOREO_UP_MODE:-}" != local ] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   echo "make up: a Docker engine answers: docker compose up (docker-compose.yml)"
   echo docker > var/run/mode
   exec docker compose up -d --wait --build
@@ -17,7 +26,23 @@ echo "make up: no Docker engine: the stack as local processes (logs var/log, pid
 echo local > var/run/mode
 
 go build -o bin/ ./cmd/choreo ./services/account ./services/user ./services/notification
-bash deployments/kafka/kafka.sh start
+# principal NAME: the environment that logs a service in as its own user (none without security).
+principal() { :; }
+if [ "$secure" = 1 ]; then
+  echo secure > var/run/mode
+  bash deployments/kafka/kafka-secure.sh start
+  kdir="$(cd "${KAFKA_DATA_DIR:-var/broker-secure}" && pwd)"
+  (
+    # shellcheck disable=SC1091 # written by kafka.sh
+    source "$kdir/admin.env"
+    bin/choreo acls apply -passwords-dir "$kdir/users" | sed 's/^/  acls apply: /'
+  )
+  export KAFKA_BROKERS="127.0.0.1:${KAFKA_SASL_SSL_PORT:-9094}" KAFKA_TLS=true KAFKA_TLS_CA_FILE="$kdir/tls/ca.pem" KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+  principal() { echo "KAFKA_SASL_USERNAME=$1" "KAFKA_SASL_PASSWORD_FILE=$kdir/users/$1.password"; }
+else
+  bash deployments/kafka/kafka.sh start
+  export KAFKA_BROKERS=127.0.0.1:9092
+fi
 
 # start NAME CMD...: run CMD in the background unless NAME already runs.
 start() {
@@ -59,14 +84,17 @@ else
   echo "  PostgreSQL is not installed (apt-get install postgresql): the services keep SQLite files in var/local"
 fi
 
-start schema-registry bin/choreo registry -addr 127.0.0.1:8081 -data-dir var/local
-wait_http schema-registry http://127.0.0.1:8081/subjects
+start schema-registry bin/choreo registry -addr "$reg_addr" -data-dir var/local
+wait_http schema-registry "http://$reg_addr/subjects"
 
-export KAFKA_BROKERS=127.0.0.1:9092 SCHEMA_REGISTRY_URL=http://127.0.0.1:8081 DATA_DIR=var/local
-DATABASE_URL=${dburl[account]:-} HTTP_ADDR=127.0.0.1:8080 start account-service bin/account
-wait_http account-service http://127.0.0.1:8080/healthz
-DATABASE_URL=${dburl[user]:-} HTTP_ADDR=127.0.0.1:8082 start user-service bin/user
-DATABASE_URL=${dburl[notification]:-} HTTP_ADDR=127.0.0.1:8083 start notification-service bin/notification
-wait_http user-service http://127.0.0.1:8082/healthz
-wait_http notification-service http://127.0.0.1:8083/healthz
+export SCHEMA_REGISTRY_URL="http://$reg_addr" DATA_DIR=var/local
+# shellcheck disable=SC2046 # principal prints NAME=value words for env
+DATABASE_URL=${dburl[account]:-} HTTP_ADDR=$account_addr start account-service env $(principal account-service) bin/account
+wait_http account-service "http://$account_addr/healthz"
+# shellcheck disable=SC2046
+DATABASE_URL=${dburl[user]:-} HTTP_ADDR=$user_addr start user-service env $(principal user-service) bin/user
+# shellcheck disable=SC2046
+DATABASE_URL=${dburl[notification]:-} HTTP_ADDR=$notification_addr start notification-service env $(principal notification-service) bin/notification
+wait_http user-service "http://$user_addr/healthz"
+wait_http notification-service "http://$notification_addr/healthz"
 echo "make up: done; stop with make down"

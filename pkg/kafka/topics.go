@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // ErrDrift is wrapped by every error about an existing topic whose settings give weaker
@@ -88,13 +89,30 @@ func compare(ctx context.Context, adm *kadm.Client, existing map[string]kadm.Top
 	for i, t := range declared {
 		names[i] = t.Name
 	}
+	var drifts []Drift
+	// A least-privilege principal (choreo acls) may not describe configs: then only partitions
+	// and replication are compared, and the caller is told so.
+	unauthorized := func(topic string) {
+		drifts = append(drifts, Drift{Topic: topic, Setting: "configs", Have: "unknown", Want: "compared",
+			Why: "not authorized to describe the topic's configs (DESCRIBE_CONFIGS), so min.insync.replicas, retention and cleanup policy were not compared"})
+	}
 	rcs, err := adm.DescribeTopicConfigs(ctx, names...)
+	if isAuthorization(err) {
+		for _, n := range names {
+			unauthorized(n)
+		}
+		rcs, err = nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("describe configs of %v: %w", names, err)
 	}
 	configs := map[string]map[string]string{}
 	var errs []error
 	for _, rc := range rcs {
+		if isAuthorization(rc.Err) {
+			unauthorized(rc.Name)
+			continue
+		}
 		if rc.Err != nil {
 			errs = append(errs, fmt.Errorf("describe configs of topic %s: %w", rc.Name, rc.Err))
 			continue
@@ -107,11 +125,14 @@ func compare(ctx context.Context, adm *kadm.Client, existing map[string]kadm.Top
 		}
 		configs[rc.Name] = m
 	}
-	var drifts []Drift
 	for _, t := range declared {
 		drifts = append(drifts, drift(t, existing[t.Name], configs[t.Name])...)
 	}
 	return drifts, errors.Join(errs...)
+}
+
+func isAuthorization(err error) bool {
+	return errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed)
 }
 
 // drift compares one existing topic (its metadata and described configs) with its declaration.

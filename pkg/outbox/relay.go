@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -23,6 +25,28 @@ type Relay struct {
 
 	mu      sync.Mutex
 	waiters []chan struct{} // Flush callers waiting for an empty outbox
+
+	failed, denied atomic.Int64
+}
+
+// Failures counts failed publish attempts of a relay. Each failed attempt leaves its records
+// in the outbox, to be retried.
+type Failures struct {
+	// Total counts every failed attempt, Denied those the broker refused for want of an ACL
+	// (a topic the service may not write): retrying does not help those until an
+	// administrator grants the ACL or the code stops writing the topic.
+	Total, Denied int64
+}
+
+// Failures returns the relay's failed publish attempts so far.
+func (r *Relay) Failures() Failures {
+	return Failures{Total: r.failed.Load(), Denied: r.denied.Load()}
+}
+
+// isDenied reports whether err is the broker refusing a write for want of an ACL.
+func isDenied(err error) bool {
+	return errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
 }
 
 type relayConfig struct {
@@ -102,8 +126,15 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 		case ctx.Err() != nil:
 			return nil
+		case isDenied(err):
+			r.failed.Add(1)
+			r.denied.Add(1)
+			r.cfg.log.Error("outbox relay: the broker denies this service writing a topic (authorization error: an ACL is missing, or the service writes a topic the catalog does not give it); the records stay in the outbox and are retried", "err", err, "backoff", backoff)
 		default:
+			r.failed.Add(1)
 			r.cfg.log.Warn("outbox relay: publish failed; will retry", "err", err, "backoff", backoff)
+		}
+		if err != nil {
 			select {
 			case <-ctx.Done():
 				return nil

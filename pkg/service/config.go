@@ -10,10 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/choreo-dev/choreo/pkg/connect"
 )
 
-// ErrConfig is wrapped by every configuration error; the message names the setting.
-var ErrConfig = errors.New("invalid configuration")
+// ErrConfig is wrapped by every configuration error; the message names the setting. It is
+// connect.ErrConfig, so connection settings and the rest of the configuration fail alike.
+var ErrConfig = connect.ErrConfig
 
 // Config is what every choreo service reads from its environment, with flags overriding.
 type Config struct {
@@ -44,6 +47,9 @@ type Config struct {
 	// topic; -1 leaves replication and min.insync.replicas to the broker's defaults
 	// (TOPIC_REPLICATION_FACTOR). Default 0: as the catalog declares, capped at the broker count.
 	ReplicationFactor int
+	// Conn holds the connection settings of Kafka and the schema registry: TLS, SASL and
+	// registry credentials (see package connect for their variables). Default: plaintext.
+	Conn connect.Settings
 }
 
 // DefaultConfig returns the defaults, with httpAddr as the service's HTTP address.
@@ -87,6 +93,13 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	if v := getenv("SMTP_ADDR"); v != "" {
 		c.SMTPAddr = v
 	}
+	if err := c.Conn.FromEnv(getenv); err != nil {
+		return err
+	}
+	var err error
+	if c.RegistryURL, err = c.Conn.Registry.TakeUserInfo(c.RegistryURL); err != nil {
+		return err
+	}
 	for _, iv := range []struct {
 		name string
 		dst  *int
@@ -108,13 +121,18 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		c.Brokers = splitList(s)
 		return nil
 	})
-	fs.StringVar(&c.RegistryURL, "registry", c.RegistryURL, "schema registry URL (env SCHEMA_REGISTRY_URL)")
+	fs.Func("registry", "schema registry URL; user info in it is used as basic auth (env SCHEMA_REGISTRY_URL)", func(s string) error {
+		u, err := c.Conn.Registry.TakeUserInfo(s)
+		c.RegistryURL = u
+		return err
+	})
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (env DATA_DIR)")
 	fs.StringVar(&c.DatabaseURL, "database", c.DatabaseURL, "PostgreSQL URL; empty uses SQLite under the data directory (env DATABASE_URL)")
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address (env HTTP_ADDR)")
 	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "prefix of topics and consumer groups, for sharing a cluster (env CHOREO_NAMESPACE)")
 	fs.StringVar(&c.SMTPAddr, "smtp", c.SMTPAddr, "SMTP server host:port; empty writes .eml files (env SMTP_ADDR)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of created topics; 0 takes the catalog's (env TOPIC_PARTITIONS)")
+	c.Conn.RegisterFlags(fs)
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of created topics; 0 takes the catalog's, -1 the broker default (env TOPIC_REPLICATION_FACTOR)")
 }
 
@@ -141,7 +159,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if u, err := url.Parse(c.RegistryURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("SCHEMA_REGISTRY_URL %q is not an http(s) URL", c.RegistryURL)
+		bad("SCHEMA_REGISTRY_URL %q is not an http(s) URL", connect.RedactURL(c.RegistryURL))
+	} else if err := c.Conn.Validate(c.RegistryURL); err != nil {
+		errs = append(errs, err)
 	}
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {

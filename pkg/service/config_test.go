@@ -239,7 +239,13 @@ func TestMainRejects(t *testing.T) {
 		{name: "bad setting by flag", args: []string{"-replication-factor", "-2"}, wantCode: 2, wantStderr: []string{"TOPIC_REPLICATION_FACTOR"}, oneLine: true},
 		{name: "positional argument", args: []string{"extra"}, wantCode: 2, wantStderr: []string{`"extra"`}, oneLine: true},
 		{name: "positional argument after flags", args: []string{"-http", ":1", "serve"}, wantCode: 2, wantStderr: []string{`"serve"`}, oneLine: true},
-		{name: "help", args: []string{"-h"}, wantCode: 0, wantStderr: []string{"-brokers", "KAFKA_BROKERS"}},
+		{name: "help", args: []string{"-h"}, wantCode: 0, wantStderr: []string{"-brokers", "KAFKA_BROKERS", "-kafka-sasl-mechanism", "KAFKA_TLS_CA_FILE"}},
+		{name: "SASL PLAIN without TLS", env: map[string]string{"KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "hunter2"},
+			wantCode: 2, wantStderr: []string{"KAFKA_SASL_ALLOW_PLAINTEXT"}, oneLine: true},
+		{name: "bad KAFKA_TLS", env: map[string]string{"KAFKA_TLS": "sure"}, wantCode: 2, wantStderr: []string{"KAFKA_TLS", "sure"}, oneLine: true},
+		{name: "unknown SASL mechanism by flag", args: []string{"-kafka-sasl-mechanism", "GSSAPI"}, wantCode: 2, wantStderr: []string{"KAFKA_SASL_MECHANISM", "GSSAPI"}},
+		{name: "registry password in URL over http", env: map[string]string{"SCHEMA_REGISTRY_URL": "http://u:hunter2@registry:8081"},
+			wantCode: 2, wantStderr: []string{"SCHEMA_REGISTRY_ALLOW_PLAINTEXT"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,6 +263,9 @@ func TestMainRejects(t *testing.T) {
 				if !strings.Contains(stderr.String(), s) {
 					t.Errorf("stderr does not mention %q:\n%s", s, stderr.String())
 				}
+			}
+			if strings.Contains(stderr.String(), "hunter2") {
+				t.Errorf("stderr shows a password:\n%s", stderr.String())
 			}
 			if tt.oneLine {
 				if lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "test-service: ") {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/choreo-dev/choreo/pkg/connect"
 )
 
 // Builder builds a ready-to-run service from its configuration.
@@ -49,7 +51,7 @@ func Main(name, defaultHTTPAddr string, args []string, getenv func(string) strin
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	log.Info("started", "service", name, "http", s.HTTPAddr(), "brokers", cfg.Brokers, "registry", cfg.RegistryURL)
+	log.Info("started", "service", name, "http", s.HTTPAddr(), "brokers", cfg.Brokers, "registry", connect.RedactURL(cfg.RegistryURL))
 	if err := s.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1

@@ -20,10 +20,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/choreo-dev/choreo/pkg/catalog"
 	"github.com/choreo-dev/choreo/pkg/codec"
+	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
@@ -53,14 +53,15 @@ type Service struct {
 	// Log is the service's logger.
 	Log *slog.Logger
 
-	catalog  *catalog.Catalog
-	producer *kgo.Client
-	runner   *consumer.Runner
-	group    string // as named in the catalog, without the namespace
-	emits    []string
-	ln       net.Listener
-	handler  http.Handler
-	tasks    []func(context.Context) error
+	catalog   *catalog.Catalog
+	producer  *kgo.Client
+	kafkaOpts []kgo.Opt // TLS and SASL, from Config.Conn
+	runner    *consumer.Runner
+	group     string // as named in the catalog, without the namespace
+	emits     []string
+	ln        net.Listener
+	handler   http.Handler
+	tasks     []func(context.Context) error
 }
 
 // Go adds a background task that Run runs beside the consumer and stops (by cancelling its
@@ -82,23 +83,20 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 			s.Close()
 		}
 	}()
-	if s.catalog, err = catalog.Load(schemas.FS); err != nil { // for the topic settings
-		return nil, err
-	}
 	types, err := event.Load()
 	if err != nil {
 		return nil, err
 	}
-	var topics []string // as the catalog names them, without the namespace
-	for _, t := range types.Types() {
-		if !slices.Contains(topics, t.Topic) {
-			topics = append(topics, t.Topic)
-		}
+	if s.catalog, err = catalog.Load(schemas.FS); err != nil { // for topics and their settings
+		return nil, err
 	}
 	types = types.WithNamespace(cfg.Namespace)
-	src, err := sr.NewClient(sr.URLs(cfg.RegistryURL))
+	src, err := cfg.Conn.Registry.RegistryClient(cfg.RegistryURL)
 	if err != nil {
-		return nil, fmt.Errorf("SCHEMA_REGISTRY_URL %s: %w", cfg.RegistryURL, err)
+		return nil, err
+	}
+	if s.kafkaOpts, err = cfg.Conn.Kafka.Opts(); err != nil {
+		return nil, err
 	}
 	// Every dependency must answer within this bound: a server that accepts connections and
 	// never answers is a start-up failure naming its setting, not a hang.
@@ -112,10 +110,14 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 		return nil, fmt.Errorf("%w (DATA_DIR=%s)", err, cfg.DataDir)
 	}
 	if s.Codec, err = codec.New(rctx, src, types); err != nil {
-		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL): %w", cfg.RegistryURL, err)
+		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL): %w", connect.RedactURL(cfg.RegistryURL), cfg.Conn.Registry.Explain(err))
 	}
-	if s.producer, err = kgo.NewClient(kafka.ClientOpts(cfg.Brokers, name)...); err != nil {
+	if s.producer, err = kgo.NewClient(s.clientOpts(name)...); err != nil {
 		return nil, fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(cfg.Brokers, ","), err)
+	}
+	topics, err := serviceTopics(s.catalog, name, types)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.ensureTopics(rctx, topics...); err != nil {
 		return nil, err
@@ -128,8 +130,42 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 	return s, nil
 }
 
-// ensureTopics provisions topics (named without the namespace) with the catalog's settings and
-// the configured overrides, and logs what provisioning capped and what differs on existing topics.
+// serviceTopics returns the topics service name uses: those of the events the catalog says it
+// produces or consumes, namespaced as types are. A service the catalog does not know (a test's)
+// gets every topic. Only these are provisioned or checked at start-up: on a secured cluster a
+// service may see no other topic.
+func serviceTopics(cat *catalog.Catalog, name string, types *event.Registry) ([]string, error) {
+	var topics []string
+	add := func(t string) {
+		if !slices.Contains(topics, t) {
+			topics = append(topics, t)
+		}
+	}
+	svc, ok := cat.Service(name)
+	if !ok {
+		for _, t := range types.Types() {
+			add(t.Topic)
+		}
+		return topics, nil
+	}
+	for _, ev := range slices.Concat(svc.Produces, svc.Consumes) {
+		t, err := types.ByName(ev)
+		if err != nil {
+			return nil, err
+		}
+		add(t.Topic)
+	}
+	return topics, nil
+}
+
+// clientOpts returns the options of a Kafka client of this service: choreo's defaults, the
+// connection settings (TLS, SASL), then extra.
+func (s *Service) clientOpts(clientID string, extra ...kgo.Opt) []kgo.Opt {
+	return kafka.ClientOpts(s.Config.Brokers, clientID, slices.Concat(s.kafkaOpts, extra)...)
+}
+
+// ensureTopics provisions topics (namespaced names) with the catalog's settings and the
+// configured overrides, and logs what provisioning capped and what differs on existing topics.
 func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 	ts := make([]kafka.Topic, len(names))
 	for i, n := range names {
@@ -137,7 +173,7 @@ func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 	}
 	// A client of its own with a short metadata age: waiting for new topics' leaders polls the
 	// metadata, which the producer's client would answer from a cache kept for seconds.
-	adm, err := kgo.NewClient(kafka.ClientOpts(s.Config.Brokers, s.Name+"-admin", kgo.MetadataMinAge(50*time.Millisecond))...)
+	adm, err := kgo.NewClient(s.clientOpts(s.Name+"-admin", kgo.MetadataMinAge(50*time.Millisecond))...)
 	if err != nil {
 		return fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(s.Config.Brokers, ","), err)
 	}
@@ -154,20 +190,29 @@ func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 	for _, d := range rep.Warnings {
 		s.Log.Warn("existing topic differs from the catalog", "topic", d.Topic, "setting", d.Setting, "have", d.Have, "declared", d.Want, "why", d.Why)
 	}
-	if err != nil {
-		return fmt.Errorf("provision topics on %s (KAFKA_BROKERS): %w", strings.Join(s.Config.Brokers, ","), err)
-	}
 	if len(rep.Created) > 0 {
 		s.Log.Info("created topics", "topics", rep.Created, "brokers", rep.Brokers)
+	}
+	if err != nil {
+		err = s.Config.Conn.Kafka.Explain(err)
+		if errors.Is(err, connect.ErrAuthorization) {
+			// On a secured cluster services do not create topics: an administrator does.
+			err = fmt.Errorf("%w (on a secured cluster, choreo acls apply creates the topics, users and ACLs)", err)
+		}
+		return fmt.Errorf("provision topics %s on %s (KAFKA_BROKERS): %w", strings.Join(names, ", "), strings.Join(s.Config.Brokers, ","), err)
 	}
 	return nil
 }
 
-// topic returns how topic name (without the namespace) is provisioned: as the catalog declares,
-// with TOPIC_PARTITIONS and TOPIC_REPLICATION_FACTOR overriding.
+// topic returns how topic name (namespaced) is provisioned: as the catalog declares, with
+// TOPIC_PARTITIONS and TOPIC_REPLICATION_FACTOR overriding.
 func (s *Service) topic(name string) kafka.Topic {
-	set := s.catalog.TopicSettings(name)
-	t := kafka.Topic{Name: s.Config.Scoped(name), Partitions: -1, ReplicationFactor: -1, Configs: map[string]*string{}}
+	base := name
+	if s.Config.Namespace != "" {
+		base = strings.TrimPrefix(name, s.Config.Namespace+".")
+	}
+	set := s.catalog.TopicSettings(base)
+	t := kafka.Topic{Name: name, Partitions: -1, ReplicationFactor: -1, Configs: map[string]*string{}}
 	if set.Partitions > 0 {
 		t.Partitions = int32(set.Partitions)
 	}
@@ -189,11 +234,35 @@ func (s *Service) topic(name string) kafka.Topic {
 	return t
 }
 
+// checkGroup reads the group's committed offsets once, so that a principal that may not use the
+// group fails start-up instead of leaving the consumer retrying in the background. Only a denial
+// fails it: anything else (a group not created yet) is the consumer's to handle.
+func (s *Service) checkGroup(ctx context.Context, group string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Config.StartTimeout)
+	defer cancel()
+	cl, err := kgo.NewClient(s.clientOpts(s.Name + "-admin")...)
+	if err != nil {
+		return fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(s.Config.Brokers, ","), err)
+	}
+	defer cl.Close()
+	resps, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err == nil {
+		err = resps.Error()
+	}
+	if err = s.Config.Conn.Kafka.Explain(err); errors.Is(err, connect.ErrAuthorization) {
+		return fmt.Errorf("consumer group %s on %s (KAFKA_BROKERS): %w", group, strings.Join(s.Config.Brokers, ","), err)
+	}
+	return nil
+}
+
 // Consume makes the service a member of group, applying handlers to the topics they consume.
 // Records that cannot be processed are parked on the group's dead-letter topic.
 func (s *Service) Consume(ctx context.Context, group string, handlers []consumer.Handler, opts ...consumer.Opt) error {
 	scoped := s.Config.Scoped(group)
-	if err := s.ensureTopics(ctx, consumer.DeadLetterTopicOf(group)); err != nil {
+	if err := s.ensureTopics(ctx, consumer.DeadLetterTopicOf(scoped)); err != nil {
+		return err
+	}
+	if err := s.checkGroup(ctx, scoped); err != nil {
 		return err
 	}
 	r, err := consumer.New(consumer.Config{
@@ -202,7 +271,7 @@ func (s *Service) Consume(ctx context.Context, group string, handlers []consumer
 		DB:         s.DB,
 		Codec:      s.Codec,
 		Relay:      s.Relay,
-		ClientOpts: kafka.ClientOpts(s.Config.Brokers, s.Name),
+		ClientOpts: s.clientOpts(s.Name),
 	}, handlers, append([]consumer.Opt{consumer.Logger(s.Log)}, opts...)...)
 	if err != nil {
 		return err
@@ -393,6 +462,11 @@ func (s *Service) metrics(w http.ResponseWriter, r *http.Request) {
 		b.WriteString("# TYPE choreo_outbox_pending gauge\n")
 		fmt.Fprintf(&b, "choreo_outbox_pending{service=%q} %d\n", s.Name, pending)
 	}
+	f := s.Relay.Failures()
+	b.WriteString("# HELP choreo_outbox_publish_failures_total Failed attempts to publish the outbox, by reason; the records stay in the outbox and are retried.\n")
+	b.WriteString("# TYPE choreo_outbox_publish_failures_total counter\n")
+	fmt.Fprintf(&b, "choreo_outbox_publish_failures_total{service=%q,reason=\"denied\"} %d\n", s.Name, f.Denied)
+	fmt.Fprintf(&b, "choreo_outbox_publish_failures_total{service=%q,reason=\"other\"} %d\n", s.Name, f.Total-f.Denied)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	_, _ = w.Write([]byte(b.String()))
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/registry"
 	"github.com/choreo-dev/choreo/pkg/service"
@@ -65,6 +66,12 @@ type Config struct {
 	DatabaseURL string
 	// Namespace prefixes topics and consumer groups (see service.Config.Namespace).
 	Namespace string
+	// Conn holds the connection settings (TLS, SASL) of the external cluster named by Brokers.
+	// Default: plaintext.
+	Conn connect.Settings
+	// KafkaConns, by service name, replaces Conn.Kafka for that service: on a secured cluster
+	// each service logs in as its own principal. Default: Conn.Kafka for every service.
+	KafkaConns map[string]connect.Kafka
 	// Partitions of created topics. Default 6.
 	Partitions int
 	// Log receives the stack's logs. Default: discarded.
@@ -188,6 +195,10 @@ func (s *Stack) ServiceConfig(name string) service.Config {
 	cfg.SMTPAddr = s.cfg.SMTPAddr
 	cfg.Partitions = s.cfg.Partitions
 	cfg.Namespace = s.cfg.Namespace
+	cfg.Conn.Kafka = s.cfg.Conn.Kafka // the embedded registry is plain HTTP on loopback
+	if k, ok := s.cfg.KafkaConns[name]; ok {
+		cfg.Conn.Kafka = k
+	}
 	if s.cfg.DatabaseURL != "" {
 		schema := strings.ToLower(strings.NewReplacer(".", "_", "-", "_").Replace(cfg.Scoped(name)))
 		if u, err := postgres.WithSearchPath(s.cfg.DatabaseURL, schema); err == nil {

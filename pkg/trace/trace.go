@@ -18,6 +18,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/choreo-dev/choreo/pkg/avrojson"
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/dlq"
@@ -60,7 +61,8 @@ type Node struct {
 	Offset    int64     `json:"offset"`
 	Time      time.Time `json:"time"` // ce_time, or the record's timestamp
 	Key       string    `json:"key"`
-	// Event is the decoded event as JSON; empty when it could not be decoded (DecodeError).
+	// Event is the decoded event in Avro's JSON encoding (what choreo encode takes); empty when
+	// it could not be decoded (DecodeError).
 	Event       json.RawMessage `json:"event,omitempty"`
 	DecodeError string          `json:"decodeError,omitempty"`
 	// Copies counts the further records of the same event (same ce_id) on the topics: an
@@ -226,7 +228,7 @@ func newNode(ctx context.Context, c *codec.Codec, rec *kgo.Record) *Node {
 				n.DecodeError = err.Error()
 			} else {
 				env.Type = cmp.Or(env.Type, t.Name)
-				n.Event, _ = json.Marshal(ev)
+				n.Event, _ = avrojson.Marshal(t.Schema, ev)
 			}
 		}
 	} else if c != nil && n.DecodeError == "" {
@@ -234,7 +236,7 @@ func newNode(ctx context.Context, c *codec.Codec, rec *kgo.Record) *Node {
 			n.DecodeError = err.Error()
 		} else {
 			env = d.Envelope
-			n.Event, _ = json.Marshal(d.Event)
+			n.Event, _ = avrojson.Marshal(d.Type.Schema, d.Event)
 		}
 	}
 	if env.ID == "" && n.Parked == nil {

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
 
+	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/stack"
 	"github.com/choreo-dev/choreo/services/account/accountsvc"
 )
@@ -24,8 +26,19 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	smtp := fs.String("smtp", env.Getenv("SMTP_ADDR"), "send mail through this SMTP server instead of writing .eml files (env SMTP_ADDR)")
 	partitions := fs.Int("partitions", 6, "partitions of created topics")
 	verbose := fs.Bool("v", false, "log at debug level")
+	// TLS and SASL of the -brokers cluster; the embedded broker and registry are plaintext.
+	var conn connect.Settings
+	envErr := conn.FromEnv(env.Getenv)
+	conn.Kafka.RegisterFlags(fs)
 	if err := parse(fs, env, args, 0); err != nil {
 		return err
+	}
+	conn.Registry = connect.Registry{}
+	if err := errors.Join(envErr, conn.Validate("http://127.0.0.1")); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if *brokers == "" && (conn.Kafka.TLS.Enabled || conn.Kafka.SASL.Mechanism != "") {
+		return fmt.Errorf("%w: TLS and SASL settings are for an external cluster; give it with -brokers", errUsage)
 	}
 	if *kafkaPort < 0 || *kafkaPort > 65535 {
 		return fmt.Errorf("%w: -kafka-port %d is not a port", errUsage, *kafkaPort)
@@ -39,7 +52,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		HTTPAddrs: map[string]string{
 			"account-service": *accountAddr, "user-service": *userAddr, "notification-service": *notifAddr,
 		},
-		SMTPAddr: *smtp, Partitions: *partitions,
+		SMTPAddr: *smtp, Partitions: *partitions, Conn: conn,
 		Log: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 	if *brokers != "" {
@@ -58,7 +71,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 Register an account:
   curl -XPOST %s/accounts -d '{"username":"johndoe","email":"johndoe@mail.com"}'
 Publish an event with kcat:
-  choreo encode AccountCreated '{"accountId":"a1","username":"jane","email":"jane@mail.com"}' > ev.avro
+  choreo encode AccountCreated '{"accountId":"a1","username":"jane","email":"jane@mail.com","createdAt":1767225600000}' > ev.avro
   kcat -P -b %s -t accounts -k a1 ev.avro
 Watch the events:  choreo tail users
 Stop with Ctrl-C.

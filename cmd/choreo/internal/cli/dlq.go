@@ -8,14 +8,12 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/dlq"
-	"github.com/choreo-dev/choreo/pkg/kafka"
 )
 
 const (
@@ -52,13 +50,12 @@ type dlqLine struct {
 
 func runDLQList(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("dlq list", flag.ContinueOnError)
-	brokers := brokersFlag(fs, env)
-	reg := registryFlag(fs, env)
+	cn := connFlags(fs, env)
 	pos, err := parseInterspersed(fs, env, args, 1, dlqListUsage)
 	if err != nil {
 		return err
 	}
-	d, err := openDLQ(ctx, *brokers, pos[0])
+	d, err := openDLQ(ctx, cn, pos[0])
 	if err != nil {
 		return err
 	}
@@ -81,7 +78,7 @@ func runDLQList(ctx context.Context, env Env, args []string) error {
 		}
 		if p.Type == "" && len(p.Record.Value) > 0 {
 			if c == nil && cerr == nil {
-				if c, cerr = newCodec(ctx, *reg, ""); cerr != nil {
+				if c, cerr = newCodec(ctx, cn, ""); cerr != nil {
 					fmt.Fprintf(env.Stderr, "choreo dlq list: records without a ce_type header are listed without their type: %v\n", cerr)
 				}
 			}
@@ -106,8 +103,7 @@ type dlqShown struct {
 
 func runDLQShow(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("dlq show", flag.ContinueOnError)
-	brokers := brokersFlag(fs, env)
-	reg := registryFlag(fs, env)
+	cn := connFlags(fs, env)
 	partition := fs.Int("partition", -1, "partition of the dead-letter topic; -1: whichever holds <offset>")
 	pos, err := parseInterspersed(fs, env, args, 2, dlqShowUsage)
 	if err != nil {
@@ -120,7 +116,7 @@ func runDLQShow(ctx context.Context, env Env, args []string) error {
 	if err := checkPartition(*partition, dlqShowUsage); err != nil {
 		return err
 	}
-	d, err := openDLQ(ctx, *brokers, pos[0])
+	d, err := openDLQ(ctx, cn, pos[0])
 	if err != nil {
 		return err
 	}
@@ -133,7 +129,7 @@ func runDLQShow(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := newCodec(ctx, *reg, "")
+	c, err := newCodec(ctx, cn, "")
 	if err != nil {
 		return err
 	}
@@ -151,7 +147,7 @@ func runDLQShow(ctx context.Context, env Env, args []string) error {
 
 func runDLQReplay(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("dlq replay", flag.ContinueOnError)
-	brokers := brokersFlag(fs, env)
+	cn := connFlags(fs, env)
 	offset := fs.Int64("offset", -1, "offset of the parked record to replay")
 	partition := fs.Int("partition", -1, "partition of the dead-letter topic; -1: whichever holds -offset")
 	all := fs.Bool("all", false, "replay every parked record not replayed yet")
@@ -185,7 +181,7 @@ func runDLQReplay(ctx context.Context, env Env, args []string) error {
 	if err := checkPartition(*partition, dlqReplayUsage); err != nil {
 		return err
 	}
-	d, err := openDLQ(ctx, *brokers, pos[0], dlq.ReplicationFactor(int16(*rf)))
+	d, err := openDLQ(ctx, cn, pos[0], dlq.ReplicationFactor(int16(*rf)))
 	if err != nil {
 		return err
 	}
@@ -215,16 +211,19 @@ func runDLQReplay(ctx context.Context, env Env, args []string) error {
 }
 
 // openDLQ opens group's dead-letter topic, naming the setting to fix when that fails.
-func openDLQ(ctx context.Context, brokers, group string, opts ...dlq.Opt) (*dlq.DLQ, error) {
+func openDLQ(ctx context.Context, cn *conn, group string, opts ...dlq.Opt) (*dlq.DLQ, error) {
+	kopts, err := cn.kafkaOpts(kgo.RecordDeliveryTimeout(30 * time.Second))
+	if err != nil {
+		return nil, err
+	}
 	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	d, err := dlq.Open(octx, group, kafka.ClientOpts(strings.Split(brokers, ","), "choreo-cli",
-		kgo.RecordDeliveryTimeout(30*time.Second)), opts...)
+	d, err := dlq.Open(octx, group, kopts, opts...)
 	switch {
 	case errors.Is(err, dlq.ErrNoTopic):
 		return nil, fmt.Errorf("%w (a service creates it when it starts consuming: is %q the group's full name, namespace included?)", err, group)
 	case err != nil:
-		return nil, fmt.Errorf("KAFKA_BROKERS %s (-brokers): %w", brokers, err)
+		return nil, fmt.Errorf("KAFKA_BROKERS %s (-brokers): %w", cn.brokers, cn.explain(err))
 	}
 	return d, nil
 }

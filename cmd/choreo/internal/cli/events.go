@@ -5,55 +5,22 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"reflect"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/choreo-dev/choreo/pkg/avrojson"
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
-	"github.com/choreo-dev/choreo/pkg/kafka"
 )
 
-func registryFlag(fs *flag.FlagSet, env Env) *string {
-	return fs.String("registry", orDefault(env.Getenv("SCHEMA_REGISTRY_URL"), "http://127.0.0.1:8081"),
-		"schema registry URL (env SCHEMA_REGISTRY_URL)")
-}
-
-func brokersFlag(fs *flag.FlagSet, env Env) *string {
-	return fs.String("brokers", orDefault(env.Getenv("KAFKA_BROKERS"), "127.0.0.1:9092"),
-		"Kafka seed brokers, comma-separated (env KAFKA_BROKERS)")
-}
-
-// newCodec registers the event schemas at url and returns a codec for the topics of namespace ns
-// ("" for none): the codec checks that each event is on its topic, which carries the namespace.
-func newCodec(ctx context.Context, url, ns string) (*codec.Codec, error) {
-	types, err := event.Load()
-	if err != nil {
-		return nil, err
-	}
-	cl, err := sr.NewClient(sr.URLs(url))
-	if err != nil {
-		return nil, fmt.Errorf("schema registry %s: %w", url, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	c, err := codec.New(ctx, cl, types.WithNamespace(ns))
-	if err != nil {
-		return nil, fmt.Errorf("schema registry at %s (SCHEMA_REGISTRY_URL, -registry): %w", url, err)
-	}
-	return c, nil
-}
-
-// parseEvent decodes the JSON of an event named name, strictly. Time fields left out are set to
-// now, and the key field must be set: an event without its key would be unroutable.
+// parseEvent parses the JSON of an event named name in Avro's JSON encoding (see package
+// avrojson: defaults applied, missing, unknown and mistyped fields refused). The key field must
+// not be empty either: an event without its key would be unroutable.
 func parseEvent(types *event.Registry, name, js string) (event.Event, *event.Type, error) {
 	t, err := types.ByName(name)
 	if err != nil {
@@ -64,34 +31,22 @@ func parseEvent(types *event.Registry, name, js string) (event.Event, *event.Typ
 		return nil, nil, fmt.Errorf("%w: %w; events are %s", errUsage, err, strings.Join(names, ", "))
 	}
 	ev := t.New()
-	dec := json.NewDecoder(strings.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(ev); err != nil {
-		return nil, nil, fmt.Errorf("%w: %s JSON: %v", errUsage, name, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("%w: %s JSON: want one object, found more after it", errUsage, name)
-	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	v := reflect.ValueOf(ev).Elem()
-	for i := range v.NumField() {
-		if f, ok := v.Field(i).Addr().Interface().(*time.Time); ok && f.IsZero() {
-			*f = now
-		}
+	if err := avrojson.Unmarshal(t.Schema, []byte(js), ev); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s JSON: %w", errUsage, name, err)
 	}
 	if t.KeyOf(ev) == "" {
-		return nil, nil, fmt.Errorf("%w: %s JSON: %s (the record key) is required", errUsage, name, t.Key)
+		return nil, nil, fmt.Errorf("%w: %s JSON: %s (the record key) must not be empty", errUsage, name, t.Key)
 	}
 	return ev, t, nil
 }
 
 func runEncode(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("encode", flag.ContinueOnError)
-	reg := registryFlag(fs, env)
+	cn := connFlags(fs, env)
 	if err := parse(fs, env, args, 2); err != nil {
 		return err
 	}
-	c, err := newCodec(ctx, *reg, "")
+	c, err := newCodec(ctx, cn, "")
 	if err != nil {
 		return err
 	}
@@ -109,13 +64,14 @@ func runEncode(ctx context.Context, env Env, args []string) error {
 
 func runPublish(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
-	reg := registryFlag(fs, env)
-	brokers := brokersFlag(fs, env)
+	cn := connFlags(fs, env)
 	id := fs.String("id", "", "ce_id of the event (default: a new UUID); the same ID twice is one fact")
+	ns := fs.String("namespace", env.Getenv("CHOREO_NAMESPACE"),
+		"publish to the topics of this namespace, as the services' CHOREO_NAMESPACE (env CHOREO_NAMESPACE)")
 	if err := parse(fs, env, args, 2); err != nil {
 		return err
 	}
-	c, err := newCodec(ctx, *reg, "")
+	c, err := newCodec(ctx, cn, *ns)
 	if err != nil {
 		return err
 	}
@@ -132,16 +88,20 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kafka.ClientOpts(strings.Split(*brokers, ","), "choreo-cli")...)
+	opts, err := cn.kafkaOpts()
 	if err != nil {
-		return fmt.Errorf("KAFKA_BROKERS %s: %w", *brokers, err)
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("KAFKA_BROKERS %s: %w", cn.brokers, err)
 	}
 	defer cl.Close()
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	res := cl.ProduceSync(pctx, rec)
 	if err := res.FirstErr(); err != nil {
-		return fmt.Errorf("publish to %s on %s (KAFKA_BROKERS, -brokers): %w", rec.Topic, *brokers, err)
+		return fmt.Errorf("publish to %s on %s (KAFKA_BROKERS, -brokers): %w", rec.Topic, cn.brokers, cn.explain(err))
 	}
 	out := res[0].Record
 	return json.NewEncoder(env.Stdout).Encode(map[string]any{
@@ -160,30 +120,38 @@ type Line struct {
 	Headers   map[string]string `json:"headers"`
 	Type      string            `json:"type,omitempty"`
 	ID        string            `json:"id,omitempty"`
-	Event     event.Event       `json:"event,omitempty"`
-	Error     string            `json:"error,omitempty"`
-	Value     string            `json:"valueBase64,omitempty"`
+	Event     json.RawMessage   `json:"event,omitempty"` // Avro's JSON encoding: choreo encode takes it back
+
+	Error string `json:"error,omitempty"`
+	Value string `json:"valueBase64,omitempty"`
 }
 
 func runTail(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
-	reg := registryFlag(fs, env)
-	brokers := brokersFlag(fs, env)
+	cn := connFlags(fs, env)
 	max := fs.Int("n", 0, "stop after this many records (0: no limit)")
 	idle := fs.Duration("idle", 0, "stop when no record arrives for this long (0: follow until Ctrl-C)")
+	ns := fs.String("namespace", env.Getenv("CHOREO_NAMESPACE"),
+		"the namespace the topic belongs to, as the services' CHOREO_NAMESPACE (env CHOREO_NAMESPACE)")
 	if err := parse(fs, env, args, 1); err != nil {
 		return err
 	}
-	c, err := newCodec(ctx, *reg, "")
+	c, err := newCodec(ctx, cn, *ns)
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kafka.ClientOpts(strings.Split(*brokers, ","), "choreo-cli",
-		kgo.ConsumeTopics(fs.Arg(0)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	opts, err := cn.kafkaOpts(kgo.ConsumeTopics(fs.Arg(0)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
-		return fmt.Errorf("KAFKA_BROKERS %s: %w", *brokers, err)
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("KAFKA_BROKERS %s: %w", cn.brokers, err)
 	}
 	defer cl.Close()
+	if err := cn.checkTopic(ctx, cl, fs.Arg(0)); err != nil {
+		return err
+	}
 	enc := json.NewEncoder(env.Stdout)
 	n := 0
 	for {
@@ -199,7 +167,7 @@ func runTail(ctx context.Context, env Env, args []string) error {
 		var ferr error
 		fetches.EachError(func(topic string, p int32, err error) {
 			if pctx.Err() == nil {
-				ferr = fmt.Errorf("fetch %s/%d: %w", topic, p, err)
+				ferr = fmt.Errorf("fetch %s/%d: %w", topic, p, cn.explain(err))
 			}
 		})
 		if ferr != nil {
@@ -236,6 +204,12 @@ func describe(ctx context.Context, c *codec.Codec, rec *kgo.Record) Line {
 		l.Value = base64.StdEncoding.EncodeToString(rec.Value)
 		return l
 	}
-	l.Type, l.ID, l.Event = d.Type.Name, d.Envelope.ID, d.Event
+	js, err := avrojson.Marshal(d.Type.Schema, d.Event)
+	if err != nil {
+		l.Error = err.Error()
+		l.Value = base64.StdEncoding.EncodeToString(rec.Value)
+		return l
+	}
+	l.Type, l.ID, l.Event = d.Type.Name, d.Envelope.ID, js
 	return l
 }

@@ -2,14 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/sr"
-
 	"github.com/choreo-dev/choreo/pkg/catalog"
+	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/evolution"
 )
 
@@ -22,6 +22,10 @@ func runSchema(ctx context.Context, env Env, args []string) error {
 	record := fs.Bool("record", false, "append every changed schema that passes to its history (history/<Event>/vN.avsc)")
 	registryURL := fs.String("registry", "", "check against the versions this schema registry holds instead of the history, e.g. http://127.0.0.1:8081")
 	namespace := fs.String("namespace", "", "with -registry: the topic namespace the services run with (env CHOREO_NAMESPACE)")
+	// The registry's credentials and TLS, as every command takes them.
+	var conn connect.Settings
+	envErr := conn.FromEnv(env.Getenv)
+	conn.Registry.RegisterFlags(fs)
 	if err := parse(fs, env, args[1:], 0); err != nil {
 		return err
 	}
@@ -37,16 +41,21 @@ func runSchema(ctx context.Context, env Env, args []string) error {
 	var rep *evolution.Report
 	where := "history in " + *dir
 	if *registryURL != "" {
-		cl, err := sr.NewClient(sr.URLs(*registryURL))
+		u, err := conn.Registry.TakeUserInfo(*registryURL)
+		conn.Kafka = connect.Kafka{}
+		if err := errors.Join(envErr, err, conn.Validate(u)); err != nil {
+			return fmt.Errorf("%w: %w", errUsage, err)
+		}
+		cl, err := conn.Registry.RegistryClient(u)
 		if err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		if rep, err = evolution.CheckRegistry(ctx, cl, fsys, cat, *namespace); err != nil {
-			return err
+			return conn.Registry.Explain(err)
 		}
-		where = "registry " + *registryURL
+		where = "registry " + u
 	} else if rep, err = evolution.Check(fsys, cat); err != nil {
 		return err
 	}

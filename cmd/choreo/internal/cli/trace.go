@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/choreo-dev/choreo/pkg/catalog"
-	"github.com/choreo-dev/choreo/pkg/kafka"
 	"github.com/choreo-dev/choreo/pkg/trace"
 	"github.com/choreo-dev/choreo/schemas"
 )
@@ -40,8 +39,7 @@ type traceChain struct {
 
 func runTrace(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
-	brokers := brokersFlag(fs, env)
-	reg := registryFlag(fs, env)
+	cn := connFlags(fs, env)
 	ns := fs.String("namespace", env.Getenv("CHOREO_NAMESPACE"),
 		"prefix of the topics and consumer groups the services were given (env CHOREO_NAMESPACE)")
 	format := fs.String("format", "text", "output: text (a tree and the verdict), json, or mermaid (a flowchart)")
@@ -65,21 +63,25 @@ func runTrace(ctx context.Context, env Env, args []string) error {
 	topics := trace.Topics(cat, *ns)
 
 	// Without the registry the trace is still worth having: the headers tell the chain.
-	c, err := newCodec(ctx, *reg, *ns)
+	c, err := newCodec(ctx, cn, *ns)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "choreo trace: events are shown undecoded: %v\n", err)
 		c = nil
 	}
-	cl, err := kgo.NewClient(kafka.ClientOpts(strings.Split(*brokers, ","), "choreo-cli")...)
+	opts, err := cn.kafkaOpts()
 	if err != nil {
-		return fmt.Errorf("KAFKA_BROKERS %s (-brokers): %w", *brokers, err)
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("KAFKA_BROKERS %s (-brokers): %w", cn.brokers, err)
 	}
 	defer cl.Close()
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	err = cl.Ping(pctx)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("KAFKA_BROKERS %s (-brokers): no broker answers: %w", *brokers, err)
+		return fmt.Errorf("KAFKA_BROKERS %s (-brokers): no broker answers: %w", cn.brokers, cn.explain(err))
 	}
 
 	tctx, cancel := context.WithTimeout(ctx, *timeout)
