@@ -12,9 +12,14 @@
 # The Go module and build caches are BuildKit cache mounts: a rebuild after a code change
 # recompiles only what changed.
 
+# The base images are build arguments so that a machine without a registry can build from
+# images of its own (deployments/containers does); the defaults are the public images.
 # The builder's Go must be at least the go line of go.mod (the official image sets
 # GOTOOLCHAIN=local, so it will not download a newer one): deployments/compose's test checks it.
-FROM --platform=$BUILDPLATFORM golang:1.26.8-bookworm AS build
+ARG GOLANG_IMAGE=golang:1.26.8-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
+
+FROM --platform=$BUILDPLATFORM ${GOLANG_IMAGE} AS build
 ARG TARGETOS
 ARG TARGETARCH
 WORKDIR /src
@@ -31,7 +36,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 # (65532): a fresh named volume takes the ownership of the directory it is mounted on.
 RUN mkdir -p /rootfs/data
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
 # account, user, notification or choreo: the name of a directory /out/ holds a binary of.
 ARG SERVICE=choreo
 LABEL org.opencontainers.image.title="choreo ${SERVICE}" \

@@ -32,9 +32,10 @@ lint: ## gofmt and go vet
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench: ## codec benchmarks, and the chain against bare franz-go on the embedded broker
+bench: ## codec benchmarks, the chain against bare franz-go on the embedded broker, the 300-event catalog
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/codec/
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./pkg/stack/
+	$(GO) test -run '^$$' -bench . ./pkg/catalog/
 
 kafka: ## start a real Apache Kafka 4.x broker (KRaft, from Maven Central) on 127.0.0.1:9092
 	bash deployments/kafka/kafka.sh start
@@ -95,6 +96,13 @@ test-faults: ## fault tests: 2,000 registrations per scenario through service pr
 
 test-faults-cluster: ## only the fault tests on a three-broker cluster of their own (kill -9 of the leading broker, two brokers lost)
 	CHOREO_FAULTS=1 $(GO) test -count=1 -timeout 30m -v -run TestClusterFaults ./faults/
+
+.PHONY: container-images test-containers
+container-images: ## build the local container images through Podman, no registry needed (cached: seconds when nothing changed)
+	GO=$(GO) bash deployments/containers/containers.sh images
+
+test-containers: ## through Podman: the behaviour suite on a Kafka container (testcontainers-go) and the docker-compose.yml stack
+	GO=$(GO) bash deployments/containers/containers.sh test
 
 # The AsyncAPI documents are validated by the AsyncAPI project's parser (npm), which the Go test
 # of pkg/asyncapi runs with node. npm ci runs only when package-lock.json is newer than the

@@ -176,9 +176,10 @@ func imageTag(ref string) string {
 
 // dockerfile is what the tests need of the Dockerfile.
 type dockerfile struct {
-	syntax string   // the # syntax= directive, if any
-	froms  []string // the image of every FROM line, in order
-	stages []string // the stage names (AS ...)
+	syntax string            // the # syntax= directive, if any
+	args   map[string]string // the ARGs before the first FROM, with their defaults
+	froms  []string          // the image of every FROM line, in order, ${ARG}s replaced by their defaults
+	stages []string          // the stage names (AS ...)
 	text   string
 }
 
@@ -188,7 +189,7 @@ func readDockerfile(t *testing.T) dockerfile {
 	if err != nil {
 		t.Fatal(err)
 	}
-	df := dockerfile{text: string(b)}
+	df := dockerfile{text: string(b), args: map[string]string{}}
 	sc := bufio.NewScanner(strings.NewReader(df.text))
 	directives := true // parser directives come first, before any other line
 	for sc.Scan() {
@@ -202,8 +203,22 @@ func readDockerfile(t *testing.T) dockerfile {
 			directives = false
 		}
 		f := strings.Fields(line)
+		if len(f) == 2 && strings.EqualFold(f[0], "ARG") && len(df.froms) == 0 {
+			// A global ARG: FROM lines may use it; the user who sets nothing gets its default.
+			name, def, _ := strings.Cut(f[1], "=")
+			df.args[name] = def
+			continue
+		}
 		if len(f) < 2 || !strings.EqualFold(f[0], "FROM") {
 			continue
+		}
+		for i := range f {
+			f[i] = os.Expand(f[i], func(name string) string {
+				if v, ok := df.args[name]; ok {
+					return v
+				}
+				return "${" + name + "}" // not a global ARG: left for pinned to refuse
+			})
 		}
 		f = f[1:]
 		for len(f) > 0 && strings.HasPrefix(f[0], "--") {
@@ -768,5 +783,34 @@ func TestDatabases(t *testing.T) {
 		if dep, ok := svc.DependsOn["postgres"]; !ok || dep.Condition != "service_healthy" {
 			t.Errorf("%s does not wait for postgres to be healthy", name)
 		}
+	}
+}
+
+// TestBuildArgs: the base images compose passes to the Dockerfile are, by default, the
+// Dockerfile's own defaults (what a plain `docker build` uses), and every build argument compose
+// passes is one the Dockerfile declares.
+func TestBuildArgs(t *testing.T) {
+	t.Parallel()
+	df := readDockerfile(t)
+	for name, s := range project(t).Services {
+		if s.Build == nil {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			for arg, v := range s.Build.Args {
+				if arg == "SERVICE" {
+					continue
+				}
+				def, ok := df.args[arg]
+				if !ok {
+					t.Errorf("build argument %s is not a global ARG of the Dockerfile (it has %v)", arg, sortedKeys(df.args))
+					continue
+				}
+				if v == nil || *v != def {
+					t.Errorf("build argument %s defaults to %v; the Dockerfile's default is %q: keep them equal", arg, deref(v), def)
+				}
+			}
+		})
 	}
 }

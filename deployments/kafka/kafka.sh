@@ -2,7 +2,9 @@
 # Single-node Apache Kafka (KRaft, combined broker+controller) on loopback,
 # without Docker: the broker's jars come from Maven Central through pom.xml.
 #
-# usage: kafka.sh start|stop|status|wait|restart
+# usage: kafka.sh start|stop|status|wait|restart|lib
+#   lib prints the directory holding the broker's jars, resolving them first if needed
+#   (deployments/containers builds its Kafka image from the same jars).
 #
 # env:
 #   KAFKA_PORT             PLAINTEXT listener port      (default 9092)
@@ -331,12 +333,16 @@ main() {
     stop) cmd_stop ;;
     status) cmd_status ;;
     wait) cmd_wait ;;
+    lib)
+      ensure_classpath
+      echo "$LIB_DIR"
+      ;;
     restart)
       cmd_stop
       cmd_start
       ;;
     *)
-      echo "usage: $0 start|stop|status|wait|restart" >&2
+      echo "usage: $0 start|stop|status|wait|restart|lib" >&2
       exit 2
       ;;
   esac

@@ -4,11 +4,23 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 
-if [ "$(cat var/run/mode 2>/dev/null)" = docker ]; then
-  docker compose down
-  rm -f var/run/mode
-  exit 0
-fi
+case "$(cat var/run/mode 2>/dev/null)" in
+  docker)
+    bash deployments/containers/compose.sh down
+    rm -f var/run/mode
+    exit 0
+    ;;
+  podman)
+    if ! bash deployments/containers/containers.sh running; then
+      bash deployments/containers/containers.sh start
+      trap 'bash deployments/containers/containers.sh stop' EXIT
+    fi
+    eval "$(bash deployments/containers/containers.sh env)"
+    bash deployments/containers/compose.sh down
+    rm -f var/run/mode
+    exit 0
+    ;;
+esac
 for name in notification-service user-service account-service schema-registry; do
   pidf="var/run/$name.pid"
   [ -f "$pidf" ] || continue

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# make up: the full stack as separate processes. With a Docker engine: docker compose. Without
-# one: a real Kafka broker from Maven Central, the schema registry (choreo registry) and each
-# service as its own OS process, with logs in var/log and pid files in var/run.
-# CHOREO_UP_MODE=local forces the local processes even where Docker answers.
+# make up: the full stack as separate processes. With a Docker engine: docker compose. With
+# Podman (and docker-compose or docker compose): the same compose file on the images `make
+# container-images` builds (refreshed first), through Podman's Docker-compatible API, which is
+# stopped again afterwards (the containers do not need it). Without either: a real Kafka broker
+# from Maven Central, the schema registry (choreo registry) and each service as its own OS
+# process, with logs in var/log and pid files in var/run.
+# CHOREO_UP_MODE=local forces the local processes even where a container engine answers.
 # CHOREO_UP_SECURE=1 (make up-secure) runs them on the secured broker (kafka-secure.sh: SASL_SSL
 # with SCRAM-SHA-512, ACLs enforced), after `choreo acls apply` has created the topics and one
 # SCRAM user per service with the catalog's ACLs; each service logs in as its own user.
@@ -17,10 +20,25 @@ account_addr="${CHOREO_ACCOUNT_ADDR:-127.0.0.1:8080}"
 user_addr="${CHOREO_USER_ADDR:-127.0.0.1:8082}"
 notification_addr="${CHOREO_NOTIFICATION_ADDR:-127.0.0.1:8083}"
 
-if [ "$secure" != 1 ] && [ "${CHOREO_UP_MODE:-}" != local ] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-  echo "make up: a Docker engine answers: docker compose up (docker-compose.yml)"
-  echo docker > var/run/mode
-  exec docker compose up -d --wait --build
+if [ "$secure" != 1 ] && [ "${CHOREO_UP_MODE:-}" != local ]; then
+  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    echo "make up: a Docker engine answers: docker compose up (docker-compose.yml)"
+    echo docker > var/run/mode
+    exec bash deployments/containers/compose.sh up -d --wait --build
+  fi
+  if command -v podman >/dev/null 2>&1 && { command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1; }; then
+    echo "make up: Podman: docker-compose.yml on the local images (make container-images)"
+    bash deployments/containers/containers.sh images
+    echo podman > var/run/mode
+    if ! bash deployments/containers/containers.sh running; then
+      bash deployments/containers/containers.sh start
+      trap 'bash deployments/containers/containers.sh stop' EXIT
+    fi
+    eval "$(bash deployments/containers/containers.sh env)"
+    bash deployments/containers/compose.sh up -d --wait
+    echo "make up: done; stop with make down"
+    exit 0
+  fi
 fi
 echo "make up: no Docker engine: the stack as local processes (logs var/log, pids var/run)"
 echo local > var/run/mode

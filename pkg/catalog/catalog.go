@@ -2,7 +2,9 @@
 // every event chain (business operation). The catalog lives in schemas/catalog.yaml next to the Avro
 // schemas it names. It is checked three ways so that it cannot drift from the system it describes:
 // against itself (Parse), against the schemas (CheckSchemas) and against the handlers each service
-// registers in code (CheckService). WriteMarkdown renders it as CATALOG.md.
+// registers in code (CheckService). Analyze checks its flow as a whole (cycles, events that cannot
+// be published or that no chain uses), Impact answers what depends on an event or a service, and
+// WriteMarkdown (one CATALOG.md) or Site (linked pages, for big catalogs) render it.
 package catalog
 
 import (

@@ -90,7 +90,11 @@ func writeChain(b *bytes.Buffer, ch Chain) {
 			fmt.Fprintf(b, " causes the effect: %s\n", oneLine(st.Effect))
 		}
 	}
+	writeFlowchart(b, ch)
+}
 
+// writeFlowchart writes the chain as a Mermaid flowchart from the trigger to the final effect.
+func writeFlowchart(b *bytes.Buffer, ch Chain) {
 	g := newFlowchart()
 	prev := ""
 	if ch.Trigger != "" {

@@ -53,3 +53,14 @@ func TestNamespaceIsUniqueAndValid(t *testing.T) {
 		}
 	}
 }
+
+func TestImage(t *testing.T) {
+	t.Setenv(kafkatest.ImageEnv, "")
+	if got := kafkatest.Image(); got != kafkatest.DefaultImage {
+		t.Errorf("Image() without %s = %q, want the default %q", kafkatest.ImageEnv, got, kafkatest.DefaultImage)
+	}
+	t.Setenv(kafkatest.ImageEnv, "localhost/choreo/kafka:4.1.0")
+	if got := kafkatest.Image(); got != "localhost/choreo/kafka:4.1.0" {
+		t.Errorf("Image() with %s set = %q, want that image", kafkatest.ImageEnv, got)
+	}
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -17,42 +18,114 @@ import (
 
 func runCatalog(_ context.Context, env Env, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: want docs, asyncapi or check", errUsage)
+		return fmt.Errorf("%w: want docs, check, impact or asyncapi", errUsage)
 	}
 	switch args[0] {
 	case "docs":
-		fs := flag.NewFlagSet("catalog docs", flag.ContinueOnError)
-		out := fs.String("o", "schemas/CATALOG.md", "output file; - for stdout")
-		if err := parse(fs, env, args[1:], 0); err != nil {
-			return err
-		}
-		cat, err := catalog.Load(schemas.FS)
-		if err != nil {
-			return err
-		}
-		var b bytes.Buffer
-		if err := cat.WriteMarkdown(&b); err != nil {
-			return err
-		}
-		if *out == "-" {
-			_, err = env.Stdout.Write(b.Bytes())
-			return err
-		}
-		return os.WriteFile(*out, b.Bytes(), 0o644)
+		return runCatalogDocs(env, args[1:])
 	case "asyncapi":
 		return runCatalogAsyncAPI(env, args[1:])
 	case "check":
-		fs := flag.NewFlagSet("catalog check", flag.ContinueOnError)
-		if err := parse(fs, env, args[1:], 0); err != nil {
-			return err
-		}
+		return runCatalogCheck(env, args[1:])
+	case "impact":
+		return runCatalogImpact(env, args[1:])
+	}
+	return fmt.Errorf("%w: unknown catalog command %q", errUsage, args[0])
+}
+
+// schemasFlag is the -schemas flag of the catalog commands: another catalog directory than the
+// one built into choreo, e.g. a service repository's or the large test catalog.
+func schemasFlag(fs *flag.FlagSet) *string {
+	return fs.String("schemas", "", "directory holding catalog.yaml and its .avsc schemas (default: choreo's built-in schemas/)")
+}
+
+func loadCatalog(dir string) (*catalog.Catalog, error) {
+	if dir == "" {
+		return catalog.Load(schemas.FS)
+	}
+	return catalog.Load(os.DirFS(dir))
+}
+
+func runCatalogDocs(env Env, args []string) error {
+	fs := flag.NewFlagSet("catalog docs", flag.ContinueOnError)
+	out := fs.String("o", "schemas/CATALOG.md", "output file; - for stdout")
+	dir := fs.String("dir", "", "write linked pages instead (index.md, services/, chains/) into this directory, for big catalogs")
+	from := schemasFlag(fs)
+	if err := parse(fs, env, args, 0); err != nil {
+		return err
+	}
+	cat, err := loadCatalog(*from)
+	if err != nil {
+		return err
+	}
+	if *dir != "" {
+		return cat.WriteDir(*dir)
+	}
+	var b bytes.Buffer
+	if err := cat.WriteMarkdown(&b); err != nil {
+		return err
+	}
+	if *out == "-" {
+		_, err = env.Stdout.Write(b.Bytes())
+		return err
+	}
+	return os.WriteFile(*out, b.Bytes(), 0o644)
+}
+
+// runCatalogCheck checks the catalog entry by entry (and, for the built-in one, that every event
+// type compiles), then its flow as a whole: errors fail the command, warnings are printed.
+func runCatalogCheck(env Env, args []string) error {
+	fs := flag.NewFlagSet("catalog check", flag.ContinueOnError)
+	from := schemasFlag(fs)
+	if err := parse(fs, env, args, 0); err != nil {
+		return err
+	}
+	if *from == "" {
 		if _, err := event.Load(); err != nil {
 			return err
 		}
-		fmt.Fprintln(env.Stdout, "catalog ok")
-		return nil
 	}
-	return fmt.Errorf("%w: unknown catalog command %q", errUsage, args[0])
+	cat, err := loadCatalog(*from)
+	if err != nil {
+		return err
+	}
+	findings := cat.Analyze()
+	errs := 0
+	for _, f := range findings {
+		fmt.Fprintln(env.Stdout, f)
+		if f.Severity == catalog.SeverityError {
+			errs++
+		}
+	}
+	if errs > 0 {
+		return fmt.Errorf("%w: %d error(s) in the flow of the catalog", catalog.ErrInvalid, errs)
+	}
+	fmt.Fprintf(env.Stdout, "catalog ok: %d events, %d services, %d chains, %d warning(s)\n",
+		len(cat.Events), len(cat.Services), len(cat.Chains), len(findings))
+	return nil
+}
+
+func runCatalogImpact(env Env, args []string) error {
+	fs := flag.NewFlagSet("catalog impact", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the impact as JSON")
+	from := schemasFlag(fs)
+	if err := parse(fs, env, args, 1); err != nil {
+		return err
+	}
+	cat, err := loadCatalog(*from)
+	if err != nil {
+		return err
+	}
+	im, err := cat.Impact(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if !*asJSON {
+		return im.WriteText(env.Stdout)
+	}
+	enc := json.NewEncoder(env.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(im)
 }
 
 // runCatalogAsyncAPI writes one AsyncAPI document per service into a directory, and removes

@@ -34,7 +34,7 @@ func commands() []command {
 		{"dlq", "list|show|replay <group>", "list, show and replay the records a consumer group parked", runDLQ},
 		{"trace", "[flags] <id>", "show the chain of events one operation took, checked against the catalog", runTrace},
 		{"registry", "[flags]", "serve the embedded schema registry on its own", runRegistry},
-		{"catalog", "docs|asyncapi|check [flags]", "render schemas/CATALOG.md or the AsyncAPI documents, or check the catalog", runCatalog},
+		{"catalog", "docs|check|impact|asyncapi [flags]", "render the catalog docs or AsyncAPI documents, check the catalog, or show what depends on an event or service", runCatalog},
 		{"schema", "check [flags]", "check every schema against its earlier versions (history or registry)", runSchema},
 		{"acls", "plan|apply|check [flags]", "derive each service's Kafka ACLs from the catalog; apply or check them", runACLs},
 	}

@@ -129,6 +129,7 @@ func TestRunUsage(t *testing.T) {
 		{name: "encode empty key", args: []string{"encode", "-registry", reg.URL(), "AccountDeleted", `{"accountId":"","deletedAt":0}`}, wantCode: 2, wantStderr: []string{"accountId (the record key) must not be empty"}},
 		{name: "encode null", args: []string{"encode", "-registry", reg.URL(), "AccountDeleted", `null`}, wantCode: 2, wantStderr: []string{"got null, want an object with the fields of record choreo.account.v1.AccountDeleted"}},
 		{name: "publish -h", args: []string{"publish", "-h"}, wantCode: 0, wantStderr: []string{"-namespace", "CHOREO_NAMESPACE", "-id"}},
+		{name: "catalog without subcommand", args: []string{"catalog"}, wantCode: 2, wantStderr: []string{"docs, check, impact or asyncapi"}},
 		{name: "catalog unknown subcommand", args: []string{"catalog", "publish"}, wantCode: 2, wantStderr: []string{`"publish"`}},
 		{name: "catalog check with an argument", args: []string{"catalog", "check", "extra"}, wantCode: 2, wantStderr: []string{"got 1"}},
 		{name: "catalog check", args: []string{"catalog", "check"}, wantCode: 0, wantStdout: []string{"catalog ok"}},
