@@ -91,7 +91,7 @@ fuzz: ## run each fuzzer for FUZZTIME (default 30s); the seed corpora run in mak
 	$(GO) test -run '^$$' -fuzz '^FuzzToBinary$$' -fuzztime $(FUZZTIME) ./pkg/avrojson/
 	$(GO) test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./services/account/internal/api/
 
-test-faults: ## fault tests: 2,000 registrations per scenario through service processes on a real broker and PostgreSQL, with kill -9, broker restart, rebalance and injected duplicates, then on a three-broker cluster
+test-faults: ## fault tests: 2,000 registrations per scenario through service processes on a real broker and PostgreSQL, with kill -9, broker restart, rebalance and injected duplicates, and on a three-broker cluster (kill -9 of brokers)
 	CHOREO_FAULTS=1 $(GO) test -count=1 -timeout 30m -v ./faults/
 
 test-faults-cluster: ## only the fault tests on a three-broker cluster of their own (kill -9 of the leading broker, two brokers lost)
