@@ -48,6 +48,13 @@ kafka: ## start a real Apache Kafka 4.x broker (KRaft, from Maven Central) on 12
 kafka-stop: ## stop that broker
 	bash deployments/kafka/kafka.sh stop
 
+.PHONY: kafka-cluster kafka-cluster-stop
+kafka-cluster: ## start a three-broker Kafka cluster (KRaft, 3 controllers) on 127.0.0.1:19092-19094
+	bash deployments/kafka/cluster.sh start
+
+kafka-cluster-stop: ## stop that cluster
+	bash deployments/kafka/cluster.sh stop
+
 up: ## the full stack as separate processes: docker compose, or local processes without Docker
 	bash deployments/local/up.sh
 
@@ -81,7 +88,7 @@ test-interop: ## Confluent's own Go client (registry client, Avro serde; cgo) re
 schema-check: ## the schema-evolution gate: every schemas/*.avsc against its history (schemas/history/) under its catalog compatibility level
 	$(GO) run ./cmd/choreo schema check
 
-.PHONY: fuzz test-faults
+.PHONY: fuzz test-faults test-faults-cluster
 FUZZTIME ?= 30s
 fuzz: ## run each fuzzer for FUZZTIME (default 30s); the seed corpora run in make test
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./pkg/codec/
@@ -89,8 +96,11 @@ fuzz: ## run each fuzzer for FUZZTIME (default 30s); the seed corpora run in mak
 	$(GO) test -run '^$$' -fuzz '^FuzzToBinary$$' -fuzztime $(FUZZTIME) ./pkg/avrojson/
 	$(GO) test -run '^$$' -fuzz '^FuzzRegister$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./services/account/internal/api/
 
-test-faults: ## fault tests: 2,000 registrations per scenario through service processes on a real broker and PostgreSQL, with kill -9, broker restart, rebalance and injected duplicates
+test-faults: ## fault tests: 2,000 registrations per scenario through service processes on a real broker and PostgreSQL, with kill -9, broker restart, rebalance and injected duplicates, and on a three-broker cluster (kill -9 of brokers)
 	CHOREO_FAULTS=1 $(GO) test -count=1 -timeout 30m -v ./faults/
+
+test-faults-cluster: ## only the fault tests on a three-broker cluster of their own (kill -9 of the leading broker, two brokers lost)
+	CHOREO_FAULTS=1 $(GO) test -count=1 -timeout 30m -v -run TestClusterFaults ./faults/
 
 .PHONY: container-images test-containers
 container-images: ## build the local container images through Podman, no registry needed (cached: seconds when nothing changed)

@@ -147,9 +147,14 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("CHOREO_FAULTS_N=%d and CHOREO_FAULTS_WORKERS=%d must be at least 1", registrations, workers)
 	}
 	stopOnInterrupt(t)
-	in := setUp(t)
+	in := setUp(t, (*infra).startBroker)
 	t.Logf("faults: %d registrations per scenario, %d workers, rate %d/s (0 = unlimited), brokers %s",
 		registrations, workers, rate, strings.Join(in.brokers, ","))
+	runScenarios(t, in, scenarios)
+}
+
+// runScenarios runs each scenario as a subtest, one after the other, and logs the summary of all.
+func runScenarios(t *testing.T, in *infra, scenarios []scenario) {
 	var summary []string
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -263,7 +268,8 @@ type infra struct {
 	registryURL string
 }
 
-func setUp(t *testing.T) *infra {
+// setUp builds the binaries and starts what the scenarios share; startBroker provides the brokers.
+func setUp(t *testing.T, startBroker func(*infra, *testing.T)) *infra {
 	t.Helper()
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -288,7 +294,7 @@ func setUp(t *testing.T) *infra {
 	}
 	t.Logf("faults: built binaries in %s", time.Since(start).Round(time.Millisecond))
 
-	in.startBroker(t)
+	startBroker(in, t)
 	in.startPostgres(t)
 
 	in.db, err = sql.Open("pgx", in.dbURL)

@@ -46,21 +46,10 @@ KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/var/broker}"
 KAFKA_WAIT_TIMEOUT="${KAFKA_WAIT_TIMEOUT:-90}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
-KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
-MVN="${MVN:-mvn}"
-if [ -n "${JAVA:-}" ]; then
-  :
-elif [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then
-  JAVA="$JAVA_HOME/bin/java"
-else
-  JAVA=java
-fi
+# shellcheck source=deployments/kafka/classpath.sh
+. "$SCRIPT_DIR/classpath.sh"
 
 HOST=127.0.0.1
-POM="$SCRIPT_DIR/pom.xml"
-LIB_DIR="$SCRIPT_DIR/lib"
-STAMP="$LIB_DIR/.pom.sha256"
-LOG4J_CONF="$SCRIPT_DIR/log4j2.properties"
 BASE_PROPS="$SCRIPT_DIR/server.properties"
 
 # Filled in by resolve_paths once KAFKA_DATA_DIR exists.
@@ -93,49 +82,6 @@ check_port() {
   case "$2" in
     '' | *[!0-9]*) die "$1 must be a port number, got '$2'" ;;
   esac
-}
-
-# --- classpath --------------------------------------------------------------
-
-pom_sum() {
-  sha256sum "$POM" | cut -d' ' -f1
-}
-
-# Resolve the jars into lib/ unless the stamp says lib/ matches this pom.
-ensure_classpath() {
-  local want
-  want="$(pom_sum)"
-  if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
-    return 0
-  fi
-  command -v "$MVN" >/dev/null 2>&1 || die "maven ('$MVN') not found; it is needed once to fetch Kafka into $LIB_DIR"
-  echo "kafka.sh: resolving Kafka jars into $LIB_DIR (first run downloads from Maven Central)" >&2
-  rm -rf "$LIB_DIR"
-  if ! "$MVN" -B -q -Dstyle.color=never -f "$POM" package >"$DATA_DIR/mvn.log" 2>&1; then
-    tail -n 40 "$DATA_DIR/mvn.log" >&2
-    rm -rf "$LIB_DIR"
-    die "maven failed to resolve the Kafka classpath (full output: $DATA_DIR/mvn.log)"
-  fi
-  ls "$LIB_DIR"/kafka_2.13-*.jar >/dev/null 2>&1 || die "maven ran but $LIB_DIR has no kafka_2.13 jar"
-  echo "$want" >"$STAMP"
-}
-
-kafka_version() {
-  local jar
-  for jar in "$LIB_DIR"/kafka_2.13-*.jar; do
-    [ -f "$jar" ] || continue
-    jar="${jar##*/kafka_2.13-}"
-    echo "${jar%.jar}"
-    return 0
-  done
-  echo unknown
-}
-
-run_tool() {
-  # shellcheck disable=SC2086 # KAFKA_JVM_OPTS is a list of flags
-  "$JAVA" -Xmx256m $KAFKA_JVM_OPTS \
-    -Dlog4j2.configurationFile="$LOG4J_CONF" \
-    -cp "$LIB_DIR/*" "$@"
 }
 
 # --- process ----------------------------------------------------------------
@@ -316,7 +262,7 @@ cmd_start() {
     die "something else is already listening on $HOST:$KAFKA_SSL_PORT (set KAFKA_SSL_PORT)"
   fi
 
-  ensure_classpath
+  ensure_classpath "$DATA_DIR"
   if [ "$KAFKA_SECURE" = 1 ]; then ensure_secrets; fi
   write_props
   ensure_formatted
@@ -324,15 +270,7 @@ cmd_start() {
   if [ -f "$LOG_FILE" ]; then
     mv -f "$LOG_FILE" "$LOG_FILE.1"
   fi
-  # shellcheck disable=SC2086 # heap and JVM opts are lists of flags
-  nohup "$JAVA" $KAFKA_HEAP_OPTS \
-    -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
-    -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
-    $KAFKA_JVM_OPTS \
-    -Dlog4j2.configurationFile="$LOG4J_CONF" \
-    -cp "$LIB_DIR/*" kafka.Kafka "$PROPS_FILE" \
-    >"$LOG_FILE" 2>&1 </dev/null &
-  echo "$!" >"$PID_FILE"
+  start_kafka_jvm "$KAFKA_HEAP_OPTS" "$PROPS_FILE" "$LOG_FILE" >"$PID_FILE"
 
   if ! wait_ready; then
     cmd_stop >/dev/null 2>&1 || true

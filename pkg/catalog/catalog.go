@@ -35,6 +35,11 @@ type Catalog struct {
 	Events   []Event   `yaml:"events"`
 	Services []Service `yaml:"services"`
 	Chains   []Chain   `yaml:"chains"`
+	// TopicDefaults are the Kafka settings of every topic, dead-letter topics included, unless
+	// an entry of TopicSpecs overrides them.
+	TopicDefaults TopicSettings `yaml:"topicDefaults"`
+	// TopicSpecs override TopicDefaults for event topics (the topics list of catalog.yaml).
+	TopicSpecs []Topic `yaml:"topics"`
 }
 
 // Event is one kind of fact that a service publishes to Kafka. Its name is the name of its Avro

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -100,6 +101,100 @@ func wantInvalid(t *testing.T, err error, want ...string) {
 	}
 }
 
+// topicsYAML declares topic settings for validYAML's topics; the topic cases below each break one
+// rule of it.
+const topicsYAML = `topicDefaults:
+  partitions: 6
+  replication: 3
+  minInsyncReplicas: 2
+  retention: 7d
+  cleanupPolicy: delete
+topics:
+  - name: orders
+    partitions: 12
+    retention: infinite
+  - name: payments
+    replication: 5
+    minInsyncReplicas: 3
+    retention: 36h
+    cleanupPolicy: delete,compact
+`
+
+func TestTopicSettings(t *testing.T) {
+	t.Parallel()
+	c, err := catalog.Parse([]byte(validYAML + topicsYAML))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	for _, tc := range []struct {
+		topic   string
+		want    catalog.TopicSettings
+		configs map[string]string
+	}{
+		{"orders", catalog.TopicSettings{Partitions: 12, Replication: 3, MinInsyncReplicas: 2, Retention: "infinite", CleanupPolicy: "delete"},
+			map[string]string{"min.insync.replicas": "2", "retention.ms": "-1", "cleanup.policy": "delete"}},
+		{"payments", catalog.TopicSettings{Partitions: 6, Replication: 5, MinInsyncReplicas: 3, Retention: "36h", CleanupPolicy: "delete,compact"},
+			map[string]string{"min.insync.replicas": "3", "retention.ms": "129600000", "cleanup.policy": "compact,delete"}},
+		{"orders-service.dlq", catalog.TopicSettings{Partitions: 6, Replication: 3, MinInsyncReplicas: 2, Retention: "7d", CleanupPolicy: "delete"},
+			map[string]string{"min.insync.replicas": "2", "retention.ms": "604800000", "cleanup.policy": "delete"}},
+	} {
+		t.Run(tc.topic, func(t *testing.T) {
+			t.Parallel()
+			got := c.TopicSettings(tc.topic)
+			if got != tc.want {
+				t.Errorf("TopicSettings(%q) = %+v, want %+v", tc.topic, got, tc.want)
+			}
+			if cfg := got.Configs(); !maps.Equal(cfg, tc.configs) {
+				t.Errorf("Configs() = %v, want %v", cfg, tc.configs)
+			}
+		})
+	}
+	// Without declarations everything is left to the broker.
+	if cfg := parseValid(t).TopicSettings("orders"); cfg != (catalog.TopicSettings{}) || len(cfg.Configs()) != 0 {
+		t.Errorf("a catalog without topic settings gives %+v, configs %v; want none", cfg, cfg.Configs())
+	}
+}
+
+func TestParseInvalidTopics(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		old, new string
+		want     []string
+	}{
+		{"negative partitions", "  partitions: 6\n", "  partitions: -1\n", []string{"topicDefaults: partitions -1: want at least 1"}},
+		{"zero replication is fine, negative is not", "    replication: 5\n", "    replication: -3\n", []string{`topic "payments": replication -3`}},
+		{"replication beyond int16", "    replication: 5\n", "    replication: 40000\n", []string{`topic "payments": replication 40000`}},
+		{"min ISR above replication", "    minInsyncReplicas: 3\n", "    minInsyncReplicas: 6\n", []string{`topic "payments": minInsyncReplicas 6 exceeds replication 5`}},
+		{"min ISR above the default replication", "    partitions: 12\n", "    partitions: 12\n    minInsyncReplicas: 4\n", []string{`topic "orders": minInsyncReplicas 4 (with topicDefaults) exceeds replication 3`}},
+		{"default min ISR above replication", "  minInsyncReplicas: 2\n", "  minInsyncReplicas: 4\n", []string{"topicDefaults: minInsyncReplicas 4 exceeds replication 3"}},
+		{"negative min ISR", "  minInsyncReplicas: 2\n", "  minInsyncReplicas: -2\n", []string{"topicDefaults: minInsyncReplicas -2"}},
+		{"retention not a duration", "    retention: 36h\n", "    retention: a week\n", []string{`topic "payments": retention "a week"`}},
+		{"retention zero", "    retention: 36h\n", "    retention: 0s\n", []string{`retention "0s"`}},
+		{"retention zero days", "  retention: 7d\n", "  retention: 0d\n", []string{`retention "0d"`}},
+		{"negative retention", "    retention: 36h\n", "    retention: -5h\n", []string{`retention "-5h"`}},
+		{"unknown cleanup policy", "  cleanupPolicy: delete\n", "  cleanupPolicy: shred\n", []string{`topicDefaults: cleanupPolicy "shred"`}},
+		{"not an event topic", "  - name: payments\n", "  - name: invoices\n", []string{`topic "invoices": no event is published to it`}},
+		{"defined twice", "  - name: payments\n", "  - name: orders\n", []string{`topic "orders" is defined twice`}},
+		{"no name", "  - name: payments\n", "  - partitions: 3\n", []string{"topic 2: name is required"}},
+		{"unknown setting", "    retention: 36h\n", "    retension: 36h\n", []string{"retension"}},
+		{"partitions not a number", "  partitions: 6\n", "  partitions: six\n", []string{"six"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			y := validYAML + topicsYAML
+			if n := strings.Count(y, tc.old); n != 1 {
+				t.Fatalf("%q occurs %d times, want 1", tc.old, n)
+			}
+			c, err := catalog.Parse([]byte(strings.Replace(y, tc.old, tc.new, 1)))
+			if c != nil {
+				t.Errorf("Parse returned a catalog along with error %v", err)
+			}
+			wantInvalid(t, err, tc.want...)
+		})
+	}
+}
+
 func TestLoadRealCatalog(t *testing.T) {
 	t.Parallel()
 	c, err := catalog.Load(schemas.FS)
@@ -151,8 +246,8 @@ func TestParseInvalid(t *testing.T) {
 		},
 		{
 			name: "unknown top-level field",
-			yaml: func(t *testing.T) string { return validYAML + "topics: [orders]\n" },
-			want: []string{"topics"},
+			yaml: func(t *testing.T) string { return validYAML + "topix: [orders]\n" },
+			want: []string{"topix"},
 		},
 		{
 			name: "syntax error",

@@ -33,6 +33,8 @@ func (c *Catalog) WriteMarkdown(w io.Writer) error {
 		row(&b, cell(s.Name), code(s.Group), list(s.Consumes), list(s.Produces), list(s.Effects))
 	}
 
+	c.writeTopics(&b)
+
 	if len(c.Chains) > 0 {
 		b.WriteString("\n## Chains\n")
 	}
@@ -44,6 +46,28 @@ func (c *Catalog) WriteMarkdown(w io.Writer) error {
 		return fmt.Errorf("write catalog markdown: %w", err)
 	}
 	return nil
+}
+
+// writeTopics renders the settings every topic is provisioned with; "—" leaves it to the broker.
+func (c *Catalog) writeTopics(b *bytes.Buffer) {
+	b.WriteString("\n## Topics\n\n")
+	b.WriteString("Provisioned by every service at start-up. Replication is capped at the number of brokers and " +
+		"min in-sync replicas at the replication; an existing topic that differs is reported (see the README).\n\n")
+	b.WriteString("| Topic | Partitions | Replication | Min in-sync replicas | Retention | Cleanup policy |\n")
+	b.WriteString("|---|---|---|---|---|---|\n")
+	num := func(n int) string {
+		if n == 0 {
+			return "—"
+		}
+		return fmt.Sprint(n)
+	}
+	settings := func(name string, s TopicSettings) {
+		row(b, name, num(s.Partitions), num(s.Replication), num(s.MinInsyncReplicas), code(s.Retention), code(s.CleanupPolicy))
+	}
+	for _, t := range c.Topics() {
+		settings(code(t), c.TopicSettings(t))
+	}
+	settings("any other (dead-letter topics)", c.TopicDefaults)
 }
 
 func writeChain(b *bytes.Buffer, ch Chain) {

@@ -15,6 +15,7 @@ func (c *Catalog) validate() error {
 	c.validateEvents(&p)
 	c.validateServices(&p)
 	c.validateChains(&p)
+	c.validateTopics(&p)
 	return p.err()
 }
 

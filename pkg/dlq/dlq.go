@@ -414,7 +414,9 @@ func (d *DLQ) ensureReplays(ctx context.Context) error {
 		return nil
 	}
 	compact := "compact"
-	err := kafka.EnsureTopics(ctx, d.adm, kafka.Topic{
+	// The report's warnings (say, more partitions than one) do not matter to replays; a
+	// weaker topic (not compacted) is an error.
+	_, err := kafka.EnsureTopics(ctx, d.adm, kafka.Topic{
 		Name: d.replays, Partitions: 1, ReplicationFactor: d.opts.replication,
 		Configs: map[string]*string{"cleanup.policy": &compact},
 	})

@@ -152,7 +152,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.cl.Close)
-	if err := kafka.EnsureTopics(t.Context(), kadm.NewClient(f.cl),
+	if _, err := kafka.EnsureTopics(t.Context(), kadm.NewClient(f.cl),
 		kafka.Topic{Name: f.src, Partitions: 3, ReplicationFactor: 1},
 		kafka.Topic{Name: dlq.Topic(f.group), Partitions: 3, ReplicationFactor: 1},
 	); err != nil {

@@ -35,46 +35,89 @@ func ClientOpts(brokers []string, clientID string, extra ...kgo.Opt) []kgo.Opt {
 
 // Topic is a topic to provision.
 type Topic struct {
-	Name       string
+	Name string
+	// Partitions of the topic; -1 takes the broker's default.
 	Partitions int32
-	// ReplicationFactor of the topic; -1 takes the broker's default.
+	// ReplicationFactor of the topic; -1 takes the broker's default. More than the cluster has
+	// brokers is capped at the broker count (see EnsureTopics).
 	ReplicationFactor int16
-	Configs           map[string]*string
+	// Configs are topic configs such as min.insync.replicas, retention.ms, cleanup.policy.
+	Configs map[string]*string
 }
 
-// EnsureTopics creates the topics that do not exist and checks those that do. It is idempotent
-// and safe to run from several services at once. An existing topic with fewer partitions than
-// configured is an error wrapping ErrPartitions: adding partitions would move keys between
-// partitions and break per-key order, so that is a decision for a human.
-func EnsureTopics(ctx context.Context, adm *kadm.Client, topics ...Topic) error {
+// EnsureTopics creates the topics that do not exist and compares those that do with their
+// declaration. It is idempotent and safe to run from several services at once.
+//
+// A replication factor above the number of brokers is capped at it, and min.insync.replicas at
+// the (capped) replication factor, so that one declaration serves a single development broker
+// and a production cluster; Report.Capped says so.
+//
+// An existing topic is never changed. A difference that weakens a guarantee is an error
+// wrapping ErrDrift: fewer partitions (also ErrPartitions: adding partitions moves keys between
+// partitions and breaks per-key order, a decision for a human), a lower replication factor or
+// min.insync.replicas (fewer broker failures survived, or writes acknowledged by fewer copies),
+// or another cleanup.policy (compaction drops all but a key's latest event; deletion drops the
+// latest state after retention). Any other difference (more partitions, more replicas, another
+// retention.ms) is a warning in Report.Warnings.
+func EnsureTopics(ctx context.Context, adm *kadm.Client, topics ...Topic) (Report, error) {
+	var rep Report
 	names := make([]string, len(topics))
 	for i, t := range topics {
 		names[i] = t.Name
 	}
+	brokers, err := adm.ListBrokers(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("list brokers: %w", err)
+	}
+	rep.Brokers = len(brokers)
 	existing, err := listTopics(ctx, adm, names)
 	if err != nil {
-		return err
+		return rep, err
 	}
-	var errs []error
+	var (
+		errs []error
+		have []Topic // declared (capped) settings of the existing topics
+	)
 	for _, t := range topics {
-		if td, ok := existing[t.Name]; ok {
-			if n := int32(len(td.Partitions)); n < t.Partitions {
-				errs = append(errs, fmt.Errorf("topic %s has %d partitions, configured %d: %w", t.Name, n, t.Partitions, ErrPartitions))
-			}
+		t, capped := capToBrokers(t, rep.Brokers)
+		if capped != "" {
+			rep.Capped = append(rep.Capped, capped)
+		}
+		if _, ok := existing[t.Name]; ok {
+			have = append(have, t)
 			continue
 		}
 		resp, err := adm.CreateTopic(ctx, t.Partitions, t.ReplicationFactor, t.Configs, t.Name)
 		if err == nil {
 			err = resp.Err
 		}
-		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		switch {
+		case err == nil:
+			rep.Created = append(rep.Created, t.Name)
+		case errors.Is(err, kerr.TopicAlreadyExists):
+			// Another service created it between the listing and now: it was created from the
+			// same catalog, so there is nothing to compare.
+		default:
 			errs = append(errs, fmt.Errorf("create topic %s: %w", t.Name, err))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+	if len(have) > 0 {
+		drifts, err := compare(ctx, adm, existing, have)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, d := range drifts {
+			if d.Weaker {
+				errs = append(errs, d.err())
+			} else {
+				rep.Warnings = append(rep.Warnings, d)
+			}
+		}
 	}
-	return waitForLeaders(ctx, adm, names)
+	if err := errors.Join(errs...); err != nil {
+		return rep, err
+	}
+	return rep, waitForLeaders(ctx, adm, names)
 }
 
 func listTopics(ctx context.Context, adm *kadm.Client, names []string) (map[string]kadm.TopicDetail, error) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -41,10 +42,12 @@ type Config struct {
 	// StartTimeout bounds how long start-up waits for each dependency (database, schema
 	// registry, Kafka) to answer (START_TIMEOUT, a Go duration). Default 30s.
 	StartTimeout time.Duration
-	// Partitions is the partition count topics are created with (TOPIC_PARTITIONS). Default 6.
+	// Partitions, when positive, overrides the catalog's partition count of every topic
+	// (TOPIC_PARTITIONS). Default 0: as schemas/catalog.yaml declares.
 	Partitions int
-	// ReplicationFactor of created topics (TOPIC_REPLICATION_FACTOR); -1 takes the broker's
-	// default. Default 1.
+	// ReplicationFactor, when positive, overrides the catalog's replication factor of every
+	// topic; -1 leaves replication and min.insync.replicas to the broker's defaults
+	// (TOPIC_REPLICATION_FACTOR). Default 0: as the catalog declares, capped at the broker count.
 	ReplicationFactor int
 	// Conn holds the connection settings of Kafka and the schema registry: TLS, SASL and
 	// registry credentials (see package connect for their variables). Default: plaintext.
@@ -57,13 +60,11 @@ type Config struct {
 // DefaultConfig returns the defaults, with httpAddr as the service's HTTP address.
 func DefaultConfig(httpAddr string) Config {
 	return Config{
-		Brokers:           []string{"127.0.0.1:9092"},
-		RegistryURL:       "http://127.0.0.1:8081",
-		DataDir:           "var",
-		HTTPAddr:          httpAddr,
-		Partitions:        6,
-		ReplicationFactor: 1,
-		StartTimeout:      30 * time.Second,
+		Brokers:      []string{"127.0.0.1:9092"},
+		RegistryURL:  "http://127.0.0.1:8081",
+		DataDir:      "var",
+		HTTPAddr:     httpAddr,
+		StartTimeout: 30 * time.Second,
 	}
 }
 
@@ -135,9 +136,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address (env HTTP_ADDR)")
 	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "prefix of topics and consumer groups, for sharing a cluster (env CHOREO_NAMESPACE)")
 	fs.StringVar(&c.SMTPAddr, "smtp", c.SMTPAddr, "SMTP server host:port; empty writes .eml files (env SMTP_ADDR)")
-	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of created topics (env TOPIC_PARTITIONS)")
+	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of created topics; 0 takes the catalog's (env TOPIC_PARTITIONS)")
 	c.Conn.RegisterFlags(fs)
-	fs.IntVar(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of created topics, -1 for the broker default (env TOPIC_REPLICATION_FACTOR)")
+	fs.IntVar(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of created topics; 0 takes the catalog's, -1 the broker default (env TOPIC_REPLICATION_FACTOR)")
 }
 
 func splitList(s string) []string {
@@ -189,11 +190,11 @@ func (c Config) Validate() error {
 	if c.StartTimeout <= 0 {
 		bad("START_TIMEOUT is %s; it must be positive", c.StartTimeout)
 	}
-	if c.Partitions < 1 {
-		bad("TOPIC_PARTITIONS is %d; it must be at least 1", c.Partitions)
+	if c.Partitions < 0 || c.Partitions > math.MaxInt32 {
+		bad("TOPIC_PARTITIONS is %d; it must be 0 (the catalog's) or a partition count", c.Partitions)
 	}
-	if c.ReplicationFactor == 0 || c.ReplicationFactor < -1 {
-		bad("TOPIC_REPLICATION_FACTOR is %d; it must be -1 or at least 1", c.ReplicationFactor)
+	if c.ReplicationFactor < -1 || c.ReplicationFactor > math.MaxInt16 {
+		bad("TOPIC_REPLICATION_FACTOR is %d; it must be 0 (the catalog's), -1 (the broker's) or a replica count", c.ReplicationFactor)
 	}
 	return errors.Join(errs...)
 }

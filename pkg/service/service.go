@@ -61,6 +61,7 @@ type Service struct {
 	// Tracer starts the service's spans; nil when tracing is off.
 	Tracer *telemetry.Tracer
 
+	catalog   *catalog.Catalog
 	producer  *kgo.Client
 	kafkaOpts []kgo.Opt // TLS and SASL, from Config.Conn
 	runner    *consumer.Runner
@@ -98,6 +99,9 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 	if err != nil {
 		return nil, err
 	}
+	if s.catalog, err = catalog.Load(schemas.FS); err != nil { // for topics and their settings
+		return nil, err
+	}
 	types = types.WithNamespace(cfg.Namespace)
 	src, err := cfg.Conn.Registry.RegistryClient(cfg.RegistryURL)
 	if err != nil {
@@ -123,7 +127,7 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 	if s.producer, err = kgo.NewClient(s.clientOpts(name, kafkaHooks(s.Metrics, "producer"))...); err != nil {
 		return nil, fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(cfg.Brokers, ","), err)
 	}
-	topics, err := serviceTopics(name, types)
+	topics, err := serviceTopics(s.catalog, name, types)
 	if err != nil {
 		return nil, err
 	}
@@ -143,11 +147,7 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 // produces or consumes, namespaced as types are. A service the catalog does not know (a test's)
 // gets every topic. Only these are provisioned or checked at start-up: on a secured cluster a
 // service may see no other topic.
-func serviceTopics(name string, types *event.Registry) ([]string, error) {
-	cat, err := catalog.Load(schemas.FS)
-	if err != nil {
-		return nil, err
-	}
+func serviceTopics(cat *catalog.Catalog, name string, types *event.Registry) ([]string, error) {
 	var topics []string
 	add := func(t string) {
 		if !slices.Contains(topics, t) {
@@ -177,10 +177,12 @@ func (s *Service) clientOpts(clientID string, extra ...kgo.Opt) []kgo.Opt {
 	return kafka.ClientOpts(s.Config.Brokers, clientID, slices.Concat(s.kafkaOpts, extra)...)
 }
 
+// ensureTopics provisions topics (namespaced names) with the catalog's settings and the
+// configured overrides, and logs what provisioning capped and what differs on existing topics.
 func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 	ts := make([]kafka.Topic, len(names))
 	for i, n := range names {
-		ts[i] = kafka.Topic{Name: n, Partitions: int32(s.Config.Partitions), ReplicationFactor: int16(s.Config.ReplicationFactor)}
+		ts[i] = s.topic(n)
 	}
 	// A client of its own with a short metadata age: waiting for new topics' leaders polls the
 	// metadata, which the producer's client would answer from a cache kept for seconds.
@@ -189,7 +191,22 @@ func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 		return fmt.Errorf("KAFKA_BROKERS %s: %w", strings.Join(s.Config.Brokers, ","), err)
 	}
 	defer adm.Close()
-	if err := kafka.EnsureTopics(ctx, kadm.NewClient(adm), ts...); err != nil {
+	rep, err := kafka.EnsureTopics(ctx, kadm.NewClient(adm), ts...)
+	for _, c := range rep.Capped {
+		// Expected on a development broker; on a cluster, a sign that brokers are missing.
+		level := slog.LevelWarn
+		if rep.Brokers == 1 {
+			level = slog.LevelInfo
+		}
+		s.Log.Log(ctx, level, "topic settings capped to the cluster", "detail", c)
+	}
+	for _, d := range rep.Warnings {
+		s.Log.Warn("existing topic differs from the catalog", "topic", d.Topic, "setting", d.Setting, "have", d.Have, "declared", d.Want, "why", d.Why)
+	}
+	if len(rep.Created) > 0 {
+		s.Log.Info("created topics", "topics", rep.Created, "brokers", rep.Brokers)
+	}
+	if err != nil {
 		err = s.Config.Conn.Kafka.Explain(err)
 		if errors.Is(err, connect.ErrAuthorization) {
 			// On a secured cluster services do not create topics: an administrator does.
@@ -198,6 +215,36 @@ func (s *Service) ensureTopics(ctx context.Context, names ...string) error {
 		return fmt.Errorf("provision topics %s on %s (KAFKA_BROKERS): %w", strings.Join(names, ", "), strings.Join(s.Config.Brokers, ","), err)
 	}
 	return nil
+}
+
+// topic returns how topic name (namespaced) is provisioned: as the catalog declares, with
+// TOPIC_PARTITIONS and TOPIC_REPLICATION_FACTOR overriding.
+func (s *Service) topic(name string) kafka.Topic {
+	base := name
+	if s.Config.Namespace != "" {
+		base = strings.TrimPrefix(name, s.Config.Namespace+".")
+	}
+	set := s.catalog.TopicSettings(base)
+	t := kafka.Topic{Name: name, Partitions: -1, ReplicationFactor: -1, Configs: map[string]*string{}}
+	if set.Partitions > 0 {
+		t.Partitions = int32(set.Partitions)
+	}
+	if s.Config.Partitions > 0 {
+		t.Partitions = int32(s.Config.Partitions)
+	}
+	if set.Replication > 0 {
+		t.ReplicationFactor = int16(set.Replication)
+	}
+	if s.Config.ReplicationFactor != 0 {
+		t.ReplicationFactor = int16(s.Config.ReplicationFactor)
+	}
+	for k, v := range set.Configs() {
+		if k == kafka.ConfigMinInsyncReplicas && t.ReplicationFactor < 0 {
+			continue // the broker's default replication goes with the broker's min.insync.replicas
+		}
+		t.Configs[k] = &v
+	}
+	return t
 }
 
 // checkGroup reads the group's committed offsets once, so that a principal that may not use the

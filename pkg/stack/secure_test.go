@@ -92,7 +92,7 @@ func (s *secured) provision(t *testing.T) {
 	for _, name := range s.plan.Topics() {
 		topics = append(topics, kafka.Topic{Name: name, Partitions: 3, ReplicationFactor: 1})
 	}
-	if err := kafka.EnsureTopics(ctx, s.adm, topics...); err != nil {
+	if _, err := kafka.EnsureTopics(ctx, s.adm, topics...); err != nil {
 		t.Fatalf("create topics: %v", err)
 	}
 	s.pws = map[string]string{}

@@ -110,7 +110,14 @@ func runACLs(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: -partitions %d / -replication-factor %d out of range", errUsage, *partitions, *replFactor)
 	}
 	if *topics {
-		if err := kafka.EnsureTopics(ctx, adm, planTopics(plan, int32(*partitions), int16(*replFactor))...); err != nil {
+		rep, err := kafka.EnsureTopics(ctx, adm, planTopics(plan, int32(*partitions), int16(*replFactor))...)
+		for _, c := range rep.Capped {
+			fmt.Fprintf(env.Stderr, "note: %s\n", c)
+		}
+		for _, w := range rep.Warnings {
+			fmt.Fprintf(env.Stderr, "warning: %s\n", w)
+		}
+		if err != nil {
 			return fmt.Errorf("create topics: %w", cn.explain(err))
 		}
 		fmt.Fprintf(env.Stdout, "topics: %s\n", strings.Join(plan.Topics(), ", "))

@@ -80,7 +80,7 @@ func TestPublishTailEncode(t *testing.T) {
 			topics = append(topics, kafka.Topic{Name: ty.Topic, Partitions: 2, ReplicationFactor: -1})
 		}
 	}
-	if err := kafka.EnsureTopics(ctx, kadm.NewClient(cl), topics...); err != nil {
+	if _, err := kafka.EnsureTopics(ctx, kadm.NewClient(cl), topics...); err != nil {
 		t.Fatal(err)
 	}
 
