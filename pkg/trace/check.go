@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/choreo-dev/choreo/pkg/catalog"
 )
@@ -145,6 +146,7 @@ func (t *Trace) Compare(cat *catalog.Catalog) Comparison {
 		}
 		stopped(c.Matches, add)
 	}
+	t.checkEffects(c.Matches, add)
 	onPath := map[*Node]bool{}
 	var names []string
 	for _, m := range c.Matches {
@@ -284,3 +286,90 @@ func plural(n int, word string) string {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// checkEffects adds a deviation for each declared effect that ends a complete chain and that its
+// service, asked for the operation's effects, has not done: it failed, or it is pending or not
+// recorded at all EffectGrace after its cause.
+func (t *Trace) checkEffects(ms []Match, add func(*Node, string, ...any)) {
+	for _, m := range ms {
+		st, ok := m.Next()
+		if !m.Complete || !ok || st.Effect == "" {
+			continue
+		}
+		asOf, asked := t.EffectsAsOf[st.Service]
+		if !asked {
+			continue // not observable: said so in the tree
+		}
+		last := m.Path[len(m.Path)-1]
+		e, ok := effectOf(last, st.Service, st.Effect)
+		switch {
+		case !ok && asOf.Sub(last.When()) > EffectGrace:
+			add(last, "the chain's effect %s never happened: %s has no record of it %s after %s", st.Effect, st.Service,
+				asOf.Sub(last.When()).Round(time.Second), last.Type)
+		case ok && e.Status == EffectFailed:
+			add(last, "%s by %s failed: %s", st.Effect, st.Service, orUnknown(oneLine(e.Error)))
+		case ok && e.Status == EffectPending && asOf.Sub(e.At) > EffectGrace:
+			detail := ""
+			if e.Error != "" {
+				detail = " (last error: " + oneLine(e.Error) + ")"
+			}
+			add(last, "%s by %s still %s %s after it was recorded%s", st.Effect, st.Service, e.Status,
+				asOf.Sub(e.At).Round(time.Second), detail)
+		}
+	}
+}
+
+// Status is an operation's outcome in a word.
+type Status string
+
+// Statuses of an operation.
+const (
+	// StatusComplete: it followed a catalog chain to its end, and its effect happened where
+	// the service was asked, with no deviation.
+	StatusComplete Status = "complete"
+	// StatusParked: a consumer group parked one of its events and has not handled it since.
+	StatusParked Status = "parked"
+	// StatusDeviating: anything else the comparison objects to, a chain that stopped included.
+	StatusDeviating Status = "deviating"
+)
+
+// Status returns the operation's outcome given its comparison with the catalog.
+func (t *Trace) Status(c Comparison) Status {
+	for _, n := range t.Events() {
+		if n.Parked != nil && !n.Parked.HandledLater {
+			return StatusParked
+		}
+	}
+	if len(c.Complete()) > 0 && len(c.Deviations) == 0 {
+		return StatusComplete
+	}
+	return StatusDeviating
+}
+
+// Settled reports whether more records cannot change the trace's verdict: it follows a chain to
+// its end, or stopped at a parked record. A trace that is not settled may still be under way,
+// or its later events lie outside the window read.
+func (t *Trace) Settled(c Comparison) bool {
+	return len(c.Complete()) > 0 || t.Status(c) == StatusParked
+}
+
+// Duration is the time from the operation's first event to its last event, parked record or
+// effect.
+func (t *Trace) Duration() time.Duration {
+	r := t.Root()
+	if r == nil {
+		return 0
+	}
+	last := r.When()
+	for _, n := range t.Events() {
+		if n.When().After(last) {
+			last = n.When()
+		}
+		for _, e := range n.Effects {
+			if e.DoneAt != nil && e.DoneAt.After(last) {
+				last = *e.DoneAt
+			}
+		}
+	}
+	return last.Sub(r.When())
+}

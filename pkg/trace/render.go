@@ -10,26 +10,45 @@ import (
 )
 
 // leaf is what the catalog adds under a node that is not a record: the effect that ends a
-// chain, or the step the catalog expects after an operation that stopped.
+// chain, or the step the catalog expects after an operation that stopped. For an effect whose
+// service was asked (Trace.AttachEffects), asked is set and observed is what it recorded.
 type leaf struct {
 	chain, service string
 	effect, emits  string // one is set
+	asked          bool
+	observed       *Effect
 }
 
-func (l leaf) text() string {
-	if l.effect != "" {
+func (l leaf) text(start time.Time) string {
+	switch {
+	case l.observed != nil:
+		s := fmt.Sprintf("effect: %s by %s  %s  (%s)", l.effect, l.service, strings.ToUpper(l.observed.Status), since(l.observed.When().Sub(start)))
+		if l.observed.Error != "" {
+			s += "  error=" + strconv.Quote(oneLine(l.observed.Error))
+		}
+		return s
+	case l.asked:
+		return fmt.Sprintf("effect: %s by %s — NOT RECORDED by %s", l.effect, l.service, l.service)
+	case l.effect != "":
 		return fmt.Sprintf("effect: %s by %s — not an event, not observable in Kafka", l.effect, l.service)
 	}
 	return fmt.Sprintf("expected next in chain %q: %s emits %s — not in Kafka yet", l.chain, l.service, l.emits)
 }
 
-// leaves returns the leaves the comparison adds under nodes.
-func (c Comparison) leaves() map[*Node][]leaf {
+// leaves returns the leaves the comparison adds under the nodes of t.
+func (t *Trace) leaves(c Comparison) map[*Node][]leaf {
 	out := map[*Node][]leaf{}
 	for _, m := range c.Matches {
 		if st, ok := m.Next(); ok {
 			last := m.Path[len(m.Path)-1]
-			out[last] = append(out[last], leaf{chain: m.Chain.Name, service: st.Service, effect: st.Effect, emits: st.Emits})
+			l := leaf{chain: m.Chain.Name, service: st.Service, effect: st.Effect, emits: st.Emits}
+			if st.Effect != "" {
+				_, l.asked = t.EffectsAsOf[st.Service]
+				if e, ok := effectOf(last, st.Service, st.Effect); ok {
+					l.observed = &e
+				}
+			}
+			out[last] = append(out[last], l)
 		}
 	}
 	return out
@@ -40,7 +59,7 @@ func (c Comparison) leaves() map[*Node][]leaf {
 // the catalog chains the operation matches, or the deviations.
 func (t *Trace) WriteText(w io.Writer, c Comparison) error {
 	var b strings.Builder
-	leaves := c.leaves()
+	leaves := t.leaves(c)
 	var start time.Time
 	if r := t.Root(); r != nil {
 		start = r.When()
@@ -64,7 +83,7 @@ func (t *Trace) WriteText(w io.Writer, c Comparison) error {
 			if len(n.Children)+i == total-1 {
 				branch = "└─ "
 			}
-			fmt.Fprintf(&b, "%s%s(%s)\n", indent, branch, l.text())
+			fmt.Fprintf(&b, "%s%s(%s)\n", indent, branch, l.text(start))
 		}
 	}
 	for _, r := range t.Roots {
@@ -151,7 +170,7 @@ func (t *Trace) WriteMermaid(w io.Writer, c Comparison) error {
 	b.WriteString("flowchart LR\n")
 	ids := map[*Node]string{}
 	var edges, extra, extraEdges, parked, missing []string
-	leaves := c.leaves()
+	leaves := t.leaves(c)
 	for i, n := range t.Events() {
 		id := "e" + strconv.Itoa(i)
 		if n.Parked != nil {
@@ -164,9 +183,18 @@ func (t *Trace) WriteMermaid(w io.Writer, c Comparison) error {
 		ids[n] = id
 		for _, l := range leaves[n] {
 			lid := "x" + strconv.Itoa(len(extra))
-			if l.effect != "" {
+			switch {
+			case l.observed != nil:
+				extra = append(extra, fmt.Sprintf("%s{{\"%s<br/>by %s, %s\"}}", lid, label(l.effect), label(l.service), label(l.observed.Status)))
+				if l.observed.Status == EffectPending || l.observed.Status == EffectFailed {
+					missing = append(missing, lid)
+				}
+			case l.asked:
+				missing = append(missing, lid)
+				extra = append(extra, fmt.Sprintf("%s{{\"%s<br/>by %s, not recorded\"}}", lid, label(l.effect), label(l.service)))
+			case l.effect != "":
 				extra = append(extra, fmt.Sprintf("%s{{\"%s<br/>by %s, not in Kafka\"}}", lid, label(l.effect), label(l.service)))
-			} else {
+			default:
 				missing = append(missing, lid)
 				extra = append(extra, fmt.Sprintf("%s[\"expected: %s<br/>chain %s, not in Kafka yet\"]", lid, label(l.emits), label(strconv.Quote(l.chain))))
 			}

@@ -41,6 +41,10 @@ type Trace struct {
 	// (set by Collect and FindByID).
 	Topics        []string `json:"topics,omitempty"`
 	MissingTopics []string `json:"missingTopics,omitempty"`
+	// EffectsAsOf names the services asked for the operation's effects and when (set by
+	// AttachEffects); Unplaced holds effects whose causing event is not in the trace.
+	EffectsAsOf map[string]time.Time `json:"effectsAsOf,omitempty"`
+	Unplaced    []Effect             `json:"unplacedEffects,omitempty"`
 }
 
 // Node is one event of a trace or, when Parked is set, one record a consumer group parked on its
@@ -70,6 +74,8 @@ type Node struct {
 	Copies   int     `json:"copies,omitempty"`
 	Parked   *Parked `json:"parked,omitempty"`
 	Children []*Node `json:"children,omitempty"`
+	// Effects are what services did outside Kafka because of this event (AttachEffects).
+	Effects []Effect `json:"effects,omitempty"`
 }
 
 // Parked is what a consumer group's runner wrote on a record it parked (choreo_dlq_* headers).

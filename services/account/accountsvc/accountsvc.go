@@ -49,8 +49,12 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 // rejectAccount compensates a registration the User Service refused: the account is marked
 // rejected, with the reason, and is never active again.
 func rejectAccount(ctx context.Context, tx *consumer.Tx, ev *event.UserRegistrationRejected) error {
-	_, err := store.MarkRejected(ctx, tx, ev.AccountID, ev.Reason)
-	return err
+	changed, err := store.MarkRejected(ctx, tx, ev.AccountID, ev.Reason)
+	if err != nil || !changed {
+		return err // an account deleted meanwhile is not rejected: no effect
+	}
+	cause := tx.Cause()
+	return store.RecordEffect(ctx, tx, cause.ID, cause.CorrelationID, "account rejected", ev.AccountID, time.Now())
 }
 
 type emitter struct{ s *service.Service }

@@ -244,7 +244,7 @@ func hintPartition(err error) error {
 
 // parseInterspersed parses flags given before, between or after the nargs positional arguments
 // (the flag package stops at the first positional one), and returns the positional arguments.
-// After "--" every argument is positional.
+// After "--" every argument is positional. A negative nargs takes any number.
 func parseInterspersed(fs *flag.FlagSet, env Env, args []string, nargs int, usage string) ([]string, error) {
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
@@ -269,7 +269,7 @@ func parseInterspersed(fs *flag.FlagSet, env Env, args []string, nargs int, usag
 		}
 		pos, args = append(pos, rest[0]), rest[1:]
 	}
-	if len(pos) != nargs {
+	if nargs >= 0 && len(pos) != nargs {
 		return nil, fmt.Errorf("%w: want %d argument(s), got %d\n  %s", errUsage, nargs, len(pos), usage)
 	}
 	for _, a := range pos {

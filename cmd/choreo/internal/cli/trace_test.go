@@ -23,6 +23,10 @@ func TestTraceUsage(t *testing.T) {
 		{name: "empty id", args: []string{"trace", ""}, wantCode: 2, wantStderr: []string{"empty argument"}},
 		{name: "bad format", args: []string{"trace", "a", "-format", "yaml"}, wantCode: 2, wantStderr: []string{`-format "yaml"`, "text, json or mermaid"}},
 		{name: "bad timeout", args: []string{"trace", "a", "-timeout", "0s"}, wantCode: 2, wantStderr: []string{"-timeout 0s"}},
+		{name: "recent not positive", args: []string{"trace", "-recent", "0"}, wantCode: 2, wantStderr: []string{"-recent 0: want a positive number"}},
+		{name: "recent and an id", args: []string{"trace", "a", "-recent", "3"}, wantCode: 2, wantStderr: []string{"got 1"}},
+		{name: "bad around", args: []string{"trace", "a", "-around", "yesterday"}, wantCode: 2, wantStderr: []string{`-around "yesterday"`, "RFC 3339"}},
+		{name: "bad effects", args: []string{"trace", "a", "-effects", "notification-service"}, wantCode: 2, wantStderr: []string{`-effects "notification-service"`, "service=http://host:port"}},
 		{name: "-h", args: []string{"trace", "-h"}, wantCode: 0, wantStderr: []string{"-namespace", "CHOREO_NAMESPACE", "-format", "-brokers", "-registry"}},
 		{
 			name: "brokers unreachable", args: []string{"trace", "a", "-brokers", "127.0.0.1:1", "-registry", "http://127.0.0.1:1"}, wantCode: 1,
@@ -36,6 +40,7 @@ type traced struct {
 	CorrelationID string
 	Roots         []tracedNode
 	Matches       bool
+	Status        string
 	Chains        []struct {
 		Name     string
 		Complete bool
@@ -50,6 +55,7 @@ type tracedNode struct {
 	Event                                                    map[string]any
 	Parked                                                   *struct{ Group, Handler, Error string }
 	Children                                                 []tracedNode
+	Effects                                                  []struct{ Service, Effect, EventID, Status, Error string }
 }
 
 func traceJSON(t *testing.T, args ...string) traced {
@@ -72,7 +78,8 @@ func TestTraceEndToEnd(t *testing.T) {
 	t.Parallel()
 	s := startStack(t)
 	ns := s.Service("account-service").Config.Namespace
-	flags := []string{"-namespace", ns, "-brokers", strings.Join(s.Brokers(), ","), "-registry", s.RegistryURL()}
+	flags := []string{"-namespace", ns, "-brokers", strings.Join(s.Brokers(), ","), "-registry", s.RegistryURL(),
+		"-effects", "notification-service=" + stacktest.URL(s, "notification-service", "")}
 
 	var created struct{ AccountID, EventID string }
 	code, err := stacktest.DoJSON("POST", stacktest.URL(s, "account-service", "/accounts"), `{"username":"tracy","email":"tracy@mail.com"}`, &created)
@@ -105,7 +112,7 @@ func TestTraceEndToEnd(t *testing.T) {
 	for _, re := range []string{
 		`(?m)^AccountCreated  ce_id=` + created.EventID + `  by account-service  ` + regexp.QuoteMeta(ns) + `\.accounts/\d+@\d+  \d{4}-\d\d-\d\dT`,
 		`(?m)^└─ UserCreated  ce_id=\S+  by user-service  ` + regexp.QuoteMeta(ns) + `\.users/\d+@\d+  \(\+[0-9.]+[µm]?s\)$`,
-		`(?m)^   └─ \(effect: welcome email by notification-service — not an event, not observable in Kafka\)$`,
+		`(?m)^   └─ \(effect: welcome email by notification-service  SENT  \(\+[0-9.]+[µm]?s\)\)$`,
 		`(?m)^matches catalog chain "Account registration"$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(text) {
@@ -118,7 +125,7 @@ func TestTraceEndToEnd(t *testing.T) {
 
 	// JSON: two events linked by causation, decoded.
 	tr := traceJSON(t, append([]string{created.EventID}, flags...)...)
-	if tr.CorrelationID != created.EventID || len(tr.Roots) != 1 || !tr.Matches || len(tr.Deviations) != 0 {
+	if tr.CorrelationID != created.EventID || len(tr.Roots) != 1 || !tr.Matches || len(tr.Deviations) != 0 || tr.Status != "complete" {
 		t.Fatalf("trace json: %+v", tr)
 	}
 	root := tr.Roots[0]
@@ -131,7 +138,9 @@ func TestTraceEndToEnd(t *testing.T) {
 		userCreated = root.Children[0]
 	}
 	if userCreated.Type != "UserCreated" || userCreated.CausationID != root.ID || userCreated.CorrelationID != created.EventID ||
-		userCreated.Source != "/user-service" || userCreated.Event["username"] != "tracy" || len(userCreated.Children) != 0 {
+		userCreated.Source != "/user-service" || userCreated.Event["username"] != "tracy" || len(userCreated.Children) != 0 ||
+		len(userCreated.Effects) != 1 || userCreated.Effects[0].Effect != "welcome email" || userCreated.Effects[0].Status != "sent" ||
+		userCreated.Effects[0].Service != "notification-service" || userCreated.Effects[0].EventID != userCreated.ID {
 		t.Errorf("trace json UserCreated: %+v", userCreated)
 	}
 	if len(tr.Chains) != 1 || tr.Chains[0].Name != "Account registration" || !tr.Chains[0].Complete ||
@@ -151,7 +160,7 @@ func TestTraceEndToEnd(t *testing.T) {
 		t.Fatalf("trace -format mermaid: exit status %d\nstderr:\n%s", r.code, r.stderr.String())
 	}
 	for _, want := range []string{"flowchart LR\n", `e0(["AccountCreated<br/>by account-service`, `e1(["UserCreated<br/>by user-service`,
-		`e0 -->|"user-service"| e1`, `{{"welcome email<br/>by notification-service, not in Kafka"}}`} {
+		`e0 -->|"user-service"| e1`, `{{"welcome email<br/>by notification-service, sent"}}`} {
 		if !strings.Contains(r.stdout.String(), want) {
 			t.Errorf("mermaid output lacks %q:\n%s", want, r.stdout.String())
 		}
@@ -221,6 +230,36 @@ func TestTraceEndToEnd(t *testing.T) {
 		if !regexp.MustCompile(re).MatchString(r.stdout.String()) {
 			t.Errorf("trace of the refused account does not match %s:\n%s", re, r.stdout.String())
 		}
+	}
+
+	// The last three operations, newest first, with their outcome.
+	var recent []struct {
+		CorrelationID, First, Status string
+		Events                       int
+		DurationMS                   float64
+	}
+	r = run(t, append([]string{"trace", "-recent", "3", "-format", "json"}, flags...)...)
+	if r.code != 0 {
+		t.Fatalf("trace -recent 3: exit status %d\nstderr:\n%s", r.code, r.stderr.String())
+	}
+	if err := json.Unmarshal(r.stdout.Bytes(), &recent); err != nil {
+		t.Fatalf("trace -recent 3: %v\n%s", err, r.stdout.String())
+	}
+	want := []string{badID + " AccountCreated parked 1", farewell.CorrelationID + " AccountDeleted complete 2", created.EventID + " AccountCreated complete 2"}
+	var got []string
+	for _, op := range recent {
+		got = append(got, fmt.Sprintf("%s %s %s %d", op.CorrelationID, op.First, op.Status, op.Events))
+		if op.DurationMS < 0 || op.Status == "complete" && op.DurationMS == 0 {
+			t.Errorf("operation %s lasted %vms", op.CorrelationID, op.DurationMS)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("trace -recent 3:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	r = run(t, append([]string{"trace", "-recent", "3"}, flags...)...)
+	t.Logf("choreo trace -recent 3:\n%s", r.stdout.String())
+	if !regexp.MustCompile(`(?m)^START +CORRELATION ID +FIRST EVENT +EVENTS +DURATION +STATUS +DETAIL\n.*` + badID + ` +AccountCreated +1 +\S+ +parked +user-service parked`).MatchString(r.stdout.String()) {
+		t.Errorf("trace -recent 3 text:\n%s", r.stdout.String())
 	}
 
 	// Nothing has this ID: exit status 1 and a message saying so.

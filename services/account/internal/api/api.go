@@ -35,7 +35,7 @@ const (
 	MaxEmail    = 254
 )
 
-// API serves /accounts.
+// API serves /accounts and GET /effects?correlationId=.
 type API struct {
 	DB   *sql.DB
 	Emit Emitter
@@ -51,6 +51,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /accounts/{id}", a.get)
 	mux.HandleFunc("DELETE /accounts/{id}", a.delete)
 	mux.HandleFunc("/accounts/{id}", httpapi.MethodNotAllowed("GET, DELETE"))
+	mux.HandleFunc("GET /effects", a.effects)
+	mux.HandleFunc("/effects", httpapi.MethodNotAllowed("GET"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, nil, httpapi.Errorf(httpapi.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
@@ -159,6 +161,22 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/accounts/"+acc.ID)
 	httpapi.WriteJSON(w, http.StatusCreated, map[string]string{"accountId": acc.ID, "status": acc.Status, "eventId": id})
+}
+
+// effects serves GET /effects?correlationId=: what the operation did to accounts outside Kafka
+// (an account rejected), the shape choreo trace reads (trace.Effect).
+func (a *API) effects(w http.ResponseWriter, r *http.Request) {
+	corr := r.URL.Query().Get("correlationId")
+	if corr == "" {
+		httpapi.WriteError(w, a.Log, httpapi.Errorf(httpapi.CodeInvalid, "query parameter correlationId is required"))
+		return
+	}
+	out, err := store.Effects(r.Context(), a.DB, "account-service", corr)
+	if err != nil {
+		httpapi.WriteError(w, a.Log, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) {

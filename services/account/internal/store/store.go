@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/choreo-dev/choreo/pkg/migrate"
+	"github.com/choreo-dev/choreo/pkg/trace"
 )
 
 //go:embed migrations/*.sql
@@ -93,4 +94,41 @@ func MarkRejected(ctx context.Context, db DBTX, id, reason string) (bool, error)
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+// RecordEffect records that the event eventID of operation correlationID caused effect on an
+// account at at; a repeated event records nothing more.
+func RecordEffect(ctx context.Context, db DBTX, eventID, correlationID, effect, accountID string, at time.Time) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO effects (event_id, correlation_id, effect, account_id, at)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, eventID, correlationID, effect, accountID, at.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("record effect %s of event %s: %w", effect, eventID, err)
+	}
+	return nil
+}
+
+// Effects returns the effects operation correlationID caused, oldest first. They are recorded
+// with the change they are, so each is done.
+func Effects(ctx context.Context, db *sql.DB, service, correlationID string) ([]trace.Effect, error) {
+	rows, err := db.QueryContext(ctx, `SELECT event_id, correlation_id, effect, at FROM effects
+		WHERE correlation_id = $1 ORDER BY at, event_id`, correlationID)
+	if err != nil {
+		return nil, fmt.Errorf("effects of %s: %w", correlationID, err)
+	}
+	defer rows.Close()
+	out := []trace.Effect{}
+	for rows.Next() {
+		e := trace.Effect{Service: service, Status: trace.EffectDone}
+		var at int64
+		if err := rows.Scan(&e.EventID, &e.CorrelationID, &e.Effect, &at); err != nil {
+			return nil, fmt.Errorf("effects of %s: %w", correlationID, err)
+		}
+		e.At = time.UnixMilli(at).UTC()
+		e.DoneAt = &e.At
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("effects of %s: %w", correlationID, err)
+	}
+	return out, nil
 }

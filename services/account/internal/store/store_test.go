@@ -127,3 +127,34 @@ func TestRejectionIsRecordedOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestEffects: effects are listed by operation, oldest first, once per causing event however
+// often it is recorded, each done at the time it was recorded.
+func TestEffects(t *testing.T) {
+	t.Parallel()
+	for name, db := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+			for _, e := range []struct {
+				event, corr string
+				at          time.Time
+			}{{"ev-2", "op-1", t0.Add(time.Second)}, {"ev-1", "op-1", t0}, {"ev-1", "op-1", t0.Add(time.Hour)}, {"ev-3", "op-2", t0}} {
+				if err := store.RecordEffect(ctx, db, e.event, e.corr, "account rejected", "acc-1", e.at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := store.Effects(ctx, db, "account-service", "op-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 || got[0].EventID != "ev-1" || !got[0].At.Equal(t0) || got[1].EventID != "ev-2" ||
+				got[0].Status != "done" || got[0].DoneAt == nil || got[0].Service != "account-service" || got[0].Effect != "account rejected" {
+				t.Errorf("Effects(op-1) = %+v, want ev-1 at %s then ev-2, done", got, t0)
+			}
+			if none, err := store.Effects(ctx, db, "account-service", "op-9"); err != nil || none == nil || len(none) != 0 {
+				t.Errorf("Effects(op-9) = %#v, %v; want an empty list", none, err)
+			}
+		})
+	}
+}

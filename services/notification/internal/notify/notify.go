@@ -18,6 +18,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/httpapi"
 	"github.com/choreo-dev/choreo/pkg/migrate"
 	"github.com/choreo-dev/choreo/pkg/telemetry"
+	"github.com/choreo-dev/choreo/pkg/trace"
 )
 
 //go:embed migrations/*.sql
@@ -33,6 +34,9 @@ const (
 	Welcome  = "welcome"
 	Farewell = "farewell"
 )
+
+// Service is the Notification Service's name, as the catalog knows it.
+const Service = "notification-service"
 
 // From is the sender of choreo's emails.
 const From = "choreo <hello@choreo.local>"
@@ -124,7 +128,7 @@ type Notification struct {
 	LastError     string     `json:"lastError,omitempty"`
 }
 
-// API serves GET /notifications?accountId=.
+// API serves GET /notifications?accountId= and GET /effects?correlationId=.
 type API struct {
 	DB  *sql.DB
 	Log *slog.Logger
@@ -135,6 +139,8 @@ func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /notifications", a.list)
 	mux.HandleFunc("/notifications", httpapi.MethodNotAllowed("GET"))
+	mux.HandleFunc("GET /effects", a.effects)
+	mux.HandleFunc("/effects", httpapi.MethodNotAllowed("GET"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, nil, httpapi.Errorf(httpapi.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
@@ -147,38 +153,33 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, a.Log, httpapi.Errorf(httpapi.CodeInvalid, "query parameter accountId is required"))
 		return
 	}
-	rows, err := a.DB.QueryContext(r.Context(), `SELECT message_id, kind, user_id, account_id, recipient, subject,
-		event_id, event_type, correlation_id, status, queued_at, sent_at, attempts, last_error
-		FROM notifications WHERE account_id = $1 ORDER BY queued_at, kind`, acc)
+	out, err := Store{DB: a.DB}.ByAccount(r.Context(), acc)
 	if err != nil {
 		httpapi.WriteError(w, a.Log, err)
 		return
 	}
-	defer rows.Close()
-	out := []Notification{}
-	for rows.Next() {
-		var (
-			n       Notification
-			queued  int64
-			sent    sql.NullInt64
-			lastErr sql.NullString
-		)
-		if err := rows.Scan(&n.MessageID, &n.Kind, &n.UserID, &n.AccountID, &n.To, &n.Subject,
-			&n.EventID, &n.EventType, &n.CorrelationID, &n.Status, &queued, &sent, &n.Attempts, &lastErr); err != nil {
-			httpapi.WriteError(w, a.Log, err)
-			return
-		}
-		n.QueuedAt = time.UnixMilli(queued).UTC()
-		if sent.Valid {
-			t := time.UnixMilli(sent.Int64).UTC()
-			n.SentAt = &t
-		}
-		n.LastError = lastErr.String
-		out = append(out, n)
+	httpapi.WriteJSON(w, http.StatusOK, out)
+}
+
+// effects serves GET /effects?correlationId=: the emails of one operation as effects, the shape
+// choreo trace reads (trace.Effect).
+func (a *API) effects(w http.ResponseWriter, r *http.Request) {
+	corr := r.URL.Query().Get("correlationId")
+	if corr == "" {
+		httpapi.WriteError(w, a.Log, httpapi.Errorf(httpapi.CodeInvalid, "query parameter correlationId is required"))
+		return
 	}
-	if err := rows.Err(); err != nil {
+	ns, err := Store{DB: a.DB}.ByCorrelation(r.Context(), corr)
+	if err != nil {
 		httpapi.WriteError(w, a.Log, err)
 		return
+	}
+	out := make([]trace.Effect, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, trace.Effect{
+			Service: Service, Effect: n.Kind + " email", EventID: n.EventID, CorrelationID: n.CorrelationID,
+			Status: n.Status, At: n.QueuedAt, DoneAt: n.SentAt, Error: n.LastError,
+		})
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }
