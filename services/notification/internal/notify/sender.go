@@ -81,6 +81,9 @@ func (s *Sender) SendPending(ctx context.Context) error {
 			return err
 		}
 		for _, q := range batch {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if err := s.sendOne(ctx, q); err != nil {
 				return err
 			}
@@ -124,12 +127,12 @@ func (s *Sender) sendOne(ctx context.Context, q queued) error {
 			"send "+q.kind+" email", trace.SpanKindClient, telemetry.AttrEmailKind.String(q.kind),
 			telemetry.AttrEmailMessageID.String(q.ID), telemetry.AttrEmailTransport.String(s.Transport))
 	}
-	err := s.Mailer.Send(sctx, q.Message)
+	// A send once begun is not cancelled with ctx (a stop would otherwise cut it off after the
+	// server accepted the message and leave it unrecorded, to be sent again at the next start);
+	// the mailer's own timeout bounds it.
+	err := s.Mailer.Send(context.WithoutCancel(sctx), q.Message)
 	if span != nil {
 		telemetry.End(span, err)
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
 	}
 	now := s.Now()
 	// The recording runs even when ctx ends now: the email left, and the record keeps it from

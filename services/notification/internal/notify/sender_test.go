@@ -133,3 +133,49 @@ func TestMessageIDIsGolden(t *testing.T) {
 		t.Errorf("MessageID(welcome, user of acc-1) = %s, want %s", got, want)
 	}
 }
+
+// gateMailer accepts a message only once release is closed, and says when a send has begun,
+// so a test can stop the sender while the mail server is still answering.
+type gateMailer struct {
+	begun   chan struct{}
+	release chan struct{}
+	fakeMailer
+}
+
+func (g *gateMailer) Send(ctx context.Context, m mail.Message) error {
+	close(g.begun)
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.fakeMailer.Send(ctx, m)
+}
+
+// A stop that comes while the server is accepting an email must neither cut the send off nor
+// leave the accepted email unrecorded: either would send it again at the next start.
+func TestSenderStoppedMidSendRecordsTheEmail(t *testing.T) {
+	t.Parallel()
+	m := &gateMailer{begun: make(chan struct{}), release: make(chan struct{})}
+	s, state := setup(t, m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.SendPending(ctx) }()
+	<-m.begun
+	cancel()
+	close(m.release)
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("SendPending: %v", err)
+	}
+	if status, attempts := state(); status != "sent" || attempts != 1 {
+		t.Fatalf("after a stop mid-send: status %q after %d attempts, want sent after 1", status, attempts)
+	}
+	again := &fakeMailer{}
+	s.Mailer = again
+	if err := s.SendPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(again.sent) != 0 {
+		t.Fatalf("the next start sent the email again (%d sends)", len(again.sent))
+	}
+}
