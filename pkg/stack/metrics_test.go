@@ -113,6 +113,9 @@ func TestMetrics(t *testing.T) {
 			{user, "choreo_dlq_records", map[string]string{"consumergroup": userGroup}, 0},
 			{user, "choreo_kafka_connects_total", map[string]string{"client": "producer"}, 1},
 			{user, "choreo_kafka_connects_total", map[string]string{"client": "consumer"}, 1},
+			// Produce counters appear with the first record produced, which may come after a
+			// scrape: wait for it, since the dashboard graphs it.
+			{user, "choreo_kafka_produce_bytes_total", map[string]string{"client": "producer"}, 1},
 			{user, "go_goroutines", nil, 1},
 			{user, "process_resident_memory_bytes", nil, 1},
 			{notif, "choreo_chain_latency_seconds", map[string]string{"effect": "welcome email"}, 1},
