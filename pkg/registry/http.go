@@ -136,7 +136,7 @@ func (srv *Server) routes() http.Handler {
 		if err != nil {
 			return nil, err
 		}
-		return orEmpty(s.referencedBy(name, v.num)), nil
+		return orEmpty(s.referencedBy(name, v.num, false)), nil
 	})
 	handle("DELETE /subjects/{s}/versions/{v}", s.deleteVersion)
 	handle("POST /subjects/{s}", s.lookup)
@@ -509,7 +509,7 @@ func (s *store) deleteVersion(r *http.Request) (any, error) {
 		return nil, &apiError{http.StatusNotFound, 40406, fmt.Sprintf(
 			"Subject '%s' Version %d was soft deleted.Set permanent=true to delete permanently", name, v.num)}
 	}
-	if refs := s.referencedBy(name, v.num); len(refs) > 0 {
+	if refs := s.referencedBy(name, v.num, permanent); len(refs) > 0 {
 		return nil, &apiError{http.StatusUnprocessableEntity, 42206, fmt.Sprintf(
 			"One or more references exist to the schema {subject=%s,version=%d}.", name, v.num)}
 	}
@@ -550,7 +550,7 @@ func (s *store) deleteSubject(r *http.Request) (any, error) {
 			"Subject '%s' was not deleted first before being permanently deleted", name)}
 	}
 	for _, v := range sub.versions {
-		if refs := s.referencedBy(name, v.num); len(refs) > 0 {
+		if refs := s.referencedBy(name, v.num, permanent); len(refs) > 0 {
 			return nil, &apiError{http.StatusUnprocessableEntity, 42206, fmt.Sprintf(
 				"One or more references exist to the schema {subject=%s,version=%d}.", name, v.num)}
 		}

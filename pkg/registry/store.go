@@ -231,11 +231,17 @@ func (s *store) modeOf(name string) string {
 	return "READWRITE"
 }
 
-// referencedBy returns the IDs of the live versions that reference subject version num.
-func (s *store) referencedBy(name string, num int) []int {
+// referencedBy returns the IDs of the live versions that reference subject version num, with
+// withDeleted the soft-deleted ones too: a soft-deleted referrer can still be read (and is
+// restored from the state file), so a permanent delete must keep what it references.
+func (s *store) referencedBy(name string, num int, withDeleted bool) []int {
 	var ids []int
 	for _, sub := range s.subjects {
-		for _, v := range sub.live() {
+		vs := sub.live()
+		if withDeleted {
+			vs = sub.versions
+		}
+		for _, v := range vs {
 			for _, r := range s.schemas[v.id].References {
 				if r.Subject == name && r.Version == num {
 					ids = append(ids, v.id)

@@ -1,0 +1,96 @@
+package registry
+
+import (
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// call sends one request to the registry and returns the status and the body.
+func call(t *testing.T, s *Server, method, path, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.URL()+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(got)
+}
+
+type regStep struct {
+	method, path, body string
+	status             int
+	contains           []string
+}
+
+func runSteps(t *testing.T, s *Server, steps []regStep) {
+	t.Helper()
+	for _, st := range steps {
+		status, got := call(t, s, st.method, st.path, st.body)
+		if status != st.status {
+			t.Errorf("%s %s: status %d, want %d; body %s", st.method, st.path, status, st.status, got)
+			continue
+		}
+		for _, c := range st.contains {
+			if !strings.Contains(got, c) {
+				t.Errorf("%s %s: body %s does not contain %s", st.method, st.path, got, c)
+			}
+		}
+	}
+}
+
+// restart closes s and starts a registry on the same state file, failing the test if the saved
+// state is refused.
+func restart(t *testing.T, s *Server, file string) *Server {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	return start(t, StateFile(file))
+}
+
+const refA = `{"type":"record","name":"A","namespace":"t","fields":[{"name":"x","type":"string"}]}`
+
+func refBody(schemaType, schema, subject string, version int) string {
+	return `{"schemaType":"` + schemaType + `","schema":` + jsonOf(schema) +
+		`,"references":[{"name":"t.A","subject":"` + subject + `","version":` + jsonOf(version) + `}]}`
+}
+
+// A schema referenced only by soft-deleted versions must not be permanently deleted: the
+// referrer can still be read with deleted=true, and a state file without its reference is
+// refused at the next start.
+func TestPermanentDeleteRefusesSoftDeletedReferrers(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "registry.json")
+	s, err := Start("127.0.0.1:0", StateFile(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSteps(t, s, []regStep{
+		{"POST", "/subjects/a/versions", schemaReq(refA), 200, []string{`"id":1`}},
+		{"POST", "/subjects/b/versions", refBody("AVRO", `{"type":"record","name":"B","namespace":"t","fields":[{"name":"a","type":"t.A"}]}`, "a", 1), 200, []string{`"id":2`}},
+		{"DELETE", "/subjects/b", "", 200, nil},
+		{"DELETE", "/subjects/a", "", 200, nil},
+		{"DELETE", "/subjects/a?permanent=true", "", 422, []string{`"error_code":42206`}},
+		{"DELETE", "/subjects/a/versions/1?permanent=true", "", 422, []string{`"error_code":42206`}},
+	})
+	s = restart(t, s, file)
+	runSteps(t, s, []regStep{
+		{"GET", "/subjects/b/versions/1?deleted=true", "", 200, []string{`"subject":"a"`}},
+		// Once the referrer is gone for good, the referenced subject can go too.
+		{"DELETE", "/subjects/b?permanent=true", "", 200, nil},
+		{"DELETE", "/subjects/a?permanent=true", "", 200, []string{`[1]`}},
+	})
+}
