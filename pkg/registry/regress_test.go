@@ -94,3 +94,27 @@ func TestPermanentDeleteRefusesSoftDeletedReferrers(t *testing.T) {
 		{"DELETE", "/subjects/a?permanent=true", "", 200, []string{`[1]`}},
 	})
 }
+
+// References are checked for every schema type, not only Avro: a dangling one is refused as an
+// invalid schema instead of being saved in a state file the next start refuses.
+func TestReferencesCheckedForEverySchemaType(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "registry.json")
+	s, err := Start("127.0.0.1:0", StateFile(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonSchema := `{"type":"object","properties":{"a":{"$ref":"a.json"}}}`
+	protoSchema := `syntax = "proto3"; import "a.proto"; message B { A a = 1; }`
+	runSteps(t, s, []regStep{
+		{"POST", "/subjects/a/versions", schemaReq(refA), 200, []string{`"id":1`}},
+		{"POST", "/subjects/j/versions", refBody("JSON", jsonSchema, "a", 2), 422, []string{`"error_code":42201`}},
+		{"POST", "/subjects/j/versions", refBody("JSON", jsonSchema, "nope", 1), 422, []string{`"error_code":42201`}},
+		{"POST", "/subjects/p/versions", refBody("PROTOBUF", protoSchema, "a", 7), 422, []string{`"error_code":42201`}},
+		{"POST", "/subjects/j/versions", refBody("JSON", jsonSchema, "a", 1), 200, []string{`"id":2`}},
+	})
+	s = restart(t, s, file)
+	runSteps(t, s, []regStep{
+		{"GET", "/subjects", "", 200, []string{`["a","j"]`}},
+	})
+}
