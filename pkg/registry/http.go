@@ -71,7 +71,7 @@ type handler func(r *http.Request) (any, error)
 type rawText string
 
 // routes builds the REST API on s. Every endpoint runs under the server's lock; a successful
-// POST, PUT or DELETE is saved before it is answered.
+// POST, PUT or DELETE is saved before it is answered, and answered 500 (50001) if it cannot be.
 func (srv *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	s := srv.store
@@ -83,6 +83,11 @@ func (srv *Server) routes() http.Handler {
 				if perr := srv.persistLocked(false); perr != nil {
 					srv.opts.log.Error("schema registry state not saved; retrying at the next change and at close",
 						"file", srv.opts.stateFile, "err", perr)
+					// An unsaved ID answered as registered could be given to another schema
+					// after a crash. The change stays in memory: a retry is idempotent and gets
+					// the same answer once a save succeeds.
+					v, err = nil, &apiError{http.StatusInternalServerError, 50001,
+						"Error in the backend data store: the registry state could not be saved; retry the request: " + perr.Error()}
 				}
 			}
 			srv.mu.Unlock()
