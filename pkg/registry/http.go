@@ -394,10 +394,22 @@ type registerRequest struct {
 }
 
 func (s *store) readBody(r *http.Request) (schemaBody, error) {
+	body, _, err := s.readRequest(r)
+	return body, err
+}
+
+// readRequest is readBody that also returns the request as sent.
+func (s *store) readRequest(r *http.Request) (schemaBody, registerRequest, error) {
 	var req registerRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&req); err != nil {
-		return schemaBody{}, badRequest(err)
+		return schemaBody{}, req, badRequest(err)
 	}
+	body, err := req.body()
+	return body, req, err
+}
+
+// body checks the request and returns the schema it names.
+func (req registerRequest) body() (schemaBody, error) {
 	typ, err := schemaTypeOf(req.SchemaType)
 	if err != nil {
 		return schemaBody{}, invalidSchema(err)
@@ -421,9 +433,14 @@ func (s *store) readBody(r *http.Request) (schemaBody, error) {
 // or a new one.
 func (s *store) register(r *http.Request) (any, error) {
 	name := r.PathValue("s")
-	body, err := s.readBody(r)
+	body, req, err := s.readRequest(r)
 	if err != nil {
 		return nil, err
+	}
+	if req.ID != 0 || req.Version != 0 {
+		// Answering another ID or version than the one asked for would be worse than refusing.
+		return nil, &apiError{http.StatusUnprocessableEntity, 42205,
+			"Overriding the schema id or version is only permitted in IMPORT mode, which this registry does not support"}
 	}
 	key := identity(body)
 	sub := s.subjects[name]

@@ -118,3 +118,17 @@ func TestReferencesCheckedForEverySchemaType(t *testing.T) {
 		{"GET", "/subjects", "", 200, []string{`["a","j"]`}},
 	})
 }
+
+// Until IMPORT mode is implemented, a register request that asks for a given ID or version is
+// refused rather than answered with a different one.
+func TestRegisterRefusesIDAndVersion(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	const msg = "only permitted in IMPORT mode"
+	runSteps(t, s, []regStep{
+		{"POST", "/subjects/a/versions", `{"schema":` + jsonOf(refA) + `,"id":42}`, 422, []string{`"error_code":42205`, msg}},
+		{"POST", "/subjects/a/versions", `{"schema":` + jsonOf(refA) + `,"version":3}`, 422, []string{`"error_code":42205`, msg}},
+		{"GET", "/subjects", "", 200, []string{`[]`}},
+		{"POST", "/subjects/a/versions", `{"schema":` + jsonOf(refA) + `,"id":0,"version":0}`, 200, []string{`"id":1`}},
+	})
+}
