@@ -523,7 +523,12 @@ func (s *store) deleteVersion(r *http.Request) (any, error) {
 	if m := s.modeOf(name); m == "READONLY" || m == "READONLY_OVERRIDE" {
 		return nil, readOnly(name)
 	}
-	_, v, err := s.resolveVersion(r, name, r.PathValue("v"), true)
+	// A numbered version may be soft-deleted already (the first step of a permanent delete);
+	// "latest" and -1 mean the latest live version, as in Confluent, so they never reach a
+	// soft-deleted version behind it.
+	n, err := strconv.Atoi(r.PathValue("v"))
+	numbered := err == nil && n > 0
+	_, v, err := s.resolveVersion(r, name, r.PathValue("v"), numbered)
 	if err != nil {
 		return nil, err
 	}

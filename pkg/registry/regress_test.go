@@ -132,3 +132,23 @@ func TestRegisterRefusesIDAndVersion(t *testing.T) {
 		{"POST", "/subjects/a/versions", `{"schema":` + jsonOf(refA) + `,"id":0,"version":0}`, 200, []string{`"id":1`}},
 	})
 }
+
+// "latest" (and -1) in a version delete is the latest live version, as in Confluent: it must not
+// reach a soft-deleted version behind it.
+func TestDeleteLatestIsTheLatestLiveVersion(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	runSteps(t, s, []regStep{
+		{"PUT", "/config/a", `{"compatibility":"NONE"}`, 200, nil},
+		{"POST", "/subjects/a/versions", schemaReq(refA), 200, []string{`"id":1`}},
+		{"POST", "/subjects/a/versions", schemaReq(d1), 200, []string{`"id":2`}},
+		{"DELETE", "/subjects/a/versions/2", "", 200, []string{`2`}},
+		{"DELETE", "/subjects/a/versions/latest?permanent=true", "", 404, []string{`"error_code":40407`, "Version 1"}},
+		{"DELETE", "/subjects/a/versions/-1?permanent=true", "", 404, []string{`"error_code":40407`, "Version 1"}},
+		{"GET", "/subjects/a/versions?deleted=true", "", 200, []string{`[1,2]`}},
+		// A numbered soft-deleted version is still reachable for a permanent delete.
+		{"DELETE", "/subjects/a/versions/2?permanent=true", "", 200, []string{`2`}},
+		{"DELETE", "/subjects/a/versions/latest", "", 200, []string{`1`}},
+		{"DELETE", "/subjects/a/versions/latest", "", 404, []string{`"error_code":40401`}},
+	})
+}
