@@ -71,7 +71,7 @@ type handler func(r *http.Request) (any, error)
 type rawText string
 
 // routes builds the REST API on s. Every endpoint runs under the server's lock; a successful
-// POST, PUT or DELETE is saved before it is answered.
+// POST, PUT or DELETE is saved before it is answered, and answered 500 (50001) if it cannot be.
 func (srv *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	s := srv.store
@@ -83,6 +83,11 @@ func (srv *Server) routes() http.Handler {
 				if perr := srv.persistLocked(false); perr != nil {
 					srv.opts.log.Error("schema registry state not saved; retrying at the next change and at close",
 						"file", srv.opts.stateFile, "err", perr)
+					// An unsaved ID answered as registered could be given to another schema
+					// after a crash. The change stays in memory: a retry is idempotent and gets
+					// the same answer once a save succeeds.
+					v, err = nil, &apiError{http.StatusInternalServerError, 50001,
+						"Error in the backend data store: the registry state could not be saved; retry the request: " + perr.Error()}
 				}
 			}
 			srv.mu.Unlock()
@@ -136,7 +141,7 @@ func (srv *Server) routes() http.Handler {
 		if err != nil {
 			return nil, err
 		}
-		return orEmpty(s.referencedBy(name, v.num)), nil
+		return orEmpty(s.referencedBy(name, v.num, false)), nil
 	})
 	handle("DELETE /subjects/{s}/versions/{v}", s.deleteVersion)
 	handle("POST /subjects/{s}", s.lookup)
@@ -389,10 +394,22 @@ type registerRequest struct {
 }
 
 func (s *store) readBody(r *http.Request) (schemaBody, error) {
+	body, _, err := s.readRequest(r)
+	return body, err
+}
+
+// readRequest is readBody that also returns the request as sent.
+func (s *store) readRequest(r *http.Request) (schemaBody, registerRequest, error) {
 	var req registerRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&req); err != nil {
-		return schemaBody{}, badRequest(err)
+		return schemaBody{}, req, badRequest(err)
 	}
+	body, err := req.body()
+	return body, req, err
+}
+
+// body checks the request and returns the schema it names.
+func (req registerRequest) body() (schemaBody, error) {
 	typ, err := schemaTypeOf(req.SchemaType)
 	if err != nil {
 		return schemaBody{}, invalidSchema(err)
@@ -416,9 +433,14 @@ func (s *store) readBody(r *http.Request) (schemaBody, error) {
 // or a new one.
 func (s *store) register(r *http.Request) (any, error) {
 	name := r.PathValue("s")
-	body, err := s.readBody(r)
+	body, req, err := s.readRequest(r)
 	if err != nil {
 		return nil, err
+	}
+	if req.ID != 0 || req.Version != 0 {
+		// Answering another ID or version than the one asked for would be worse than refusing.
+		return nil, &apiError{http.StatusUnprocessableEntity, 42205,
+			"Overriding the schema id or version is only permitted in IMPORT mode, which this registry does not support"}
 	}
 	key := identity(body)
 	sub := s.subjects[name]
@@ -501,7 +523,12 @@ func (s *store) deleteVersion(r *http.Request) (any, error) {
 	if m := s.modeOf(name); m == "READONLY" || m == "READONLY_OVERRIDE" {
 		return nil, readOnly(name)
 	}
-	_, v, err := s.resolveVersion(r, name, r.PathValue("v"), true)
+	// A numbered version may be soft-deleted already (the first step of a permanent delete);
+	// "latest" and -1 mean the latest live version, as in Confluent, so they never reach a
+	// soft-deleted version behind it.
+	n, err := strconv.Atoi(r.PathValue("v"))
+	numbered := err == nil && n > 0
+	_, v, err := s.resolveVersion(r, name, r.PathValue("v"), numbered)
 	if err != nil {
 		return nil, err
 	}
@@ -509,7 +536,7 @@ func (s *store) deleteVersion(r *http.Request) (any, error) {
 		return nil, &apiError{http.StatusNotFound, 40406, fmt.Sprintf(
 			"Subject '%s' Version %d was soft deleted.Set permanent=true to delete permanently", name, v.num)}
 	}
-	if refs := s.referencedBy(name, v.num); len(refs) > 0 {
+	if refs := s.referencedBy(name, v.num, permanent); len(refs) > 0 {
 		return nil, &apiError{http.StatusUnprocessableEntity, 42206, fmt.Sprintf(
 			"One or more references exist to the schema {subject=%s,version=%d}.", name, v.num)}
 	}
@@ -550,7 +577,7 @@ func (s *store) deleteSubject(r *http.Request) (any, error) {
 			"Subject '%s' was not deleted first before being permanently deleted", name)}
 	}
 	for _, v := range sub.versions {
-		if refs := s.referencedBy(name, v.num); len(refs) > 0 {
+		if refs := s.referencedBy(name, v.num, permanent); len(refs) > 0 {
 			return nil, &apiError{http.StatusUnprocessableEntity, 42206, fmt.Sprintf(
 				"One or more references exist to the schema {subject=%s,version=%d}.", name, v.num)}
 		}

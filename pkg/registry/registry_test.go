@@ -316,7 +316,12 @@ func TestSnapshotFailureIsLoggedAndRetried(t *testing.T) {
 	if err := os.WriteFile(dir, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ss := create(t, cl, "orders-value", recordSchema("Order", "id")) // answers despite the failure
+	// The registration is not answered with an ID that is not on disk.
+	body := schemaReq(recordSchema("Order", "id").Schema)
+	status, got := call(t, s, "POST", "/subjects/orders-value/versions", body)
+	if status != http.StatusInternalServerError || !strings.Contains(got, `"error_code":50001`) {
+		t.Errorf("register with an unwritable state: status %d, body %s; want 500 with error_code 50001", status, got)
+	}
 	if !strings.Contains(logs.String(), "state not saved") {
 		t.Errorf("failure not logged; logs: %s", logs.String())
 	}
@@ -324,15 +329,17 @@ func TestSnapshotFailureIsLoggedAndRetried(t *testing.T) {
 	if err := os.Remove(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
+	// The client's retry, once the directory is writable again, gets the ID saved.
+	ss := create(t, cl, "orders-value", recordSchema("Order", "id"))
 	st, err := readState(file)
 	if err != nil || st == nil {
-		t.Fatalf("readState after Close: %v, %v", st, err)
+		t.Fatalf("readState after the retry: %v, %v", st, err)
 	}
-	if len(st.Schemas) != 1 || st.Schemas[0].ID != ss.ID {
-		t.Errorf("state after Close = %+v", st.Schemas)
+	if len(st.Schemas) != 1 || st.Schemas[0].ID != ss.ID || ss.Version != 1 {
+		t.Errorf("retry answered %+v; state = %+v", ss, st.Schemas)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 }
 

@@ -168,13 +168,19 @@ func (s *store) drop(name string) {
 	}
 }
 
-// parse parses an Avro schema with its references; other types are not parsed.
+// parse parses an Avro schema with its references; other types are not parsed, but their
+// references must exist all the same: the state file is refused at start with a dangling one.
 func (s *store) parse(b schemaBody) (avro.Schema, error) {
 	typ, err := schemaTypeOf(b.SchemaType)
 	if err != nil {
 		return nil, err
 	}
 	if typ != typeAvro {
+		for _, r := range b.References {
+			if _, err := s.referenced(r); err != nil {
+				return nil, err
+			}
+		}
 		return nil, nil
 	}
 	cache := &avro.SchemaCache{}
@@ -189,13 +195,9 @@ func (s *store) parseRefs(refs []reference, cache *avro.SchemaCache, depth int) 
 		return errors.New("references nested too deep (a cycle?)")
 	}
 	for _, r := range refs {
-		sub := s.subjects[r.Subject]
-		var v *version
-		if sub != nil {
-			v = sub.find(r.Version)
-		}
-		if v == nil {
-			return fmt.Errorf("reference %q names subject %q version %d, which does not exist", r.Name, r.Subject, r.Version)
+		v, err := s.referenced(r)
+		if err != nil {
+			return err
 		}
 		body := s.schemas[v.id]
 		if err := s.parseRefs(body.References, cache, depth+1); err != nil {
@@ -206,6 +208,18 @@ func (s *store) parseRefs(refs []reference, cache *avro.SchemaCache, depth int) 
 		}
 	}
 	return nil
+}
+
+// referenced returns the subject version a reference names.
+func (s *store) referenced(r reference) (*version, error) {
+	var v *version
+	if sub := s.subjects[r.Subject]; sub != nil {
+		v = sub.find(r.Version)
+	}
+	if v == nil {
+		return nil, fmt.Errorf("reference %q names subject %q version %d, which does not exist", r.Name, r.Subject, r.Version)
+	}
+	return v, nil
 }
 
 // level returns the compatibility level that applies to a subject.
@@ -231,11 +245,17 @@ func (s *store) modeOf(name string) string {
 	return "READWRITE"
 }
 
-// referencedBy returns the IDs of the live versions that reference subject version num.
-func (s *store) referencedBy(name string, num int) []int {
+// referencedBy returns the IDs of the live versions that reference subject version num, with
+// withDeleted the soft-deleted ones too: a soft-deleted referrer can still be read (and is
+// restored from the state file), so a permanent delete must keep what it references.
+func (s *store) referencedBy(name string, num int, withDeleted bool) []int {
 	var ids []int
 	for _, sub := range s.subjects {
-		for _, v := range sub.live() {
+		vs := sub.live()
+		if withDeleted {
+			vs = sub.versions
+		}
+		for _, v := range vs {
 			for _, r := range s.schemas[v.id].References {
 				if r.Subject == name && r.Version == num {
 					ids = append(ids, v.id)
