@@ -334,7 +334,7 @@ main() {
     status) cmd_status ;;
     wait) cmd_wait ;;
     lib)
-      ensure_classpath
+      ensure_classpath "$DATA_DIR"
       echo "$LIB_DIR"
       ;;
     restart)
