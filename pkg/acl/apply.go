@@ -55,7 +55,8 @@ func Apply(ctx context.Context, adm *kadm.Client, plan Plan) error {
 		}
 		res, err := adm.CreateACLs(ctx, b)
 		if err != nil {
-			return fmt.Errorf("create ACL %s: %w", g, err)
+			// The errors of the grants before this one are reported too, not lost.
+			return errors.Join(append(errs, fmt.Errorf("create ACL %s: %w", g, err))...)
 		}
 		for _, r := range res {
 			if r.Err != nil {

@@ -469,3 +469,42 @@ func TestEmptyBody(t *testing.T) {
 		t.Errorf("Marshal(nil) = %s, %v", out, err)
 	}
 }
+
+// TestFromBinaryTrailingBytes: a body longer than its value is refused, not read in part.
+func TestFromBinaryTrailingBytes(t *testing.T) {
+	t.Parallel()
+	s := avro.MustParse(`{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}`)
+	if out, err := avrojson.FromBinary(s, []byte{0x02}); err != nil || string(out) != `{"a":1}` {
+		t.Fatalf("FromBinary(exact body) = %s, %v", out, err)
+	}
+	_, err := avrojson.FromBinary(s, []byte{0x02, 0x04})
+	if err == nil || !strings.Contains(err.Error(), "trailing bytes") {
+		t.Errorf("FromBinary(body with a byte extra) error = %v, want trailing bytes", err)
+	}
+}
+
+// TestFromBinaryHugeBlock: a block count far beyond the body, of items that take no bytes,
+// is refused instead of decoded for ever.
+func TestFromBinaryHugeBlock(t *testing.T) {
+	t.Parallel()
+	done := make(chan error, 1)
+	go func() {
+		// 1<<60 nulls in one block (zigzag varint), then the end of the array.
+		body := []byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0x00}
+		_, err := avrojson.FromBinary(avro.MustParse(`{"type":"array","items":"null"}`), body)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "more than the body can hold") {
+			t.Errorf("error = %v, want the block refused", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("FromBinary still decoding a huge block of nulls after a minute")
+	}
+	// A modest array of nulls (3 items, one block) still decodes.
+	out, err := avrojson.FromBinary(avro.MustParse(`{"type":"array","items":"null"}`), []byte{0x06, 0x00})
+	if err != nil || string(out) != `[null,null,null]` {
+		t.Errorf("FromBinary(3 nulls) = %s, %v", out, err)
+	}
+}

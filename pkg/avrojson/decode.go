@@ -20,7 +20,7 @@ var errBinary = errors.New("invalid Avro binary")
 // schema. Record fields are written in schema order, map entries in the order of the binary.
 // A string that is not valid UTF-8 is refused: JSON cannot carry it unchanged.
 func FromBinary(schema avro.Schema, body []byte) ([]byte, error) {
-	r := avro.NewReader(bytes.NewReader(body), len(body)+1)
+	r := &binReader{Reader: avro.NewReader(bytes.NewReader(body), len(body)+1), items: len(body) + maxZeroWidthItems}
 	var out bytes.Buffer
 	if err := decode(r, schema, &out, ""); err != nil {
 		return nil, err
@@ -28,10 +28,27 @@ func FromBinary(schema avro.Schema, body []byte) ([]byte, error) {
 	if r.Error != nil {
 		return nil, fmt.Errorf("%w: %w", errBinary, r.Error)
 	}
+	// One more byte must not be there: a body longer than its value is not that value.
+	var extra [1]byte
+	if r.Read(extra[:]); r.Error == nil {
+		return nil, fmt.Errorf("%w: trailing bytes after the value", errBinary)
+	}
 	return out.Bytes(), nil
 }
 
-func decode(r *avro.Reader, s avro.Schema, out *bytes.Buffer, path string) error {
+// maxZeroWidthItems bounds the array and map items that take no bytes (nulls, empty records)
+// a body may hold beyond one item per byte: a block count costs a few bytes whatever its size,
+// so without a bound a small body could make the decoder loop for ever.
+const maxZeroWidthItems = 1 << 16
+
+// binReader is an Avro reader with a budget of array and map items left to read. Every item
+// that takes bytes uses at least one, so a body of n bytes holds at most n of those.
+type binReader struct {
+	*avro.Reader
+	items int
+}
+
+func decode(r *binReader, s avro.Schema, out *bytes.Buffer, path string) error {
 	if r.Error != nil {
 		return fmt.Errorf("%w: %w", errBinary, r.Error)
 	}
@@ -144,7 +161,7 @@ func decode(r *avro.Reader, s avro.Schema, out *bytes.Buffer, path string) error
 }
 
 // blocks reads the blocks of an array or map, calling item once per item.
-func blocks(r *avro.Reader, path string, item func() error) error {
+func blocks(r *binReader, path string, item func() error) error {
 	for {
 		n, _ := r.ReadBlockHeader()
 		if r.Error != nil {
@@ -153,6 +170,10 @@ func blocks(r *avro.Reader, path string, item func() error) error {
 		if n == 0 {
 			return nil
 		}
+		if n < 0 || n > int64(r.items) {
+			return fmt.Errorf("%w: %s: a block of %d items is more than the body can hold", errBinary, path, n)
+		}
+		r.items -= int(n)
 		for range n {
 			if err := item(); err != nil {
 				return err

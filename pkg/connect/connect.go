@@ -244,7 +244,8 @@ func (s Settings) Validate(registryURL string) error {
 	if r.Password != "" && r.PasswordFile != "" {
 		bad("SCHEMA_REGISTRY_PASSWORD and SCHEMA_REGISTRY_PASSWORD_FILE are both set; set one")
 	}
-	if r.Username == "" && (r.Password != "" || r.PasswordFile != "") {
+	// A user in the URL's user info is a username too: the registry client takes it from there.
+	if r.Username == "" && u.User == nil && (r.Password != "" || r.PasswordFile != "") {
 		bad("a schema registry password is set without SCHEMA_REGISTRY_USERNAME")
 	}
 	if (r.CertFile == "") != (r.KeyFile == "") {

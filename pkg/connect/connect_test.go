@@ -109,6 +109,7 @@ func TestValidate(t *testing.T) {
 		{name: "oauth over tls", s: connect.Settings{Kafka: connect.Kafka{TLS: tlsOn, SASL: connect.SASL{Mechanism: "OAUTHBEARER", PasswordFile: "tok"}}}, url: "http://r"},
 		{name: "registry basic auth over https", s: connect.Settings{Registry: connect.Registry{Username: "u", Password: "p", CAFile: "ca"}}, url: "https://r"},
 		{name: "registry user info over https", url: "https://u:p@r"},
+		{name: "registry user in url, password from file", s: connect.Settings{Registry: connect.Registry{PasswordFile: "pw"}}, url: "https://u@r"},
 		{name: "registry basic auth over http, opted in", s: connect.Settings{Registry: connect.Registry{Username: "u", Password: "p", AllowPlaintext: true}}, url: "http://r"},
 
 		{name: "plain without tls", s: connect.Settings{Kafka: connect.Kafka{SASL: plain}}, url: "http://r",

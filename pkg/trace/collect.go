@@ -452,28 +452,56 @@ func (v *logView) readRanges(ctx context.Context, from, to map[string]map[int32]
 		return nil, 0, fmt.Errorf("trace: %w", err)
 	}
 	defer rd.Close()
+	done := func(topic string, p int32) {
+		if _, ok := end[topic][p]; ok {
+			delete(end[topic], p)
+			left--
+		}
+	}
 	for left > 0 {
-		fs := rd.PollFetches(ctx)
+		pctx, cancel := context.WithTimeout(ctx, readIdle)
+		fs := rd.PollFetches(pctx)
+		idle := pctx.Err() != nil && fs.NumRecords() == 0
+		cancel()
 		if err := ctx.Err(); err != nil {
 			return nil, read, fmt.Errorf("trace: read %d partition(s) to their end: %w", left, err)
+		}
+		if idle {
+			// Nothing came for a while: the offsets left below an end may not exist (compacted
+			// away, or deleted by retention), and a fetch past them returns nothing.
+			if err := v.settleIdle(ctx, end, done); err != nil {
+				return nil, read, err
+			}
+			continue
 		}
 		var ferr error
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			if p.Err != nil {
 				var loss *kgo.ErrDataLoss
-				if !errors.As(p.Err, &loss) && ferr == nil {
-					ferr = fmt.Errorf("trace: read %s/%d: %w", p.Topic, p.Partition, p.Err)
+				if errors.Is(p.Err, context.DeadlineExceeded) || errors.Is(p.Err, context.Canceled) {
+					return // the idle bound of this poll, not the caller's context (checked above)
+				}
+				if !errors.As(p.Err, &loss) {
+					if ferr == nil {
+						ferr = fmt.Errorf("trace: read %s/%d: %w", p.Topic, p.Partition, p.Err)
+					}
+				} else if e, ok := end[p.Topic][p.Partition]; ok && loss.ResetTo >= e {
+					done(p.Topic, p.Partition) // the rest of the range is gone
 				}
 				return
 			}
 			for _, r := range p.Records {
 				e, ok := end[r.Topic][r.Partition]
-				if !ok || r.Offset >= e {
-					continue // beyond the end, or a partition done with
+				if !ok {
+					continue // a partition done with
 				}
+				// Offset e-1 may not exist (compaction, retention): any record at or past it
+				// ends the range.
 				if r.Offset >= e-1 {
-					delete(end[r.Topic], r.Partition)
-					left--
+					done(r.Topic, r.Partition)
+				}
+				if r.Offset >= e {
+					continue // beyond the end
 				}
 				read++
 				if r.Attrs.IsControl() {
@@ -483,12 +511,54 @@ func (v *logView) readRanges(ctx context.Context, from, to map[string]map[int32]
 					recs = append(recs, r)
 				}
 			}
+			if e, ok := end[p.Topic][p.Partition]; ok && len(p.Records) > 0 {
+				// The log holds nothing past the last record: the offsets left below e are gone.
+				if next := p.Records[len(p.Records)-1].Offset + 1; p.HighWatermark <= next || p.LogStartOffset >= e {
+					done(p.Topic, p.Partition)
+				}
+			}
 		})
 		if ferr != nil {
 			return nil, read, ferr
 		}
 	}
 	return recs, read, nil
+}
+
+// readIdle is how long a read waits for records before it asks the brokers whether the
+// offsets still to read exist at all.
+const readIdle = 10 * time.Second
+
+// settleIdle ends the partitions left in end whose remaining offsets can no longer arrive: the
+// log starts at or past the end (retention deleted the range), or the log reaches the end yet a
+// fetch idle for readIdle returned nothing below it (the offsets were compacted away). Fetches
+// read uncommitted and keep control records, so any offset that exists below the high
+// watermark is returned.
+func (v *logView) settleIdle(ctx context.Context, end map[string]map[int32]int64, done func(string, int32)) error {
+	var topics []string
+	for t, ps := range end {
+		if len(ps) > 0 {
+			topics = append(topics, t)
+		}
+	}
+	starts, err := v.adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("trace: list start offsets: %w", err)
+	}
+	ends, err := v.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("trace: list end offsets: %w", err)
+	}
+	for t, ps := range end {
+		for p, e := range ps {
+			s, sok := starts.Lookup(t, p)
+			h, hok := ends.Lookup(t, p)
+			if (sok && s.Err == nil && s.Offset >= e) || (hok && h.Err == nil && h.Offset >= e) {
+				done(t, p)
+			}
+		}
+	}
+	return nil
 }
 
 // notFound is the error for an ID no record carries in the part of the topics searched.
