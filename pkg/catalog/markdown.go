@@ -51,8 +51,8 @@ func (c *Catalog) WriteMarkdown(w io.Writer) error {
 // writeTopics renders the settings every topic is provisioned with; "—" leaves it to the broker.
 func (c *Catalog) writeTopics(b *bytes.Buffer) {
 	b.WriteString("\n## Topics\n\n")
-	b.WriteString("Provisioned by every service at start-up. Replication is capped at the number of brokers and " +
-		"min in-sync replicas at the replication; an existing topic that differs is reported (see the README).\n\n")
+	b.WriteString("Provisioned by every service at start-up. On a single live broker replication is capped at 1 and " +
+		"min in-sync replicas at the replication; with more live brokers than one but fewer than the replication a new topic is refused; an existing topic that differs is reported (see the README).\n\n")
 	b.WriteString("| Topic | Partitions | Replication | Min in-sync replicas | Retention | Cleanup policy |\n")
 	b.WriteString("|---|---|---|---|---|---|\n")
 	num := func(n int) string {

@@ -118,6 +118,9 @@ type membership struct {
 	mu         sync.Mutex
 	joined     bool
 	partitions map[topicPartition]bool
+	// lostGen is the group generation at the last loss of partitions: until the client reports
+	// a later one (it rejoined), the generation does not count as membership.
+	lostGen int32
 }
 
 func (m *membership) assign(tps map[string][]int32) {
@@ -134,6 +137,24 @@ func (m *membership) assign(tps map[string][]int32) {
 	}
 }
 
+// lose drops lost partitions and the membership with them: partitions are lost when the
+// member was fenced or its session expired, so it is no longer in the group until it rejoins.
+// A revoke (even of every partition) is an ordinary rebalance and keeps the membership.
+func (m *membership) lose(tps map[string][]int32, gen int32) {
+	m.remove(tps)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.joined, m.lostGen = false, gen
+}
+
+// state reports the membership, given the generation the client reports now.
+func (m *membership) state(gen int32) (joined bool, partitions int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// A classic member is given its generation when the join completes, and may own nothing.
+	return m.joined || (gen > 0 && gen > m.lostGen), len(m.partitions)
+}
+
 func (m *membership) remove(tps map[string][]int32) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -146,14 +167,8 @@ func (m *membership) remove(tps map[string][]int32) {
 
 // Membership reports whether the runner has joined its group, and how many partitions it owns.
 // Owning none is legitimate: a group with more members than partitions leaves some idle.
+// A member whose partitions were lost (fenced, session expired) has not joined until it rejoins.
 func (r *Runner) Membership() (joined bool, partitions int) {
-	r.member.mu.Lock()
-	joined, partitions = r.member.joined, len(r.member.partitions)
-	r.member.mu.Unlock()
-	if !joined {
-		// A classic member is given its generation when the join completes, and may own nothing.
-		_, gen := r.client.GroupMetadata()
-		joined = gen > 0
-	}
-	return joined, partitions
+	_, gen := r.client.GroupMetadata()
+	return r.member.state(gen)
 }

@@ -217,8 +217,9 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 				r.opts.log.Warn("commit on revoke failed; the next owner re-reads (inbox deduplicates)", "err", err)
 			}
 		}),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-			r.member.remove(lost)
+		kgo.OnPartitionsLost(func(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+			_, gen := cl.GroupMetadata()
+			r.member.lose(lost, gen)
 			r.stopWorkers(lost) // another member owns them already: nothing to commit
 		}),
 	)

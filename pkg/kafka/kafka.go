@@ -38,8 +38,8 @@ type Topic struct {
 	Name string
 	// Partitions of the topic; -1 takes the broker's default.
 	Partitions int32
-	// ReplicationFactor of the topic; -1 takes the broker's default. More than the cluster has
-	// brokers is capped at the broker count (see EnsureTopics).
+	// ReplicationFactor of the topic; -1 takes the broker's default. On a single live broker it
+	// is capped at 1; with more live brokers, fewer than it, a new topic is refused (see EnsureTopics).
 	ReplicationFactor int16
 	// Configs are topic configs such as min.insync.replicas, retention.ms, cleanup.policy.
 	Configs map[string]*string
@@ -48,9 +48,12 @@ type Topic struct {
 // EnsureTopics creates the topics that do not exist and compares those that do with their
 // declaration. It is idempotent and safe to run from several services at once.
 //
-// A replication factor above the number of brokers is capped at it, and min.insync.replicas at
-// the (capped) replication factor, so that one declaration serves a single development broker
-// and a production cluster; Report.Capped says so.
+// On a cluster with exactly one live broker the replication factor is capped at 1, and
+// min.insync.replicas at the (capped) replication factor, so that one declaration serves a single
+// development broker and a production cluster; Report.Capped says so. With two or more live
+// brokers (the broker list holds only live ones) a new topic whose replication factor is above
+// their number is not created: that is an error wrapping ErrTooFewBrokers, because a topic
+// created weaker while a broker is down would fail the drift check at every later start.
 //
 // An existing topic is never changed. A difference that weakens a guarantee is an error
 // wrapping ErrDrift: fewer partitions (also ErrPartitions: adding partitions moves keys between
@@ -85,6 +88,12 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, topics ...Topic) (Repor
 		}
 		if _, ok := existing[t.Name]; ok {
 			have = append(have, t)
+			continue
+		}
+		if int(t.ReplicationFactor) > rep.Brokers && rep.Brokers > 1 {
+			errs = append(errs, fmt.Errorf("topic %s wants replication factor %d but only %d brokers are live; "+
+				"retry when they are up, or lower replication in catalog.yaml / TOPIC_REPLICATION_FACTOR: %w",
+				t.Name, t.ReplicationFactor, rep.Brokers, ErrTooFewBrokers))
 			continue
 		}
 		resp, err := adm.CreateTopic(ctx, t.Partitions, t.ReplicationFactor, t.Configs, t.Name)

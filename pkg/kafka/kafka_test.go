@@ -94,7 +94,8 @@ func TestEnsureTopics(t *testing.T) {
 }
 
 // TestEnsureTopicsCapsAndDrift runs on whatever broker the suite has (kfake, one real broker or a
-// cluster): replication and min ISR are capped to it, and config drift is reported by severity.
+// cluster): replication and min ISR are capped on a single broker only (two brokers refuse the
+// topic, see TestEnsureTopicsRefusesTooFewLiveBrokers), and config drift is reported by severity.
 func TestEnsureTopicsCapsAndDrift(t *testing.T) {
 	t.Parallel()
 	ns := kafkatest.Namespace(t)
@@ -106,11 +107,17 @@ func TestEnsureTopicsCapsAndDrift(t *testing.T) {
 	}}
 	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), c.Name) })
 	rep, err := kafka.EnsureTopics(ctx, adm, c)
+	if rep.Brokers == 2 {
+		if !errors.Is(err, kafka.ErrTooFewBrokers) {
+			t.Fatalf("replication 3 on 2 brokers: %v, want ErrTooFewBrokers", err)
+		}
+		t.Skip("the suite's cluster has 2 brokers: the topic is refused, nothing more to compare")
+	}
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
 	wantRF, wantISR := min(3, rep.Brokers), min(2, rep.Brokers)
-	if capped := rep.Brokers < 3; capped != (len(rep.Capped) == 1) {
+	if capped := rep.Brokers == 1; capped != (len(rep.Capped) == 1) {
 		t.Errorf("%d broker(s): capped %q", rep.Brokers, rep.Capped)
 	}
 	tds, err := adm.ListTopics(ctx, c.Name)
@@ -180,6 +187,42 @@ func TestEnsureTopicsCapsAndDrift(t *testing.T) {
 	d.Configs = map[string]*string{kafka.ConfigMinInsyncReplicas: ptr(strconv.Itoa(wantISR + 1))}
 	if _, err := kafka.EnsureTopics(ctx, adm, d); !errors.Is(err, kafka.ErrDrift) || !strings.Contains(err.Error(), "min.insync.replicas is "+strconv.Itoa(wantISR)) {
 		t.Fatalf("min ISR raised: %v, want ErrDrift about min.insync.replicas", err)
+	}
+}
+
+// TestEnsureTopicsRefusesTooFewLiveBrokers: the broker list holds only live brokers, so two of
+// them may be a three-broker cluster with one down. A topic declared with replication 3 is then
+// not created with 2 (the next start would find it weaker and fail with ErrDrift) but refused
+// with an error that says what to do; once three brokers are live it is created with 3.
+func TestEnsureTopicsRefusesTooFewLiveBrokers(t *testing.T) {
+	t.Parallel()
+	fake, err := kfake.NewCluster(kfake.NumBrokers(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	adm := admin(t, fake.ListenAddrs())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	declared := kafka.Topic{Name: "wide", Partitions: 2, ReplicationFactor: 3, Configs: map[string]*string{kafka.ConfigMinInsyncReplicas: ptr("2")}}
+	rep, err := kafka.EnsureTopics(ctx, adm, declared)
+	if !errors.Is(err, kafka.ErrTooFewBrokers) || !strings.Contains(err.Error(), "topic wide wants replication factor 3 but only 2 brokers are live") {
+		t.Fatalf("replication 3 on 2 live brokers: %v, want ErrTooFewBrokers naming the topic", err)
+	}
+	if rep.Brokers != 2 || len(rep.Created) != 0 || len(rep.Capped) != 0 {
+		t.Fatalf("report %+v: want 2 brokers, nothing created or capped", rep)
+	}
+	tds, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tds.Has("wide") {
+		t.Fatalf("topic created despite the error: %+v", tds["wide"])
+	}
+	// A declaration that fits the live brokers is created as declared.
+	declared.ReplicationFactor = 2
+	if rep, err := kafka.EnsureTopics(ctx, adm, declared); err != nil || len(rep.Created) != 1 || len(rep.Capped) != 0 {
+		t.Fatalf("replication 2 on 2 brokers: %+v, %v", rep, err)
 	}
 }
 

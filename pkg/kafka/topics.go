@@ -53,19 +53,26 @@ type Report struct {
 	// Created are the topics created now.
 	Created []string
 	// Capped says, per topic, how the replication factor and min.insync.replicas were lowered
-	// to fit a cluster with fewer brokers than declared.
+	// to fit a single broker, or min.insync.replicas to a declared replication factor below it.
 	Capped []string
 	// Warnings are differences of existing topics that keep choreo's guarantees.
 	Warnings []Drift
-	// Brokers is the number of brokers the cluster listed.
+	// Brokers is the number of live brokers the cluster listed.
 	Brokers int
 }
 
-// capToBrokers lowers t's replication factor to the broker count, and min.insync.replicas to
-// the replication factor; it returns what it changed, or "".
+// ErrTooFewBrokers is wrapped by the error about a new topic whose replication factor is above
+// the number of live brokers of a cluster that has more than one.
+var ErrTooFewBrokers = errors.New("fewer live brokers than the replication factor")
+
+// capToBrokers lowers t's replication factor to 1 when the cluster has exactly one live broker
+// (a development or test broker), and min.insync.replicas to the replication factor; it returns
+// what it changed, or "". With two or more live brokers nothing is capped: they may be a cluster
+// with a broker down, and a topic created weaker then would fail the drift check at every later
+// start.
 func capToBrokers(t Topic, brokers int) (Topic, string) {
 	var msgs []string
-	if t.ReplicationFactor > 0 && brokers > 0 && int(t.ReplicationFactor) > brokers {
+	if t.ReplicationFactor > 0 && brokers == 1 && int(t.ReplicationFactor) > brokers {
 		msgs = append(msgs, fmt.Sprintf("replication factor %d capped at the cluster's %d broker(s)", t.ReplicationFactor, brokers))
 		t.ReplicationFactor = int16(brokers)
 	}

@@ -21,6 +21,10 @@ import (
 
 var noSpan trace.Span = noop.Span{}
 
+// ErrUnacknowledged is wrapped by Stuck's error about a batch the broker has not acknowledged
+// for too long.
+var ErrUnacknowledged = errors.New("publish not acknowledged")
+
 // Relay publishes the outbox of one database. Run it once per database: it publishes in seq
 // order, one batch at a time, so records of one key keep their order.
 type Relay struct {
@@ -33,6 +37,10 @@ type Relay struct {
 	waiters      []chan struct{} // Flush callers waiting for an empty outbox
 	failingSince time.Time       // zero while drains succeed
 	lastErr      error
+	// batchSince is when the batch in flight was read, zero between drains: the producer retries
+	// without a delivery timeout (a timeout could drop or reorder records), so on a partial
+	// outage a batch waits for acknowledgements indefinitely and no drain outcome is recorded.
+	batchSince time.Time
 
 	failed, denied atomic.Int64
 }
@@ -130,7 +138,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
 	for {
 		waiters := r.takeWaiters() // only those who asked before this drain began
+		r.progress(true)
 		err := r.drain(ctx)
+		r.progress(false)
 		r.record(err, ctx.Err())
 		switch {
 		case err == nil:
@@ -198,11 +208,28 @@ func (r *Relay) record(err, ctxErr error) {
 	}
 }
 
+// progress notes that a batch starts now (busy) or that the drain has ended.
+func (r *Relay) progress(busy bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if busy {
+		r.batchSince = time.Now()
+	} else {
+		r.batchSince = time.Time{}
+	}
+}
+
 // Stuck returns an error when every drain has failed for longer than d (the broker refuses the
-// records, the database cannot be read), naming the last failure; nil otherwise.
+// records, the database cannot be read), naming the last failure, or when one batch has waited
+// for the broker's acknowledgements for longer than d (the producer retries without end, e.g.
+// NOT_ENOUGH_REPLICAS); nil otherwise.
 func (r *Relay) Stuck(d time.Duration) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.batchSince.IsZero() && time.Since(r.batchSince) > d {
+		return fmt.Errorf("outbox relay: a batch has waited for the broker's acknowledgement since %s: %w",
+			r.batchSince.UTC().Format(time.RFC3339), ErrUnacknowledged)
+	}
 	if r.failingSince.IsZero() || time.Since(r.failingSince) <= d {
 		return nil
 	}
@@ -234,6 +261,7 @@ func (r *Relay) drain(ctx context.Context) error {
 		defer unlock()
 	}
 	for {
+		r.progress(true)
 		n, err := r.publishBatch(ctx)
 		if err != nil || n < r.cfg.batch {
 			return err

@@ -47,7 +47,7 @@ type Config struct {
 	Partitions int
 	// ReplicationFactor, when positive, overrides the catalog's replication factor of every
 	// topic; -1 leaves replication and min.insync.replicas to the broker's defaults
-	// (TOPIC_REPLICATION_FACTOR). Default 0: as the catalog declares, capped at the broker count.
+	// (TOPIC_REPLICATION_FACTOR). Default 0: as the catalog declares, capped at 1 on a single broker.
 	ReplicationFactor int
 	// Conn holds the connection settings of Kafka and the schema registry: TLS, SASL and
 	// registry credentials (see package connect for their variables). Default: plaintext.

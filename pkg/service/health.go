@@ -18,7 +18,8 @@ const (
 	MetricsPath = "/metrics"
 )
 
-// RelayStuckAfter is how long the outbox relay may fail every publish before readiness fails.
+// RelayStuckAfter is how long the outbox relay may fail every publish, or wait for the broker to
+// acknowledge one batch, before readiness fails.
 const RelayStuckAfter = 30 * time.Second
 
 // probeTimeout bounds each readiness check: an unreachable dependency fails fast.

@@ -18,7 +18,7 @@ import (
 )
 
 // TestOpenProvisionsTopicsFromCatalog: the topics get schemas/catalog.yaml's settings (replication
-// and min ISR capped at the suite's broker count), TOPIC_PARTITIONS overrides the partitions, and
+// and min ISR capped on a single broker; two live brokers refuse replication 3), TOPIC_PARTITIONS overrides the partitions, and
 // an existing topic that would weaken a guarantee stops the start with ErrDrift.
 func TestOpenProvisionsTopicsFromCatalog(t *testing.T) {
 	t.Parallel()
@@ -72,10 +72,19 @@ func TestOpenProvisionsTopicsFromCatalog(t *testing.T) {
 
 	t.Run("catalog settings", func(t *testing.T) {
 		_, ns, err := open(t, nil)
+		if len(bs) == 2 {
+			if !errors.Is(err, kafka.ErrTooFewBrokers) {
+				t.Fatalf("replication 3 on 2 live brokers: %v, want ErrTooFewBrokers", err)
+			}
+			t.Skip("the suite's cluster has 2 brokers: the catalog's replication 3 is refused")
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		rf, isr := min(3, len(bs)), min(2, len(bs))
+		rf, isr := 3, 2
+		if len(bs) == 1 {
+			rf, isr = 1, 1
+		}
 		for topic, retention := range map[string]string{"accounts": "2592000000", "users": "604800000"} {
 			name := ns + "." + topic
 			tds, err := adm.ListTopics(ctx, name)
@@ -88,7 +97,7 @@ func TestOpenProvisionsTopicsFromCatalog(t *testing.T) {
 			}
 			for _, p := range td.Partitions {
 				if len(p.Replicas) != rf {
-					t.Errorf("%s/%d: replicas %v, want %d (3 capped at %d brokers)", name, p.Partition, p.Replicas, rf, len(bs))
+					t.Errorf("%s/%d: replicas %v, want %d (%d live brokers)", name, p.Partition, p.Replicas, rf, len(bs))
 				}
 			}
 			for key, want := range map[string]string{"retention.ms": retention, "min.insync.replicas": strconv.Itoa(isr), "cleanup.policy": "delete"} {

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -99,8 +100,20 @@ func FromRecord(ctx context.Context, rec *kgo.Record) context.Context {
 	return propagator.Extract(ctx, Headers{rec})
 }
 
-// Inject writes ctx's span context into rec's traceparent and tracestate headers.
-func Inject(ctx context.Context, rec *kgo.Record) { propagator.Inject(ctx, Headers{rec}) }
+// Inject writes ctx's span context into rec's traceparent and tracestate headers. When ctx has
+// a valid span context, the record's existing traceparent and tracestate are removed first: a
+// re-published record (outbox, dead-letter park) copies the original headers, and the propagator
+// writes tracestate only when the new context has one, so a stale tracestate of another trace
+// would otherwise stay beside the new traceparent. Without one, rec is left as it is.
+func Inject(ctx context.Context, rec *kgo.Record) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return
+	}
+	rec.Headers = slices.DeleteFunc(rec.Headers, func(h kgo.RecordHeader) bool {
+		return h.Key == HeaderTraceparent || h.Key == HeaderTracestate
+	})
+	propagator.Inject(ctx, Headers{rec})
+}
 
 // Traceparent returns the W3C traceparent and tracestate of ctx's span, "" when it has no valid
 // span: what an outbox row stores so that the record it publishes continues the trace.

@@ -152,7 +152,7 @@ func runDLQReplay(ctx context.Context, env Env, args []string) error {
 	partition := fs.Int("partition", -1, "partition of the dead-letter topic; -1: whichever holds -offset")
 	all := fs.Bool("all", false, "replay every parked record not replayed yet")
 	force := fs.Bool("force", false, "replay records that were replayed before as well")
-	rfDefault := 3 // as the catalog's topicDefaults; capped at the broker count when created
+	rfDefault := 3 // as the catalog's topicDefaults; capped at 1 on a single broker when created
 	if v := env.Getenv("TOPIC_REPLICATION_FACTOR"); v != "" && v != "0" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -161,7 +161,7 @@ func runDLQReplay(ctx context.Context, env Env, args []string) error {
 		rfDefault = n
 	}
 	rf := fs.Int("replication-factor", rfDefault,
-		"replication factor of <group>.dlq.replays if it has to be created, capped at the broker count; -1: the broker's default (env TOPIC_REPLICATION_FACTOR)")
+		"replication factor of <group>.dlq.replays if it has to be created (capped at 1 on a single broker); -1: the broker's default (env TOPIC_REPLICATION_FACTOR)")
 	pos, err := parseInterspersed(fs, env, args, 1, dlqReplayUsage)
 	if err != nil {
 		return err
