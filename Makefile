@@ -14,7 +14,7 @@ run: ## run the whole choreography in one process (embedded Kafka, registry, ser
 build: ## build the CLI and the three services into bin/
 	$(GO) build -o $(BIN)/ ./cmd/choreo ./services/account ./services/user ./services/notification
 
-test: lint schema-check test-fast test-interop test-integration test-k8s ## everything CI runs: lint, the schema-evolution gate, the suite on kfake+SQLite with -race, Confluent's client against choreo, the suite on real Kafka+PostgreSQL, the Kubernetes manifests
+test: lint schema-check test-fast test-interop test-integration test-k8s ## the README test command (CI then adds test-secure, test-containers, smoke, test-faults): lint, the schema-evolution gate, the suite on kfake+SQLite with -race, Confluent's client against choreo, the suite on real Kafka+PostgreSQL, the Kubernetes manifests
 
 test-fast: asyncapi-validator ## the whole suite on the embedded broker (kfake) and SQLite, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
