@@ -78,7 +78,15 @@ func TestTraceRejectedRegistration(t *testing.T) {
 		}
 		return c.AccountID, c.EventID
 	}
-	register("rita@mail.com")
+	first, _ := register("rita@mail.com")
+	// The two registrations land on different partitions: unless the first one's user exists
+	// before the second is sent, either may win the username.
+	stacktest.Eventually(t, 30*time.Second, func() error {
+		if code, err := stacktest.DoJSON("GET", stacktest.URL(s, "user-service", "/users?accountId="+first), "", nil); err != nil || code != http.StatusOK {
+			return fmt.Errorf("user of the first account: %d %v", code, err)
+		}
+		return nil
+	})
 	second, eventID := register("rita2@mail.com")
 	stacktest.Eventually(t, 30*time.Second, func() error {
 		var a struct{ Status string }
