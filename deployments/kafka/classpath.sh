@@ -74,5 +74,14 @@ start_kafka_jvm() {
     -Dlog4j2.configurationFile="$LOG4J_CONF" \
     -cp "$LIB_DIR/*" kafka.Kafka "$props" \
     >"$log" 2>&1 </dev/null &
-  echo "$!"
+  local pid=$! i
+  # Until the background shell has exec'd java, its command line is still bash's: callers that
+  # check for kafka.Kafka right away would take a starting broker for one that exited.
+  for ((i = 0; i < 100; i++)); do
+    if ! kill -0 "$pid" 2>/dev/null || tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka'; then
+      break
+    fi
+    sleep 0.05
+  done
+  echo "$pid"
 }
