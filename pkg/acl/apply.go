@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -64,7 +65,37 @@ func Apply(ctx context.Context, adm *kadm.Client, plan Plan) error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return awaitGrants(ctx, adm, plan, visibleWithin)
+}
+
+// visibleWithin bounds how long Apply waits for the brokers to show what it created.
+const visibleWithin = 15 * time.Second
+
+// awaitGrants waits until the cluster describes every grant of plan. KRaft brokers apply new ACLs
+// from the metadata log asynchronously, so without the wait a Check (or a service starting with
+// its new principal) right after Apply can still miss the last ones.
+func awaitGrants(ctx context.Context, adm *kadm.Client, plan Plan, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		d, err := Check(ctx, adm, plan)
+		if err != nil {
+			return err
+		}
+		if len(d.Missing) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d created ACL(s) not visible after %s, first %s", len(d.Missing), within, d.Missing[0])
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Check compares the cluster's ACLs and SCRAM users with the plan.
