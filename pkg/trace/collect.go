@@ -15,7 +15,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/catalog"
 	"github.com/choreo-dev/choreo/pkg/codec"
-	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 )
 
 // ErrNotInWindow is wrapped by the errors of FindByID when no record carries the ID in the part
@@ -38,7 +38,7 @@ func Topics(cat *catalog.Catalog, namespace string) []string {
 	}
 	for _, s := range cat.Services {
 		if s.Group != "" {
-			topics = append(topics, consumer.DeadLetterTopicOf(scoped(s.Group)))
+			topics = append(topics, deadletter.Topic(scoped(s.Group)))
 		}
 	}
 	slices.Sort(topics)
@@ -187,7 +187,7 @@ func Recent(ctx context.Context, cl *kgo.Client, c *codec.Codec, topics []string
 	starts := func() []*kgo.Record {
 		var out []*kgo.Record
 		for _, r := range recs {
-			if rid, corr := identity(r); !isParked(r) && (corr == "" || corr == rid) {
+			if rid, corr := identity(r); !deadletter.IsParked(r) && (corr == "" || corr == rid) {
 				out = append(out, r)
 			}
 		}
