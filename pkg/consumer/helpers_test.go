@@ -22,6 +22,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafka"
@@ -96,7 +97,7 @@ func newHarness(t *testing.T, groups ...string) *harness {
 	h := &harness{ns: kafkatest.Namespace(t), brokers: kafkatest.Brokers(t)}
 	topics := []string{h.topic("accounts"), h.topic("users")}
 	for _, g := range groups {
-		topics = append(topics, consumer.DeadLetterTopicOf(h.scoped(g)))
+		topics = append(topics, deadletter.Topic(h.scoped(g)))
 	}
 	var err error
 	h.producer, err = kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -155,7 +156,7 @@ func newHarness(t *testing.T, groups ...string) *harness {
 }
 
 // topic returns the harness's name of a topic of the catalog or a dead-letter topic named as a
-// test names it ("accounts", consumer.DeadLetterTopicOf(group)).
+// test names it ("accounts", deadletter.Topic(group)).
 func (h *harness) topic(name string) string { return h.ns + "." + name }
 
 // scoped returns the harness's name of a consumer group named as a test names it.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/stacktest"
 )
@@ -67,19 +68,19 @@ func TestTransientFailurePastThePolicyIsParked(t *testing.T) {
 		t.Errorf("stats %+v after %d tries, want 3 tries (2 retries)", st, tries.Load())
 	}
 	n.flush(t)
-	parked := h.readTopic(t, consumer.DeadLetterTopicOf(group))
+	parked := h.readTopic(t, deadletter.Topic(group))
 	if len(parked) != 1 {
 		t.Fatalf("%d parked, want 1", len(parked))
 	}
 	checkParked(t, h, parked[0], bad, "create", "handler")
 	hs := headers(parked[0])
-	if hs[consumer.HeaderDLQClass] != "transient" || hs[consumer.HeaderDLQAttempts] != "3" {
-		t.Errorf("class %q attempts %q, want transient and 3", hs[consumer.HeaderDLQClass], hs[consumer.HeaderDLQAttempts])
+	if hs[deadletter.HeaderClass] != "transient" || hs[deadletter.HeaderAttempts] != "3" {
+		t.Errorf("class %q attempts %q, want transient and 3", hs[deadletter.HeaderClass], hs[deadletter.HeaderAttempts])
 	}
-	first, err1 := time.Parse(time.RFC3339Nano, hs[consumer.HeaderDLQFirstFailure])
-	last, err2 := time.Parse(time.RFC3339Nano, hs[consumer.HeaderDLQLastFailure])
+	first, err1 := time.Parse(time.RFC3339Nano, hs[deadletter.HeaderFirstFailure])
+	last, err2 := time.Parse(time.RFC3339Nano, hs[deadletter.HeaderLastFailure])
 	if err1 != nil || err2 != nil || !last.After(first) {
-		t.Errorf("first failure %q, last %q: want two times, the last later", hs[consumer.HeaderDLQFirstFailure], hs[consumer.HeaderDLQLastFailure])
+		t.Errorf("first failure %q, last %q: want two times, the last later", hs[deadletter.HeaderFirstFailure], hs[deadletter.HeaderLastFailure])
 	}
 }
 
@@ -98,7 +99,7 @@ func TestPermanentFailureIsParkedAtOnce(t *testing.T) {
 		t.Errorf("stats %+v after %d tries, want 1 try and no retry", st, tries.Load())
 	}
 	n.flush(t)
-	if p := h.readTopic(t, consumer.DeadLetterTopicOf(group)); len(p) != 1 || headers(p[0])[consumer.HeaderDLQClass] != "permanent" {
+	if p := h.readTopic(t, deadletter.Topic(group)); len(p) != 1 || headers(p[0])[deadletter.HeaderClass] != "permanent" {
 		t.Errorf("parked %d records, want 1 with class permanent", len(p))
 	}
 }
@@ -140,7 +141,7 @@ func TestRecordLargerThanTheLimitIsParked(t *testing.T) {
 	h.produce(t, big, h.accountCreated(t, 0, "id-ok", "acc-1", "ok"))
 	n.waitStats(t, "1 handled, 1 parked", func(s consumer.Stats) bool { return s.Handled == 1 && s.Parked == 1 })
 	n.flush(t)
-	p := h.readTopic(t, consumer.DeadLetterTopicOf(group))
+	p := h.readTopic(t, deadletter.Topic(group))
 	if len(p) != 1 {
 		t.Fatalf("%d parked, want 1", len(p))
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/outbox"
@@ -198,14 +199,14 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 				t.Errorf("%d events published for a failed handler, want none", len(emitted))
 			}
 
-			parked := h.readTopic(t, consumer.DeadLetterTopicOf(group))
+			parked := h.readTopic(t, deadletter.Topic(group))
 			if len(parked) != 1 {
 				t.Fatalf("%d parked records, want 1", len(parked))
 			}
 			p := parked[0]
 			checkParked(t, h, p, bad, "create", "handler")
-			if hs := headers(p); !strings.Contains(hs[consumer.HeaderDLQError], tc.wantErr) {
-				t.Errorf("%s = %q, want it to contain %q", consumer.HeaderDLQError, hs[consumer.HeaderDLQError], tc.wantErr)
+			if hs := headers(p); !strings.Contains(hs[deadletter.HeaderError], tc.wantErr) {
+				t.Errorf("%s = %q, want it to contain %q", deadletter.HeaderError, hs[deadletter.HeaderError], tc.wantErr)
 			}
 		})
 	}
@@ -224,24 +225,24 @@ func checkParked(t *testing.T, h *harness, p, orig *kgo.Record, handler, reason 
 		}
 	}
 	want := map[string]string{
-		consumer.HeaderDLQTopic:     orig.Topic,
-		consumer.HeaderDLQPartition: strconv.Itoa(int(orig.Partition)),
-		consumer.HeaderDLQOffset:    strconv.FormatInt(orig.Offset, 10),
-		consumer.HeaderDLQGroup:     h.scoped(group),
-		consumer.HeaderDLQReason:    reason,
+		deadletter.HeaderTopic:     orig.Topic,
+		deadletter.HeaderPartition: strconv.Itoa(int(orig.Partition)),
+		deadletter.HeaderOffset:    strconv.FormatInt(orig.Offset, 10),
+		deadletter.HeaderGroup:     h.scoped(group),
+		deadletter.HeaderReason:    reason,
 	}
 	for k, v := range want {
 		if hs[k] != v {
 			t.Errorf("header %s = %q, want %q", k, hs[k], v)
 		}
 	}
-	if got, ok := hs[consumer.HeaderDLQHandler]; handler == "" && ok {
-		t.Errorf("header %s = %q on a record no handler saw", consumer.HeaderDLQHandler, got)
+	if got, ok := hs[deadletter.HeaderHandler]; handler == "" && ok {
+		t.Errorf("header %s = %q on a record no handler saw", deadletter.HeaderHandler, got)
 	} else if got != handler {
-		t.Errorf("header %s = %q, want %q", consumer.HeaderDLQHandler, got, handler)
+		t.Errorf("header %s = %q, want %q", deadletter.HeaderHandler, got, handler)
 	}
-	if _, err := time.Parse(time.RFC3339Nano, hs[consumer.HeaderDLQTime]); err != nil {
-		t.Errorf("header %s: %v", consumer.HeaderDLQTime, err)
+	if _, err := time.Parse(time.RFC3339Nano, hs[deadletter.HeaderTime]); err != nil {
+		t.Errorf("header %s: %v", deadletter.HeaderTime, err)
 	}
 }
 
@@ -370,7 +371,7 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 			if cs := calls(t, n.db); len(cs) != 1 || cs[0].EventID != "id-next" {
 				t.Errorf("calls = %+v, want only the valid event's", cs)
 			}
-			parked := h.readTopic(t, consumer.DeadLetterTopicOf(group))
+			parked := h.readTopic(t, deadletter.Topic(group))
 			if len(parked) != 1 {
 				t.Fatalf("%d parked records, want 1", len(parked))
 			}
@@ -380,8 +381,8 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 				reason = "decode"
 			}
 			checkParked(t, h, p, bad, "", reason)
-			if e := headers(p)[consumer.HeaderDLQError]; !strings.Contains(e, tc.want.Error()) {
-				t.Errorf("%s = %q, want it to contain %q", consumer.HeaderDLQError, e, tc.want)
+			if e := headers(p)[deadletter.HeaderError]; !strings.Contains(e, tc.want.Error()) {
+				t.Errorf("%s = %q, want it to contain %q", deadletter.HeaderError, e, tc.want)
 			}
 		})
 	}
@@ -396,7 +397,7 @@ func TestParkedTombstoneStaysATombstone(t *testing.T) {
 	h.produce(t, &kgo.Record{Topic: h.topic("accounts"), Key: []byte("acc-x")})
 	n.waitStats(t, "the tombstone parked", func(s consumer.Stats) bool { return s.Parked >= 1 })
 	n.flush(t)
-	parked := h.readTopic(t, consumer.DeadLetterTopicOf(group))
+	parked := h.readTopic(t, deadletter.Topic(group))
 	if len(parked) != 1 {
 		t.Fatalf("%d parked records, want 1", len(parked))
 	}
@@ -418,7 +419,7 @@ func TestRunnerIgnoresEventsItHasNoHandlerFor(t *testing.T) {
 	if st := n.runner.Stats(); st != (consumer.Stats{Handled: 1, Ignored: 1}) {
 		t.Errorf("stats = %+v, want 1 handled, 1 ignored", st)
 	}
-	if parked := h.readTopic(t, consumer.DeadLetterTopicOf(group)); len(parked) != 0 {
+	if parked := h.readTopic(t, deadletter.Topic(group)); len(parked) != 0 {
 		t.Errorf("%d records parked, want none", len(parked))
 	}
 	if cs := calls(t, n.db); len(cs) != 1 || cs[0].EventID != "id-created" {
