@@ -27,6 +27,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafka"
@@ -272,7 +273,7 @@ func (s *Service) checkGroup(ctx context.Context, group string) error {
 // Records that cannot be processed are parked on the group's dead-letter topic.
 func (s *Service) Consume(ctx context.Context, group string, handlers []consumer.Handler, opts ...consumer.Opt) error {
 	scoped := s.Config.Scoped(group)
-	if err := s.ensureTopics(ctx, consumer.DeadLetterTopicOf(scoped)); err != nil {
+	if err := s.ensureTopics(ctx, deadletter.Topic(scoped)); err != nil {
 		return err
 	}
 	if err := s.checkGroup(ctx, scoped); err != nil {
