@@ -373,7 +373,7 @@ func (n *node) waitStats(t *testing.T, what string, done func(consumer.Stats) bo
 }
 
 // recordCall is what every test handler does first: a row in calls, in the handler's transaction.
-func recordCall(ctx context.Context, tx *consumer.Tx, handler, accountID, username string) error {
+func recordCall(ctx context.Context, tx *consumer.UnitOfWork, handler, accountID, username string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO calls (handler, event_id, account_id, username) VALUES ($1, $2, $3, $4)`,
 		handler, tx.Cause().ID, accountID, username)
 	return err
@@ -414,8 +414,8 @@ func headers(rec *kgo.Record) map[string]string {
 }
 
 // onAccountCreated is a handler that records its calls, then does what also says.
-func onAccountCreated(name string, also func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error, opts ...consumer.HandlerOpt) consumer.Handler {
-	return consumer.On(name, func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+func onAccountCreated(name string, also func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error, opts ...consumer.HandlerOpt) consumer.Handler {
+	return consumer.On(name, func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 		if err := recordCall(ctx, tx, name, ev.AccountID, ev.Username); err != nil {
 			return err
 		}
@@ -427,7 +427,7 @@ func onAccountCreated(name string, also func(ctx context.Context, tx *consumer.T
 }
 
 func onUserCreated(name string) consumer.Handler {
-	return consumer.On(name, func(ctx context.Context, tx *consumer.Tx, ev *event.UserCreated) error {
+	return consumer.On(name, func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.UserCreated) error {
 		return recordCall(ctx, tx, name, ev.AccountID, ev.Username)
 	})
 }

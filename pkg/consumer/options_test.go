@@ -28,7 +28,7 @@ func TestWithMiddleware(t *testing.T) {
 	)
 	note := func(name string) consumer.Middleware {
 		return func(next consumer.HandlerFunc) consumer.HandlerFunc {
-			return func(ctx context.Context, tx *consumer.Tx, ev event.Event) error {
+			return func(ctx context.Context, tx *consumer.UnitOfWork, ev event.Event) error {
 				mu.Lock()
 				got = append(got, name+":"+ev.(*event.AccountCreated).Username)
 				mu.Unlock()
@@ -94,7 +94,7 @@ func TestMaxPollRecords(t *testing.T) {
 		transactions  int
 	)
 	counting := consumer.WithMiddleware(func(next consumer.HandlerFunc) consumer.HandlerFunc {
-		return func(ctx context.Context, tx *consumer.Tx, ev event.Event) error {
+		return func(ctx context.Context, tx *consumer.UnitOfWork, ev event.Event) error {
 			mu.Lock()
 			inTx++
 			maxInTx = max(maxInTx, inTx)

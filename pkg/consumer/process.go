@@ -204,7 +204,7 @@ func (r *Runner) handle(ctx context.Context, tx *batchTx, it *item, h *Handler) 
 		return res, tx.release(ctx)
 	}
 	start := time.Now()
-	res.err = h.fn(ctx, &Tx{sql: tx.sql, stmts: tx.stmts, r: r, h: h, cause: it.Envelope}, it.Event)
+	res.err = h.fn(ctx, &UnitOfWork{sql: tx.sql, stmts: tx.stmts, r: r, h: h, cause: it.Envelope}, it.Event)
 	res.took = time.Since(start)
 	if res.err != nil {
 		return r.handlerFailed(ctx, tx, it, res)

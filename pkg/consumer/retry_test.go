@@ -18,8 +18,8 @@ import (
 var errDown = errors.New("dependency down")
 
 // failFirst returns a handler that fails transiently the first n times it meets username.
-func failFirst(n int64, username string, calls *atomic.Int64) func(context.Context, *consumer.Tx, *event.AccountCreated) error {
-	return func(_ context.Context, _ *consumer.Tx, ev *event.AccountCreated) error {
+func failFirst(n int64, username string, calls *atomic.Int64) func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error {
+	return func(_ context.Context, _ *consumer.UnitOfWork, ev *event.AccountCreated) error {
 		if ev.Username == username && calls.Add(1) <= n {
 			return fmt.Errorf("send: %w", errDown)
 		}
@@ -88,7 +88,7 @@ func TestPermanentFailureIsParkedAtOnce(t *testing.T) {
 	h := newHarness(t)
 	var tries atomic.Int64
 	n := h.start(t, openDB(t), group, []consumer.Handler{onAccountCreated("create",
-		func(context.Context, *consumer.Tx, *event.AccountCreated) error {
+		func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error {
 			tries.Add(1)
 			return consumer.Permanent(errors.New("username taken"))
 		})})

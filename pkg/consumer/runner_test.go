@@ -90,7 +90,7 @@ func TestRunnerAppliesARedeliveredEventOnce(t *testing.T) {
 			h := newHarness(t)
 			var invoked atomic.Int64
 			n := h.start(t, openDB(t), group, []consumer.Handler{onAccountCreated("create",
-				func(context.Context, *consumer.Tx, *event.AccountCreated) error { invoked.Add(1); return nil })})
+				func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error { invoked.Add(1); return nil })})
 
 			id := envelope.NewID()
 			first := h.accountCreated(t, 0, id, "acc-dup", "dupe")
@@ -126,24 +126,24 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
-		fail    func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error
+		fail    func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error
 		wantErr string // in the parked record's error header
 	}{
 		{
 			name: "returns an error",
-			fail: func(context.Context, *consumer.Tx, *event.AccountCreated) error {
+			fail: func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error {
 				return consumer.Permanent(fmt.Errorf("apply: %w", errBoom))
 			},
 			wantErr: "apply: boom",
 		},
 		{
 			name:    "panics",
-			fail:    func(context.Context, *consumer.Tx, *event.AccountCreated) error { panic("kaboom") },
+			fail:    func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error { panic("kaboom") },
 			wantErr: consumer.ErrPanic.Error() + ": kaboom",
 		},
 		{
 			name: "emits an undeclared event",
-			fail: func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+			fail: func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 				err := tx.Emit(ctx, &event.UserDeleted{UserID: "u", AccountID: ev.AccountID, DeletedAt: time.Now()})
 				if !errors.Is(err, consumer.ErrUndeclaredEmit) {
 					return fmt.Errorf("Emit of an undeclared event = %v, want ErrUndeclaredEmit", err)
@@ -154,7 +154,7 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 		},
 		{
 			name: "emits, then fails",
-			fail: func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+			fail: func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 				if err := tx.Emit(ctx, userCreatedOf(ev)); err != nil {
 					return err
 				}
@@ -167,7 +167,7 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
 			n := h.start(t, openDB(t), group, []consumer.Handler{onAccountCreated("create",
-				func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+				func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 					if ev.Username == "bad" {
 						return tc.fail(ctx, tx, ev) // after its call was recorded
 					}
@@ -441,7 +441,7 @@ func TestEmitDerivesTheEventFromItsCause(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 6000000, time.UTC)
 	handlers := func() []consumer.Handler {
 		return []consumer.Handler{onAccountCreated("create-user",
-			func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+			func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 				return tx.Emit(ctx, userCreatedOf(ev))
 			}, consumer.Emits(new(event.UserCreated)))}
 	}
@@ -566,7 +566,7 @@ func TestRunnerCommitsProcessedOffsets(t *testing.T) {
 
 	var invoked atomic.Int64
 	n2 := h.start(t, db, group, []consumer.Handler{onAccountCreated("create",
-		func(context.Context, *consumer.Tx, *event.AccountCreated) error { invoked.Add(1); return nil })})
+		func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error { invoked.Add(1); return nil })})
 	for p := range int32(partitions) {
 		h.produce(t, h.accountCreated(t, p, envelope.NewID(), fmt.Sprintf("acc-new-%d", p), "new"))
 	}
@@ -592,7 +592,7 @@ func TestRunnerDoesNotCommitAnUnfinishedBatch(t *testing.T) {
 	blocked := make(chan struct{})
 	var once sync.Once
 	n := h.start(t, db, group, []consumer.Handler{onAccountCreated("create",
-		func(ctx context.Context, _ *consumer.Tx, ev *event.AccountCreated) error {
+		func(ctx context.Context, _ *consumer.UnitOfWork, ev *event.AccountCreated) error {
 			if ev.Username != "block" {
 				return nil
 			}
@@ -705,7 +705,7 @@ func TestRunnerParksAHandlerErrorThatEndedTheTransaction(t *testing.T) {
 	h := newHarness(t)
 	var conflicts atomic.Int64
 	n := h.start(t, openDB(t), group, []consumer.Handler{onAccountCreated("create",
-		func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+		func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO strict (id) VALUES ($1)`, ev.Username)
 			if err != nil {
 				conflicts.Add(1)
@@ -773,7 +773,7 @@ func TestNewValidates(t *testing.T) {
 		{name: "unnamed handler", handlers: []consumer.Handler{onAccountCreated("", nil)}, wantErr: "empty or registered twice"},
 		{
 			name:     "handler name twice",
-			handlers: []consumer.Handler{create, consumer.On("create", func(context.Context, *consumer.Tx, *event.UserCreated) error { return nil })},
+			handlers: []consumer.Handler{create, consumer.On("create", func(context.Context, *consumer.UnitOfWork, *event.UserCreated) error { return nil })},
 			wantErr:  "empty or registered twice",
 		},
 		{
@@ -783,7 +783,7 @@ func TestNewValidates(t *testing.T) {
 		},
 		{
 			name:     "handler of an unknown event",
-			handlers: []consumer.Handler{consumer.On("bogus", func(context.Context, *consumer.Tx, *bogus) error { return nil })},
+			handlers: []consumer.Handler{consumer.On("bogus", func(context.Context, *consumer.UnitOfWork, *bogus) error { return nil })},
 			wantErr:  event.ErrUnknown.Error(),
 		},
 		{

@@ -11,7 +11,7 @@ import (
 )
 
 // stmts are the statements the runner runs for every record, prepared once: parsing them again
-// for each record was a measurable share of a record's cost. Handlers' statements (Tx's
+// for each record was a measurable share of a record's cost. Handlers' statements (UnitOfWork's
 // ExecContext and friends) are prepared on first use and kept too, up to maxCached.
 type stmts struct {
 	savepoint, release, rollbackTo, inbox, outbox *sql.Stmt
