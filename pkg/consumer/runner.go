@@ -125,7 +125,7 @@ type Runner struct {
 	workers map[topicPartition]*worker
 }
 
-// New validates the handlers against the codec's event registry and connects the consumer.
+// New validates the handlers against the codec's event types and connects the consumer.
 func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -153,7 +153,7 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 	return r, nil
 }
 
-// register checks handlers against the codec's event registry, wraps them in the middleware
+// register checks handlers against the codec's event types, wraps them in the middleware
 // and notes the topics they consume.
 func (r *Runner) register(handlers []Handler) error {
 	types := r.cfg.Codec.Types()

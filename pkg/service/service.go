@@ -148,7 +148,7 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 // produces or consumes, namespaced as types are. A service the catalog does not know (a test's)
 // gets every topic. Only these are provisioned or checked at start-up: on a secured cluster a
 // service may see no other topic.
-func serviceTopics(cat *catalog.Catalog, name string, types *event.Registry) ([]string, error) {
+func serviceTopics(cat *catalog.Catalog, name string, types *event.TypeSet) ([]string, error) {
 	var topics []string
 	add := func(t string) {
 		if !slices.Contains(topics, t) {

@@ -109,7 +109,7 @@ func Collect(ctx context.Context, cl *kgo.Client, c *codec.Codec, topics []strin
 // cl is used as it is for the admin requests, and its options (cl.Opts) are the base of the
 // clients that read partitions directly, with no consumer group: cl must not be a group
 // consumer. c decodes the events; it must know the topics' names, so for namespaced topics
-// it is built with event.Registry.WithNamespace. A nil c leaves the events undecoded. Topics that
+// it is built with event.TypeSet.WithNamespace. A nil c leaves the events undecoded. Topics that
 // do not exist are skipped and listed in MissingTopics. When no record carries id the error
 // wraps ErrNotFound, and ErrNotInWindow too when the search stopped at its lookback.
 func FindByID(ctx context.Context, cl *kgo.Client, c *codec.Codec, topics []string, id string, opts ...Option) (*Trace, error) {
