@@ -44,6 +44,7 @@ func TestWithMiddleware(t *testing.T) {
 	h.produce(t, h.accountCreated(t, 0, envelope.NewID(), "acc-1", "alice"), h.accountCreated(t, 0, envelope.NewID(), "acc-2", "mallory"))
 
 	n.waitStats(t, "one handled, one parked", func(s consumer.Stats) bool { return s.Handled+s.Parked >= 2 })
+	n.flush(t) // the parked record is published from the outbox
 	n.stop()
 	if st := n.runner.Stats(); st != (consumer.Stats{Handled: 1, Parked: 1}) {
 		t.Errorf("stats = %+v, want 1 handled and 1 parked", st)
