@@ -184,13 +184,32 @@ async function operationPage(id, v) {
   const notes = [...op.warnings];
   if (op.missingTopics.length) notes.push("not read, the topics do not exist: " + op.missingTopics.join(", "));
   if (notes.length) parts.push(h("ul", { class: "plain warnings" }, notes.map((w) => h("li", {}, w))));
-  parts.push(h("ul", { class: "tree", id: "tree" }, op.roots.map(treeNode)));
+  for (const ch of op.chains) {
+    const c = catalog.chains.find((x) => x.name === ch.name);
+    if (c) parts.push(h("div", { class: "diagram chain-state", title: "the catalog chain, its steps marked as observed" }, chainDiagram(c, chainState(c, ch, op.expected))));
+  }
+  parts.push(h("h2", {}, "What happened"), h("ul", { class: "tree", id: "tree" }, op.roots.map(treeNode)));
   if (op.unplacedEffects.length) {
     parts.push(h("h2", {}, "Effects whose event is not in the trace"), h("ul", { class: "tree" }, op.unplacedEffects.map((e) => effectNode({ ...e, hopMs: null }))));
   }
   const asked = Object.keys(op.effectsAsOf);
   parts.push(h("p", { class: "muted" }, asked.length ? "Effects asked of: " + asked.join(", ") + "." : "No service was asked for effects: they are shown as declared."));
   show(parts);
+}
+
+// chainState marks the steps of catalog chain c that operation chain ch (its observed events)
+// reached, and the state of the effect it ends in.
+function chainState(c, ch, expected) {
+  const state = {};
+  let emits = 0;
+  c.steps.forEach((st, i) => {
+    if (st.emits) { state[i] = emits < ch.events.length ? "ok" : "bad"; emits++; return; }
+    const x = expected.find((e) => e.chain === c.name && e.effect === st.effect);
+    if (!ch.complete) state[i] = "bad";
+    else if (x && x.observed) state[i] = x.observed.status === "failed" ? "bad" : x.observed.status === "pending" ? "warn" : "ok";
+    else if (x && x.asked) state[i] = "bad";
+  });
+  return state;
 }
 
 function treeNode(n) {
@@ -304,14 +323,17 @@ function clip(text, n) { return text.length > n ? text.slice(0, n - 1) + "…" :
 
 // chainDiagram draws a chain left to right: its trigger, each step's event (with the service that
 // emits it) and the effect it ends in, joined by arrows labelled with the reacting service.
-function chainDiagram(c) {
-  const W = 176, H = 58, GAP = 64, PAD = 12;
+// state, when given, marks each step (by index) as observed in an operation: "ok", "bad" or "warn".
+function chainDiagram(c, state) {
+  const W = 204, H = 58, GAP = 56, PAD = 12;
   const boxes = [{ kind: "trigger", title: clip(c.trigger, 28), sub: "trigger", full: c.trigger }];
-  for (const st of c.steps) {
+  c.steps.forEach((st, i) => {
+    const mark = state ? state[i] : undefined;
+    const sub = (mark === "ok" ? "✓ " : mark === "bad" ? "✗ " : mark === "warn" ? "… " : "") + clip(st.service, 28);
     boxes.push(st.emits
-      ? { kind: "event", title: clip(st.emits, 24), sub: clip(st.service, 28), full: st.emits, href: eventHref(st.emits) }
-      : { kind: "effect", title: clip(st.effect, 24), sub: clip(st.service, 28), full: "effect: " + st.effect, href: serviceHref(st.service) });
-  }
+      ? { kind: "event", title: clip(st.emits, 26), sub, full: st.emits, href: eventHref(st.emits), mark }
+      : { kind: "effect", title: clip(st.effect, 26), sub, full: "effect: " + st.effect, href: serviceHref(st.service), mark });
+  });
   const width = PAD * 2 + boxes.length * W + (boxes.length - 1) * GAP, height = PAD * 2 + H + 4;
   const svg = s("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "chain " + c.name });
   svg.append(s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
@@ -321,9 +343,12 @@ function chainDiagram(c) {
     const x = PAD + i * (W + GAP), y = PAD;
     if (i > 0) svg.append(s("line", { x1: x - GAP + 2, y1: y + H / 2, x2: x - 3, y2: y + H / 2, stroke: "#8a94a6", "stroke-width": 1.6, "marker-end": "url(#arrow)" }));
     const g = s("g", { class: "box " + b.kind });
-    const [fill, stroke] = fills[b.kind];
-    g.append(s("rect", { x, y, width: W, height: H, rx: b.kind === "event" ? 8 : b.kind === "effect" ? 22 : 4, fill, stroke, "stroke-width": 1.4, "stroke-dasharray": b.kind === "trigger" ? "4 3" : "" }),
-      s("text", { x: x + W / 2, y: y + 24, "text-anchor": "middle", "font-size": 13, "font-weight": 700, fill: "#1d2330" }, b.title),
+    let [fill, stroke] = fills[b.kind];
+    if (b.mark === "ok") [fill, stroke] = ["#e5f5ea", "#17803d"];
+    if (b.mark === "bad") [fill, stroke] = ["#fde8e8", "#c0262d"];
+    if (b.mark === "warn") [fill, stroke] = ["#fff3dc", "#a15c00"];
+    g.append(s("rect", { x, y, width: W, height: H, rx: b.kind === "event" ? 8 : b.kind === "effect" ? 22 : 4, fill, stroke, "stroke-width": b.mark ? 2 : 1.4, "stroke-dasharray": b.kind === "trigger" || b.mark === "bad" ? "4 3" : "" }),
+      s("text", { x: x + W / 2, y: y + 24, "text-anchor": "middle", "font-size": 12.5, "font-weight": 700, fill: "#1d2330" }, b.title),
       s("text", { x: x + W / 2, y: y + 43, "text-anchor": "middle", "font-size": 11.5, fill: "#667085" }, b.sub),
       s("title", {}, b.full));
     if (b.href) { const a = s("a", { href: b.href }); a.append(g); svg.append(a); } else svg.append(g);
