@@ -334,14 +334,23 @@ function chainDiagram(c, state) {
       ? { kind: "event", title: clip(st.emits, 26), sub, full: st.emits, href: eventHref(st.emits), mark }
       : { kind: "effect", title: clip(st.effect, 26), sub, full: "effect: " + st.effect, href: serviceHref(st.service), mark });
   });
-  const width = PAD * 2 + boxes.length * W + (boxes.length - 1) * GAP, height = PAD * 2 + H + 4;
+  // Wrap into rows that fit the page, so that a long chain is seen whole.
+  const perRow = Math.max(2, Math.min(boxes.length, Math.floor((Math.max(main.clientWidth, 600) - 60 + GAP) / (W + GAP))));
+  const rows = Math.ceil(boxes.length / perRow), ROWGAP = 34;
+  const width = PAD * 2 + perRow * W + (perRow - 1) * GAP, height = PAD * 2 + rows * H + (rows - 1) * ROWGAP + 4;
   const svg = s("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "chain " + c.name });
   svg.append(s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
     s("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#8a94a6" }))));
   const fills = { trigger: ["#f0f2f6", "#98a2b3"], event: ["#eef3ff", "#2f5bd3"], effect: ["#f3ecff", "#7a4fd0"] };
+  const pos = (i) => [PAD + (i % perRow) * (W + GAP), PAD + Math.floor(i / perRow) * (H + ROWGAP)];
   boxes.forEach((b, i) => {
-    const x = PAD + i * (W + GAP), y = PAD;
-    if (i > 0) svg.append(s("line", { x1: x - GAP + 2, y1: y + H / 2, x2: x - 3, y2: y + H / 2, stroke: "#8a94a6", "stroke-width": 1.6, "marker-end": "url(#arrow)" }));
+    const [x, y] = pos(i);
+    if (i > 0 && i % perRow === 0) {
+      const [px, py] = pos(i - 1), mid = py + H + ROWGAP / 2;
+      svg.append(s("path", { d: `M ${px + W / 2} ${py + H} V ${mid} H ${x + W / 2} V ${y - 3}`, fill: "none", stroke: "#8a94a6", "stroke-width": 1.6, "marker-end": "url(#arrow)" }));
+    } else if (i > 0) {
+      svg.append(s("line", { x1: x - GAP + 2, y1: y + H / 2, x2: x - 3, y2: y + H / 2, stroke: "#8a94a6", "stroke-width": 1.6, "marker-end": "url(#arrow)" }));
+    }
     const g = s("g", { class: "box " + b.kind });
     let [fill, stroke] = fills[b.kind];
     if (b.mark === "ok") [fill, stroke] = ["#e5f5ea", "#17803d"];
