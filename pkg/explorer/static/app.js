@@ -236,7 +236,7 @@ function treeNode(n) {
 
 function parkedNode(n) {
   const p = n.parked;
-  const how = [p.handler && "handler " + p.handler, p.reason && p.reason !== "handler" && "reason " + p.reason, p.class, p.attempts && p.attempts + " attempt(s)"].filter(Boolean);
+  const how = [p.handler && "handler " + p.handler, p.reason && p.reason !== "handler" && "reason " + p.reason, p.class, p.attempts && (p.attempts === 1 ? "1 attempt" : p.attempts + " attempts")].filter(Boolean);
   const card = h("div", { class: "node parked" },
     h("div", { class: "title" },
       n.hopMs !== undefined ? h("span", { class: "hop" }, "+" + fmtMs(n.hopMs)) : null,
