@@ -22,8 +22,8 @@ import (
 	"github.com/choreo-dev/choreo/cmd/choreo/internal/cli"
 	"github.com/choreo-dev/choreo/pkg/catalog"
 	"github.com/choreo-dev/choreo/pkg/explorer"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
 	"github.com/choreo-dev/choreo/pkg/trace"
+	"github.com/choreo-dev/choreo/services/stack/stacktest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/explorer.png, the README's screenshot of the explorer")
