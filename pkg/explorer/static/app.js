@@ -145,7 +145,7 @@ function operationsPage(_, v) {
       if (v !== view) return;
       status.textContent = "could not read the operations: " + err.message;
     }
-    if (v === view && live.checked) setTimeout(poll, 3000);
+    if (v === view && live.checked) setTimeout(poll, 5000);
   };
   live.addEventListener("change", () => { if (live.checked) poll(); });
   poll();

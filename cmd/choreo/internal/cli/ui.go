@@ -112,9 +112,11 @@ func listenUI(addr string) (net.Listener, string, error) {
 	return ln, "http://" + ln.Addr().String() + "/", nil
 }
 
-// serveUI serves h on ln until ctx ends, then shuts down gracefully.
+// serveUI serves h on ln until ctx ends, then shuts down gracefully. The requests' contexts
+// end with ctx, so that a read of Kafka in flight does not hold the shutdown up.
 func serveUI(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
