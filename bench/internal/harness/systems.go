@@ -1,0 +1,224 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// Names of the systems a run can measure, in the order they run.
+const (
+	Bare           = "bare"
+	Watermill      = "watermill"
+	ChoreoSQLite   = "choreo-sqlite"
+	ChoreoPostgres = "choreo-postgres"
+)
+
+// AllSystems is the default list.
+var AllSystems = []string{Bare, Watermill, ChoreoSQLite, ChoreoPostgres}
+
+// label is a system's name in the table.
+func label(system string) string {
+	switch system {
+	case Bare:
+		return "bare franz-go"
+	case Watermill:
+		return "Watermill (Sarama)"
+	case ChoreoSQLite:
+		return "choreo, SQLite"
+	case ChoreoPostgres:
+		return "choreo, PostgreSQL"
+	}
+	return system
+}
+
+func isChoreo(system string) bool { return strings.HasPrefix(system, "choreo") }
+
+// running is a started system: its processes, and for choreo the services' handled counters.
+type running struct {
+	procs  []*proc
+	probes map[string]string // stage -> /metrics URL
+}
+
+func (r *running) stop() {
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		r.procs[i].stop()
+	}
+}
+
+// env is what every system process needs to know about the run.
+type env struct {
+	cfg         Config
+	dir         string
+	brokers     string
+	registryURL string
+	smtpAddr    string
+	admin       *kadm.Client
+}
+
+// startPeer creates the peer's two topics and starts `<Self> peer -system <system>`.
+func (e env) startPeer(ctx context.Context, system, ns string, userSchemaID int) (*running, error) {
+	accounts, users := ns+".accounts", ns+".users"
+	resp, err := e.admin.CreateTopics(ctx, int32(e.cfg.Partitions), 1, nil, accounts, users)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create topics of %s: %w", system, err)
+	}
+	p, err := startProc(e.dir, system, nil, e.cfg.Self, "peer", "-system", system, "-brokers", e.brokers,
+		"-accounts", accounts, "-users", users, "-group", ns+".", "-smtp", e.smtpAddr,
+		"-user-schema-id", strconv.Itoa(userSchemaID))
+	if err != nil {
+		return nil, err
+	}
+	return &running{procs: []*proc{p}}, nil
+}
+
+// startChoreo starts the three services as `make up` does (bin/account, bin/user,
+// bin/notification with the same variables), in namespace ns so they get fresh topics and
+// groups, on SQLite files or, for choreo-postgres, on fresh databases of the PostgreSQL that
+// deployments/postgres/postgres.sh starts (PG_PORT, PG_DATA as for make up).
+func (e env) startChoreo(ctx context.Context, system, ns string) (*running, error) {
+	dbs := map[string]string{}
+	if system == ChoreoPostgres {
+		script := filepath.Join(e.cfg.Root, "deployments", "postgres", "postgres.sh")
+		if out, err := exec.CommandContext(ctx, "bash", script, "start").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("postgres.sh start: %w\n%s", err, out)
+		}
+		for _, svc := range []string{"account", "user", "notification"} {
+			name := strings.ReplaceAll(ns, "-", "_") + "_" + svc
+			out, err := exec.CommandContext(ctx, "bash", script, "db", name).Output()
+			if err != nil {
+				return nil, fmt.Errorf("postgres.sh db %s: %w", name, err)
+			}
+			dbs[svc] = strings.TrimSpace(string(out))
+		}
+	}
+	r := &running{probes: map[string]string{}}
+	data := filepath.Join(e.dir, ns)
+	for _, svc := range []string{"account", "user", "notification"} {
+		addr, err := freeAddr()
+		if err != nil {
+			r.stop()
+			return nil, err
+		}
+		p, err := startProc(e.dir, system+"-"+svc, []string{
+			"KAFKA_BROKERS=" + e.brokers, "SCHEMA_REGISTRY_URL=" + e.registryURL, "DATA_DIR=" + data,
+			"DATABASE_URL=" + dbs[svc], "HTTP_ADDR=" + addr, "CHOREO_NAMESPACE=" + ns, "SMTP_ADDR=" + e.smtpAddr,
+			"TOPIC_PARTITIONS=" + strconv.Itoa(e.cfg.Partitions),
+		}, filepath.Join(e.cfg.Bin, svc))
+		if err != nil {
+			r.stop()
+			return nil, err
+		}
+		r.procs = append(r.procs, p)
+		if err := waitHTTP(ctx, p, "http://"+addr+"/readyz", 90*time.Second); err != nil {
+			r.stop()
+			return nil, err
+		}
+		r.probes[svc] = "http://" + addr + "/metrics"
+	}
+	return r, nil
+}
+
+// handled sums a service's choreo_consumer_records_total{outcome="handled"}.
+func handled(ctx context.Context, url string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, "choreo_consumer_records_total{") || !strings.Contains(l, `outcome="handled"`) {
+			continue
+		}
+		v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q: %w", url, l, err)
+		}
+		sum += v
+	}
+	return sum, sc.Err()
+}
+
+// stageProbe samples each stage's handled counter every 100 ms during a burst.
+type stageProbe struct {
+	mu      sync.Mutex
+	samples map[string][]sample
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+type sample struct {
+	at time.Time
+	n  float64
+}
+
+func probeStages(ctx context.Context, urls map[string]string) *stageProbe {
+	p := &stageProbe{samples: map[string][]sample{}, stop: make(chan struct{})}
+	for stage, url := range urls {
+		p.wg.Go(func() {
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				if n, err := handled(ctx, url); err == nil {
+					p.mu.Lock()
+					p.samples[stage] = append(p.samples[stage], sample{time.Now(), n})
+					p.mu.Unlock()
+				}
+				select {
+				case <-p.stop:
+					return
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
+	}
+	return p
+}
+
+// rates stops the probe and returns each stage's own rate: n events over the time from the
+// last sample before its counter moved to the first sample at which it had handled all n.
+func (p *stageProbe) rates(n int) map[string]float64 {
+	close(p.stop)
+	p.wg.Wait()
+	out := map[string]float64{}
+	for stage, ss := range p.samples {
+		if len(ss) == 0 {
+			continue
+		}
+		base := ss[0].n
+		var from time.Time
+		for i, s := range ss {
+			if from.IsZero() && s.n > base {
+				from = ss[max(i-1, 0)].at
+			}
+			if s.n-base >= float64(n) {
+				out[stage] = float64(n) / s.at.Sub(from).Seconds()
+				break
+			}
+		}
+	}
+	return out
+}
+
