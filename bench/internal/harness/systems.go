@@ -163,6 +163,8 @@ func handled(ctx context.Context, url string) (float64, error) {
 type stageProbe struct {
 	mu      sync.Mutex
 	samples map[string][]sample
+	urls    map[string]string
+	ctx     context.Context
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -173,23 +175,27 @@ type sample struct {
 }
 
 func probeStages(ctx context.Context, urls map[string]string) *stageProbe {
-	p := &stageProbe{samples: map[string][]sample{}, stop: make(chan struct{})}
+	p := &stageProbe{samples: map[string][]sample{}, urls: urls, ctx: ctx, stop: make(chan struct{})}
 	for stage, url := range urls {
+		// The first sample is taken before the burst starts: it is the base the rest count from.
+		if n, err := handled(ctx, url); err == nil {
+			p.samples[stage] = []sample{{time.Now(), n}}
+		}
 		p.wg.Go(func() {
 			t := time.NewTicker(100 * time.Millisecond)
 			defer t.Stop()
 			for {
-				if n, err := handled(ctx, url); err == nil {
-					p.mu.Lock()
-					p.samples[stage] = append(p.samples[stage], sample{time.Now(), n})
-					p.mu.Unlock()
-				}
 				select {
 				case <-p.stop:
 					return
 				case <-ctx.Done():
 					return
 				case <-t.C:
+				}
+				if n, err := handled(ctx, url); err == nil {
+					p.mu.Lock()
+					p.samples[stage] = append(p.samples[stage], sample{time.Now(), n})
+					p.mu.Unlock()
 				}
 			}
 		})
@@ -202,6 +208,11 @@ func probeStages(ctx context.Context, urls map[string]string) *stageProbe {
 func (p *stageProbe) rates(n int) map[string]float64 {
 	close(p.stop)
 	p.wg.Wait()
+	for stage, url := range p.urls { // a last sample, in case the stage finished since the one before
+		if n, err := handled(p.ctx, url); err == nil {
+			p.samples[stage] = append(p.samples[stage], sample{time.Now(), n})
+		}
+	}
 	out := map[string]float64{}
 	for stage, ss := range p.samples {
 		if len(ss) == 0 {
@@ -221,4 +232,3 @@ func (p *stageProbe) rates(n int) map[string]float64 {
 	}
 	return out
 }
-

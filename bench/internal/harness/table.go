@@ -3,8 +3,8 @@ package harness
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -44,13 +44,12 @@ func printTable(cfg Config, rows []Row, h header) {
 	fmt.Fprintf(w, "\nchoreo bench, %s, %s\n", h.date.Format("2006-01-02 15:04 MST"), machine())
 	fmt.Fprintf(w, "broker: %s; burst %d chains; fixed rates for %s each; %d partitions; load average %s at the start, %s at the end\n\n",
 		h.broker, cfg.N, cfg.Duration, cfg.Partitions, h.loadStart, h.loadEnd)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	cols := []string{"system", "burst chains/s", "emails/s", "hop 1/s", "hop 2/s"}
 	for _, r := range cfg.Rates {
 		cols = append(cols, fmt.Sprintf("%d/s p50/p99/max ms", r))
 	}
 	cols = append(cols, "peak RSS MiB")
-	fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t")
+	table := [][]string{cols}
 	for _, r := range rows {
 		cells := []string{label(r.System)}
 		if r.Err != nil && r.Burst.n == 0 {
@@ -59,7 +58,7 @@ func printTable(cfg Config, rows []Row, h header) {
 				msg = strings.TrimPrefix(msg, errSkipped.Error()+": ")
 			}
 			msg, _, _ = strings.Cut(msg, "\n")
-			fmt.Fprintf(tw, "%s\t%s\t\n", label(r.System), "not measured: "+msg)
+			table = append(table, []string{label(r.System), "not measured: " + msg})
 			continue
 		}
 		cells = append(cells, perSec(r.Burst.chainsPerSec()), perSec(r.Burst.emailsPerSec()),
@@ -88,9 +87,9 @@ func printTable(cfg Config, rows []Row, h header) {
 			}
 		}
 		cells = append(cells, strings.Join(rss, ", "))
-		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+		table = append(table, cells)
 	}
-	tw.Flush()
+	writeMarkdown(w, table)
 	if h.brokerRSS > 0 {
 		fmt.Fprintf(w, "\nbroker peak RSS %s MiB (all systems' records)\n", mib(h.brokerRSS))
 	}
@@ -125,4 +124,38 @@ func ratio(a, b float64) string {
 		return fmt.Sprintf("%.3fx", r)
 	}
 	return fmt.Sprintf("%.2fx", r)
+}
+
+// writeMarkdown writes rows as a Markdown table, padded so that it reads in a terminal too.
+func writeMarkdown(w io.Writer, rows [][]string) {
+	var width []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i >= len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], len(c))
+		}
+	}
+	line := func(r []string) {
+		var b strings.Builder
+		b.WriteString("|")
+		for i := range width {
+			c := ""
+			if i < len(r) {
+				c = r[i]
+			}
+			fmt.Fprintf(&b, " %-*s |", width[i], c)
+		}
+		fmt.Fprintln(w, b.String())
+	}
+	line(rows[0])
+	sep := make([]string, len(width))
+	for i := range sep {
+		sep[i] = strings.Repeat("-", width[i])
+	}
+	line(sep)
+	for _, r := range rows[1:] {
+		line(r)
+	}
 }
