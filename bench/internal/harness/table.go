@@ -120,8 +120,13 @@ func ratio(a, b float64) string {
 		return "-"
 	}
 	r := a / b
-	if r < 0.1 {
+	switch {
+	case r < 0.1:
 		return fmt.Sprintf("%.3fx", r)
+	case r >= 100:
+		return fmt.Sprintf("%.0fx", r)
+	case r >= 10:
+		return fmt.Sprintf("%.1fx", r)
 	}
 	return fmt.Sprintf("%.2fx", r)
 }
