@@ -47,11 +47,16 @@ func isChoreo(system string) bool { return strings.HasPrefix(system, "choreo") }
 type running struct {
 	procs  []*proc
 	probes map[string]string // stage -> /metrics URL
+	// after runs once the processes have stopped: it stops what was started for them.
+	after func()
 }
 
 func (r *running) stop() {
 	for i := len(r.procs) - 1; i >= 0; i-- {
 		r.procs[i].stop()
+	}
+	if r.after != nil {
+		r.after()
 	}
 }
 
@@ -90,21 +95,26 @@ func (e env) startPeer(ctx context.Context, system, ns string, userSchemaID int)
 // deployments/postgres/postgres.sh starts (PG_PORT, PG_DATA as for make up).
 func (e env) startChoreo(ctx context.Context, system, ns string) (*running, error) {
 	dbs := map[string]string{}
+	r := &running{probes: map[string]string{}}
 	if system == ChoreoPostgres {
 		script := filepath.Join(e.cfg.Root, "deployments", "postgres", "postgres.sh")
-		if out, err := exec.CommandContext(ctx, "bash", script, "start").CombinedOutput(); err != nil {
+		out, err := exec.CommandContext(ctx, "bash", script, "start").CombinedOutput()
+		if err != nil {
 			return nil, fmt.Errorf("postgres.sh start: %w\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "already running") { // a server someone else started stays up
+			r.after = func() { _ = exec.Command("bash", script, "stop").Run() }
 		}
 		for _, svc := range []string{"account", "user", "notification"} {
 			name := strings.ReplaceAll(ns, "-", "_") + "_" + svc
 			out, err := exec.CommandContext(ctx, "bash", script, "db", name).Output()
 			if err != nil {
+				r.stop()
 				return nil, fmt.Errorf("postgres.sh db %s: %w", name, err)
 			}
 			dbs[svc] = strings.TrimSpace(string(out))
 		}
 	}
-	r := &running{probes: map[string]string{}}
 	data := filepath.Join(e.dir, ns)
 	for _, svc := range []string{"account", "user", "notification"} {
 		addr, err := freeAddr()
