@@ -52,7 +52,7 @@ bench-check: ## go vet and the test of make bench's harness (a tiny run of every
 
 bench-micro: ## micro benchmarks: codec, the in-process chain against bare franz-go on the embedded broker, the 300-event catalog
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/codec/
-	$(GO) test -run '^$$' -bench . -benchtime 20000x ./pkg/stack/
+	$(GO) test -run '^$$' -bench . -benchtime 20000x ./services/stack/
 	$(GO) test -run '^$$' -bench . ./pkg/catalog/
 
 kafka: ## start a real Apache Kafka 4.x broker (KRaft, from Maven Central) on 127.0.0.1:9092

@@ -12,9 +12,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/choreo-dev/choreo/pkg/connect"
-	"github.com/choreo-dev/choreo/pkg/stack"
 	"github.com/choreo-dev/choreo/pkg/telemetry"
 	"github.com/choreo-dev/choreo/services/account/accountsvc"
+	"github.com/choreo-dev/choreo/services/stack"
 )
 
 func runDev(ctx context.Context, env Env, args []string) error {
