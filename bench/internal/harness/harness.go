@@ -80,6 +80,14 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Registered first, so it runs after the processes have stopped (the registry writes its
+	// state on the way out): the logs are kept when a system failed, removed otherwise.
+	keep := true
+	defer func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}()
 	e := env{cfg: cfg, dir: dir}
 	fmt.Fprintf(cfg.Log, "bench: logs in %s\n", dir)
 	loadStart := loadAvg()
@@ -178,9 +186,7 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", label(r.System), r.Err))
 		}
 	}
-	if len(errs) == 0 {
-		os.RemoveAll(dir)
-	} else {
+	if keep = len(errs) > 0; keep {
 		errs = append(errs, fmt.Errorf("logs kept in %s", dir))
 	}
 	return rows, errors.Join(errs...)
