@@ -91,6 +91,11 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 	e := env{cfg: cfg, dir: dir}
 	fmt.Fprintf(cfg.Log, "bench: logs in %s\n", dir)
 	loadStart := loadAvg()
+	if slices.Contains(cfg.Systems, ChoreoPostgres) {
+		var stopPG func()
+		stopPG, e.pgErr = e.startPostgres(ctx)
+		defer stopPG()
+	}
 	var infra []*proc
 	defer func() {
 		for i := len(infra) - 1; i >= 0; i-- {
@@ -197,10 +202,8 @@ var errSkipped = errors.New("skipped")
 
 // measure starts system, runs the warm-up, the burst and the fixed rates, and stops it.
 func measure(ctx context.Context, e env, tr *tracker, cl *kgo.Client, srcl *sr.Client, types *event.Registry, system, ns string, row *Row) error {
-	if system == ChoreoPostgres {
-		if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl"); len(m) == 0 {
-			return fmt.Errorf("%w: PostgreSQL is not installed (apt-get install postgresql)", errSkipped)
-		}
+	if system == ChoreoPostgres && e.pgErr != nil {
+		return e.pgErr
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	cd, err := codec.New(cctx, srcl, types.WithNamespace(ns))

@@ -47,16 +47,11 @@ func isChoreo(system string) bool { return strings.HasPrefix(system, "choreo") }
 type running struct {
 	procs  []*proc
 	probes map[string]string // stage -> /metrics URL
-	// after runs once the processes have stopped: it stops what was started for them.
-	after func()
 }
 
 func (r *running) stop() {
 	for i := len(r.procs) - 1; i >= 0; i-- {
 		r.procs[i].stop()
-	}
-	if r.after != nil {
-		r.after()
 	}
 }
 
@@ -68,6 +63,38 @@ type env struct {
 	registryURL string
 	smtpAddr    string
 	admin       *kadm.Client
+	// pgErr is why PostgreSQL could not be started, if it could not.
+	pgErr error
+}
+
+func (e env) pgScript() string {
+	return filepath.Join(e.cfg.Root, "deployments", "postgres", "postgres.sh")
+}
+
+// startPostgres starts PostgreSQL through deployments/postgres/postgres.sh (PG_PORT, PG_DATA as
+// for make up) before the run opens any port of its own, which could otherwise take PG_PORT. It
+// returns how to stop it again: a no-op for a server that was already running.
+func (e env) startPostgres(ctx context.Context) (stop func(), err error) {
+	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl"); len(m) == 0 {
+		return func() {}, fmt.Errorf("%w: PostgreSQL is not installed (apt-get install postgresql)", errSkipped)
+	}
+	// PG_PORT lies in Linux's ephemeral range: a busy machine's outgoing connection can hold it
+	// for a moment, and the server then fails to bind. A few tries ride that out.
+	var out []byte
+	for try := 1; ; try++ {
+		out, err = exec.CommandContext(ctx, "bash", e.pgScript(), "start").CombinedOutput()
+		if err == nil {
+			break
+		}
+		if try == 5 || ctx.Err() != nil {
+			return func() {}, fmt.Errorf("postgres.sh start (%d tries): %w\n%s", try, err, out)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if strings.Contains(string(out), "already running") {
+		return func() {}, nil
+	}
+	return func() { _ = exec.Command("bash", e.pgScript(), "stop").Run() }, nil
 }
 
 // startPeer creates the peer's two topics and starts `<Self> peer -system <system>`.
@@ -97,19 +124,13 @@ func (e env) startChoreo(ctx context.Context, system, ns string) (*running, erro
 	dbs := map[string]string{}
 	r := &running{probes: map[string]string{}}
 	if system == ChoreoPostgres {
-		script := filepath.Join(e.cfg.Root, "deployments", "postgres", "postgres.sh")
-		out, err := exec.CommandContext(ctx, "bash", script, "start").CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("postgres.sh start: %w\n%s", err, out)
-		}
-		if !strings.Contains(string(out), "already running") { // a server someone else started stays up
-			r.after = func() { _ = exec.Command("bash", script, "stop").Run() }
+		if e.pgErr != nil {
+			return nil, e.pgErr
 		}
 		for _, svc := range []string{"account", "user", "notification"} {
 			name := strings.ReplaceAll(ns, "-", "_") + "_" + svc
-			out, err := exec.CommandContext(ctx, "bash", script, "db", name).Output()
+			out, err := exec.CommandContext(ctx, "bash", e.pgScript(), "db", name).Output()
 			if err != nil {
-				r.stop()
 				return nil, fmt.Errorf("postgres.sh db %s: %w", name, err)
 			}
 			dbs[svc] = strings.TrimSpace(string(out))
