@@ -10,8 +10,11 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/service"
+	"github.com/choreo-dev/choreo/services/notification/internal/api"
+	"github.com/choreo-dev/choreo/services/notification/internal/handlers"
 	"github.com/choreo-dev/choreo/services/notification/internal/mail"
-	"github.com/choreo-dev/choreo/services/notification/internal/notify"
+	"github.com/choreo-dev/choreo/services/notification/internal/sender"
+	"github.com/choreo-dev/choreo/services/notification/internal/store"
 )
 
 // Name is the service's name in the catalog.
@@ -43,22 +46,25 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 	if err != nil {
 		return nil, err
 	}
-	s, err := service.Open(ctx, Name, cfg, log, notify.Migrations())
+	s, err := service.Open(ctx, Name, cfg, log, store.Migrations())
 	if err != nil {
 		return nil, err
 	}
-	n := &notify.Notifier{Now: time.Now}
-	sender := notify.NewSender(s.DB, m, s.Log)
-	sender.Tracer, sender.Transport = s.Tracer, transport
-	// The effect as the catalog names it ("welcome email"): where the chain latency is measured.
-	sender.Delivered = func(kind string, chainStart time.Time) { s.EffectDone(kind+" email", chainStart) }
-	s.Metrics.MustRegister(notify.NewCollector(s.DB, Name))
-	if err := s.Consume(ctx, Group, n.Handlers(), consumer.AfterCommit(sender.Wake)); err != nil {
+	opts := []sender.Opt{sender.Logger(s.Log), sender.Tracing(s.Tracer, transport),
+		// The effect as the catalog names it ("welcome email"): where the chain latency is measured.
+		sender.Delivered(func(kind string, chainStart time.Time) { s.EffectDone(kind+" email", chainStart) })}
+	if cfg.DatabaseURL != "" {
+		opts = append(opts, sender.Shared()) // replicas share the database
+	}
+	snd := sender.New(s.DB, m, opts...)
+	s.Metrics.MustRegister(sender.NewCollector(s.DB, Name))
+	// The commit that queued an email wakes the sender: no email waits for a poll.
+	if err := s.Consume(ctx, Group, (&handlers.Notifier{}).Handlers(), consumer.AfterCommit(snd.Wake)); err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.Go(sender.Run)
-	if err := s.Serve((&notify.API{DB: s.DB, Log: s.Log}).Handler()); err != nil {
+	s.Go(snd.Run)
+	if err := s.Serve((&api.API{DB: s.DB, Log: s.Log, Service: Name}).Handler()); err != nil {
 		s.Close()
 		return nil, err
 	}

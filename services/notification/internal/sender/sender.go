@@ -1,0 +1,306 @@
+// Package sender delivers the emails that the Notification Service's handlers queue: woken by
+// the commit that queued them, it claims a batch of due emails, sends them in parallel up to a
+// bound, and records the outcomes of the batch in one transaction.
+package sender
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/choreo-dev/choreo/pkg/telemetry"
+	"github.com/choreo-dev/choreo/services/notification/internal/handlers"
+	"github.com/choreo-dev/choreo/services/notification/internal/mail"
+	"github.com/choreo-dev/choreo/services/notification/internal/store"
+)
+
+// Sender delivers queued emails: at least once, with the Message-ID as idempotency key. An
+// email is sent twice only if the process dies after the mail server accepted it and before
+// the transaction recording its batch commits; the resend carries the same Message-ID.
+//
+// On a database that several replicas share (Shared), each batch is claimed with FOR UPDATE
+// SKIP LOCKED in a transaction held until the batch is recorded, so two replicas never both
+// send one email; a replica that dies releases its batch with its connection.
+type Sender struct {
+	db     *sql.DB
+	mailer mail.Mailer
+	cfg    config
+	wake   chan struct{}
+}
+
+type config struct {
+	log         *slog.Logger
+	now         func() time.Time
+	maxAttempts int
+	parallel    int
+	batch       int
+	shared      bool
+	poll        time.Duration
+	tracer      *telemetry.Tracer
+	transport   string
+	from        string
+	delivered   func(kind string, chainStart time.Time)
+}
+
+// Opt configures a Sender.
+type Opt func(*config)
+
+// Logger sets where failed sends are reported. Default: discarded.
+func Logger(l *slog.Logger) Opt { return func(c *config) { c.log = l } }
+
+// Clock sets the sender's clock. Default time.Now.
+func Clock(now func() time.Time) Opt { return func(c *config) { c.now = now } }
+
+// MaxAttempts bounds the tries of an email a server keeps refusing temporarily. Default 10; a
+// value below 1 keeps the default.
+func MaxAttempts(n int) Opt {
+	return func(c *config) {
+		if n > 0 {
+			c.maxAttempts = n
+		}
+	}
+}
+
+// Parallel bounds the emails being sent at once. Default 16; a value below 1 keeps the default.
+func Parallel(n int) Opt {
+	return func(c *config) {
+		if n > 0 {
+			c.parallel = n
+		}
+	}
+}
+
+// BatchSize sets how many due emails are claimed, sent and recorded together. Default 256; a
+// value below 1 keeps the default.
+func BatchSize(n int) Opt {
+	return func(c *config) {
+		if n > 0 {
+			c.batch = n
+		}
+	}
+}
+
+// Shared makes the sender claim emails so that replicas sharing the database (PostgreSQL)
+// never send one email twice. Default off: one sender per database, as with SQLite, which has
+// no row locks (its single connection must not be held while sending).
+func Shared() Opt { return func(c *config) { c.shared = true } }
+
+// PollInterval sets how often the sender looks for due emails when nothing woke it: the
+// safety net for emails another replica left behind. Emails retried later wake the sender when
+// they fall due. Default 1s; a value at or below zero keeps the default.
+func PollInterval(d time.Duration) Opt {
+	return func(c *config) {
+		if d > 0 {
+			c.poll = d
+		}
+	}
+}
+
+// Tracing traces each delivery in a span whose parent is the handler that queued the email;
+// transport names how mail leaves (smtp, file). Default: no spans.
+func Tracing(t *telemetry.Tracer, transport string) Opt {
+	return func(c *config) { c.tracer, c.transport = t, transport }
+}
+
+// From sets the From address of the emails. Default handlers.From.
+func From(addr string) Opt { return func(c *config) { c.from = addr } }
+
+// Delivered sets what is called for every email sent, with its kind and when its chain began
+// (zero if unknown), for the chain latency metric. Default: nothing.
+func Delivered(fn func(kind string, chainStart time.Time)) Opt {
+	return func(c *config) { c.delivered = fn }
+}
+
+// New returns a Sender of the emails queued in db, delivered through m.
+func New(db *sql.DB, m mail.Mailer, opts ...Opt) *Sender {
+	cfg := config{log: slog.New(slog.DiscardHandler), now: time.Now, maxAttempts: 10, parallel: 16, batch: 256,
+		poll: time.Second, from: handlers.From}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Sender{db: db, mailer: m, cfg: cfg, wake: make(chan struct{}, 1)}
+}
+
+// Wake tells the sender that emails may have been queued. It never blocks.
+func (s *Sender) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends queued emails until ctx is done: woken by Wake, when the earliest email waiting for
+// a retry falls due, and at the poll interval.
+func (s *Sender) Run(ctx context.Context) error {
+	t := time.NewTimer(s.cfg.poll)
+	defer t.Stop()
+	for {
+		if err := s.SendPending(ctx); err != nil && ctx.Err() == nil {
+			s.cfg.log.Warn("sending queued emails failed; will retry", "err", err)
+		}
+		t.Reset(s.nextWait(ctx))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// nextWait returns how long to sleep when nothing wakes the sender: until the earliest retry
+// falls due, at most the poll interval. Emails due already (claimed by another replica, or
+// queued since and announced by Wake) leave it at the poll interval.
+func (s *Sender) nextWait(ctx context.Context) time.Duration {
+	at, ok, err := store.NextDue(ctx, s.db)
+	if err != nil || !ok {
+		return s.cfg.poll
+	}
+	if d := at.Sub(s.cfg.now()); d > 0 && d < s.cfg.poll {
+		return d
+	}
+	return s.cfg.poll
+}
+
+// SendPending sends every email that is due and records the outcome of each.
+func (s *Sender) SendPending(ctx context.Context) error {
+	for {
+		n, err := s.sendBatch(ctx)
+		if err != nil || n < s.cfg.batch {
+			return err
+		}
+	}
+}
+
+// outcome is what became of one claimed email.
+type outcome struct {
+	email store.Pending
+	tried bool // false: not sent because the sender is stopping; it stays pending
+	err   error
+}
+
+func (s *Sender) sendBatch(ctx context.Context) (int, error) {
+	// The transaction outlives ctx: it holds the claims (Shared) and records what was sent,
+	// which must happen even when a stop comes mid-send.
+	rctx := context.WithoutCancel(ctx)
+	var (
+		tx  *sql.Tx
+		q   store.Querier = s.db
+		err error
+	)
+	if s.cfg.shared {
+		if tx, err = s.db.BeginTx(rctx, nil); err != nil {
+			return 0, fmt.Errorf("claim queued emails: %w", err)
+		}
+		defer func() { _ = tx.Rollback() }() // after Commit, a no-op
+		q = tx
+	}
+	due, err := store.Due(ctx, q, s.cfg.now(), s.cfg.batch, s.cfg.shared)
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	outs := s.sendAll(ctx, due)
+	if err := s.record(rctx, tx, outs); err != nil {
+		return 0, err
+	}
+	if s.cfg.delivered != nil {
+		for _, o := range outs {
+			if o.tried && o.err == nil {
+				s.cfg.delivered(o.email.Kind, o.email.ChainStart)
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return len(due), nil
+}
+
+// sendAll sends due, at most cfg.parallel at a time. Once ctx is done no send begins; one begun
+// is not cancelled (a stop would otherwise cut it off after the server accepted the message and
+// leave it unrecorded, to be sent again at the next start): the mailer's own timeout bounds it.
+func (s *Sender) sendAll(ctx context.Context, due []store.Pending) []outcome {
+	outs := make([]outcome, len(due))
+	sem := make(chan struct{}, s.cfg.parallel)
+	var wg sync.WaitGroup
+	for i, p := range due {
+		outs[i].email = p
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		outs[i].tried = true
+		wg.Go(func() {
+			defer func() { <-sem }()
+			outs[i].err = s.send(context.WithoutCancel(ctx), p)
+		})
+	}
+	wg.Wait()
+	return outs
+}
+
+func (s *Sender) send(ctx context.Context, p store.Pending) error {
+	var span trace.Span
+	if s.cfg.tracer != nil && p.Traceparent != "" {
+		ctx, span = s.cfg.tracer.Start(telemetry.WithTraceparent(ctx, p.Traceparent, p.Tracestate),
+			"send "+p.Kind+" email", trace.SpanKindClient, telemetry.AttrEmailKind.String(p.Kind),
+			telemetry.AttrEmailMessageID.String(p.MessageID), telemetry.AttrEmailTransport.String(s.cfg.transport))
+	}
+	err := s.mailer.Send(ctx, mail.Message{
+		ID: p.MessageID, From: s.cfg.from, To: p.To, Subject: p.Subject, Text: p.Body, Date: p.Date,
+		Headers: map[string]string{"X-Choreo-Event-Id": p.EventID, "X-Choreo-Correlation-Id": p.CorrelationID},
+	})
+	if span != nil {
+		telemetry.End(span, err)
+	}
+	return err
+}
+
+// record writes the outcomes of a batch in one transaction: tx when the batch was claimed in
+// one, else a transaction of its own.
+func (s *Sender) record(ctx context.Context, tx *sql.Tx, outs []outcome) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if tx == nil {
+		var err error
+		if tx, err = s.db.BeginTx(ctx, nil); err != nil {
+			return fmt.Errorf("record sent emails: %w", err)
+		}
+		defer func() { _ = tx.Rollback() }()
+	}
+	now := s.cfg.now()
+	sent := make([]string, 0, len(outs))
+	var errs []error
+	for _, o := range outs {
+		p := o.email
+		switch {
+		case !o.tried:
+		case o.err == nil:
+			sent = append(sent, p.MessageID)
+		case mail.IsTemporary(o.err) && p.Attempts+1 < s.cfg.maxAttempts:
+			wait := time.Duration(1<<min(p.Attempts, 8)) * time.Second
+			s.cfg.log.Warn("email not sent; will retry", "message", p.MessageID, "attempt", p.Attempts+1, "in", wait, "err", o.err)
+			errs = append(errs, store.MarkRetry(ctx, tx, p.MessageID, o.err.Error(), now.Add(wait)))
+		default:
+			s.cfg.log.Error("email cannot be sent; giving up", "message", p.MessageID, "attempts", p.Attempts+1, "err", o.err)
+			errs = append(errs, store.MarkFailed(ctx, tx, p.MessageID, o.err.Error()))
+		}
+	}
+	errs = append(errs, store.MarkSent(ctx, tx, sent, now))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record sent emails: %w", err)
+	}
+	return nil
+}
