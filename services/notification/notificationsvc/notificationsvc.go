@@ -56,6 +56,12 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 	if cfg.DatabaseURL != "" {
 		opts = append(opts, sender.Shared()) // replicas share the database
 	}
+	if transport == "file" {
+		// A resend rewrites the same file with the same bytes: a crash costs no second email,
+		// so emails are sent in large batches. Over SMTP a resend is a second delivery: the
+		// sender keeps its default of one email in flight.
+		opts = append(opts, sender.BatchSize(256))
+	}
 	snd := sender.New(s.DB, m, opts...)
 	s.Metrics.MustRegister(sender.NewCollector(s.DB, Name))
 	// The commit that queued an email wakes the sender: no email waits for a poll.

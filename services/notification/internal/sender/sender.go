@@ -1,5 +1,5 @@
 // Package sender delivers the emails that the Notification Service's handlers queue: woken by
-// the commit that queued them, it claims a batch of due emails, sends them in parallel up to a
+// the commit that queued them, it takes a batch of due emails, sends them in parallel up to a
 // bound, and records the outcomes of the batch in one transaction.
 package sender
 
@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,7 +23,9 @@ import (
 
 // Sender delivers queued emails: at least once, with the Message-ID as idempotency key. An
 // email is sent twice only if the process dies after the mail server accepted it and before
-// the transaction recording its batch commits; the resend carries the same Message-ID.
+// the transaction recording its batch commits; the resend carries the same Message-ID. The
+// batch size bounds those resends: with the default of one, a crash resends at most the one
+// email in flight.
 //
 // On a database that several replicas share (Shared), each batch is claimed with FOR UPDATE
 // SKIP LOCKED in a transaction held until the batch is recorded, so two replicas never both
@@ -67,7 +70,8 @@ func MaxAttempts(n int) Opt {
 	}
 }
 
-// Parallel bounds the emails being sent at once. Default 16; a value below 1 keeps the default.
+// Parallel bounds the emails of a batch being sent at once. Default 16 (at most the batch
+// size); a value below 1 keeps the default.
 func Parallel(n int) Opt {
 	return func(c *config) {
 		if n > 0 {
@@ -76,8 +80,11 @@ func Parallel(n int) Opt {
 	}
 }
 
-// BatchSize sets how many due emails are claimed, sent and recorded together. Default 256; a
-// value below 1 keeps the default.
+// BatchSize sets how many emails are sent before their outcomes are recorded, together, in one
+// transaction. It is also how many emails a crash can send twice: those the mail server
+// accepted before the record committed (the second copy carries the same Message-ID). Default
+// 1, the one email in flight; raise it where a resend is harmless (the file mailer replaces the
+// file with the same bytes) or acceptable. A value below 1 keeps the default.
 func BatchSize(n int) Opt {
 	return func(c *config) {
 		if n > 0 {
@@ -119,7 +126,7 @@ func Delivered(fn func(kind string, chainStart time.Time)) Opt {
 
 // New returns a Sender of the emails queued in db, delivered through m.
 func New(db *sql.DB, m mail.Mailer, opts ...Opt) *Sender {
-	cfg := config{log: slog.New(slog.DiscardHandler), now: time.Now, maxAttempts: 10, parallel: 16, batch: 256,
+	cfg := config{log: slog.New(slog.DiscardHandler), now: time.Now, maxAttempts: 10, parallel: 16, batch: 1,
 		poll: time.Second, from: handlers.From}
 	for _, o := range opts {
 		o(&cfg)
@@ -171,43 +178,66 @@ func (s *Sender) nextWait(ctx context.Context) time.Duration {
 // SendPending sends every email that is due and records the outcome of each.
 func (s *Sender) SendPending(ctx context.Context) error {
 	for {
-		n, err := s.sendBatch(ctx)
-		if err != nil || n < s.cfg.batch {
+		full, err := s.sendDue(ctx)
+		if err != nil || !full {
 			return err
 		}
 	}
 }
 
-// outcome is what became of one claimed email.
+// readAhead is how many due emails a sender that shares its database with no other reads at
+// once, to send in batches: one query instead of one a batch.
+const readAhead = 256
+
+// outcome is what became of one email taken for sending.
 type outcome struct {
 	email store.Pending
 	tried bool // false: not sent because the sender is stopping; it stays pending
 	err   error
 }
 
-func (s *Sender) sendBatch(ctx context.Context) (int, error) {
-	// The transaction outlives ctx: it holds the claims (Shared) and records what was sent,
-	// which must happen even when a stop comes mid-send.
-	rctx := context.WithoutCancel(ctx)
-	var (
-		tx  *sql.Tx
-		q   store.Querier = s.db
-		err error
-	)
+// sendDue sends the emails due now, up to one read, and reports whether the read was full (more
+// may be due).
+func (s *Sender) sendDue(ctx context.Context) (full bool, err error) {
 	if s.cfg.shared {
-		if tx, err = s.db.BeginTx(rctx, nil); err != nil {
-			return 0, fmt.Errorf("claim queued emails: %w", err)
+		// The transaction outlives ctx: it holds the claims and records what was sent, which
+		// must happen even when a stop comes mid-send.
+		tx, err := s.db.BeginTx(context.WithoutCancel(ctx), nil)
+		if err != nil {
+			return false, fmt.Errorf("claim queued emails: %w", err)
 		}
 		defer func() { _ = tx.Rollback() }() // after Commit, a no-op
-		q = tx
+		due, err := store.Due(ctx, tx, s.cfg.now(), s.cfg.batch, true)
+		if err != nil || len(due) == 0 {
+			return false, err
+		}
+		if err := s.deliver(ctx, tx, due); err != nil {
+			return false, err
+		}
+		return len(due) == s.cfg.batch, ctx.Err()
 	}
-	due, err := store.Due(ctx, q, s.cfg.now(), s.cfg.batch, s.cfg.shared)
-	if err != nil || len(due) == 0 {
-		return 0, err
+	n := max(s.cfg.batch, readAhead)
+	due, err := store.Due(ctx, s.db, s.cfg.now(), n, false)
+	if err != nil {
+		return false, err
 	}
-	outs := s.sendAll(ctx, due)
-	if err := s.record(rctx, tx, outs); err != nil {
-		return 0, err
+	for batch := range slices.Chunk(due, s.cfg.batch) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if err := s.deliver(ctx, nil, batch); err != nil {
+			return false, err
+		}
+	}
+	return len(due) == n, ctx.Err()
+}
+
+// deliver sends a batch and records the outcomes in tx (which it commits), or in a
+// transaction of its own when tx is nil.
+func (s *Sender) deliver(ctx context.Context, tx *sql.Tx, batch []store.Pending) error {
+	outs := s.sendAll(ctx, batch)
+	if err := s.record(context.WithoutCancel(ctx), tx, outs); err != nil {
+		return err
 	}
 	if s.cfg.delivered != nil {
 		for _, o := range outs {
@@ -216,10 +246,7 @@ func (s *Sender) sendBatch(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	return len(due), nil
+	return nil
 }
 
 // sendAll sends due, at most cfg.parallel at a time. Once ctx is done no send begins; one begun

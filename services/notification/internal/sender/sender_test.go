@@ -318,13 +318,13 @@ func run(t *testing.T, s *sender.Sender) {
 	})
 }
 
-// waitSent waits until the mailer has sent n emails.
+// waitSent waits until count reaches n.
 func waitSent(t *testing.T, count func() int, n int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for count() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d emails sent after %s", count(), n, within)
+			t.Fatalf("%d of %d emails after %s", count(), n, within)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -344,9 +344,15 @@ func TestSenderRunsWhenWokenAndWhenARetryFallsDue(t *testing.T) {
 	queue(t, db, 1)
 	s.Wake()
 	// The first attempt fails temporarily; the retry falls due a second later.
-	waitSent(t, m.count, 1, 30*time.Second)
-	if status, attempts := state(t, db, 0); status != "sent" || attempts != 2 {
-		t.Errorf("%s after %d attempts, want sent after 2", status, attempts)
+	recorded := func() int {
+		if status, _ := state(t, db, 0); status == "sent" {
+			return 1
+		}
+		return 0
+	}
+	waitSent(t, recorded, 1, 30*time.Second)
+	if status, attempts := state(t, db, 0); status != "sent" || attempts != 2 || m.count() != 1 {
+		t.Errorf("%s after %d attempts, %d sent; want sent after 2, 1 sent", status, attempts, m.count())
 	}
 }
 
@@ -369,18 +375,56 @@ func TestSendersSharingADatabaseSendEachEmailOnce(t *testing.T) {
 		run(t, s)
 		s.Wake()
 	}
-	waitSent(t, srv.Count, n, 60*time.Second)
-	counts, err := store.Counts(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
+	recorded := func() int {
+		counts, err := store.Counts(context.Background(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(counts[store.StatusSent])
 	}
-	if counts[store.StatusSent] != n {
-		t.Errorf("%d recorded sent, want %d", counts[store.StatusSent], n)
-	}
+	waitSent(t, recorded, n, 60*time.Second)
 	if rep := srv.Repeats(); len(rep) > 0 {
 		t.Errorf("%d emails delivered more than once: %v", len(rep), rep)
 	}
 	if got := srv.Count(); got != n {
 		t.Errorf("%d deliveries, want %d", got, n)
+	}
+}
+
+// recordedMailer checks, at each send, that every email it sent before is recorded as sent:
+// that at most one email is ever handed over and not yet recorded.
+type recordedMailer struct {
+	t  *testing.T
+	db *sql.DB
+	fakeMailer
+}
+
+func (r *recordedMailer) Send(ctx context.Context, m mail.Message) error {
+	counts, err := store.Counts(ctx, r.db)
+	if err != nil {
+		r.t.Error(err)
+	} else if before := r.count(); counts[store.StatusSent] != int64(before) {
+		r.t.Errorf("sending email %d while %d are recorded sent: more than one email unrecorded at once", before+1, counts[store.StatusSent])
+	}
+	return r.fakeMailer.Send(ctx, m)
+}
+
+// By default a crash can resend at most the one email in flight: each send is recorded before
+// the next begins.
+func TestSenderRecordsEachEmailBeforeTheNextByDefault(t *testing.T) {
+	t.Parallel()
+	db, shared := database(t)
+	const n = 20
+	queue(t, db, n)
+	m := &recordedMailer{t: t, db: db}
+	var opts []sender.Opt
+	if shared {
+		opts = append(opts, sender.Shared())
+	}
+	if err := sender.New(db, m, opts...).SendPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m.count() != n {
+		t.Errorf("%d sent, want %d", m.count(), n)
 	}
 }
