@@ -35,6 +35,9 @@ type Sender struct {
 	mailer mail.Mailer
 	cfg    config
 	wake   chan struct{}
+
+	mu        sync.Mutex
+	nextRetry time.Time // the earliest retry this sender scheduled and has not yet woken for
 }
 
 type config struct {
@@ -145,13 +148,18 @@ func (s *Sender) Wake() {
 // Run sends queued emails until ctx is done: woken by Wake, when the earliest email waiting for
 // a retry falls due, and at the poll interval.
 func (s *Sender) Run(ctx context.Context) error {
+	// Retries scheduled before this start; later ones the sender notes as it schedules them,
+	// so that a wake costs no query for them.
+	if at, ok, err := store.NextDue(ctx, s.db); err == nil && ok {
+		s.noteRetry(at)
+	}
 	t := time.NewTimer(s.cfg.poll)
 	defer t.Stop()
 	for {
 		if err := s.SendPending(ctx); err != nil && ctx.Err() == nil {
 			s.cfg.log.Warn("sending queued emails failed; will retry", "err", err)
 		}
-		t.Reset(s.nextWait(ctx))
+		t.Reset(s.nextWait())
 		select {
 		case <-ctx.Done():
 			return nil
@@ -161,15 +169,30 @@ func (s *Sender) Run(ctx context.Context) error {
 	}
 }
 
+// noteRetry notes that an email falls due again at at.
+func (s *Sender) noteRetry(at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nextRetry.IsZero() || at.Before(s.nextRetry) {
+		s.nextRetry = at
+	}
+}
+
 // nextWait returns how long to sleep when nothing wakes the sender: until the earliest retry
-// falls due, at most the poll interval. Emails due already (claimed by another replica, or
-// queued since and announced by Wake) leave it at the poll interval.
-func (s *Sender) nextWait(ctx context.Context) time.Duration {
-	at, ok, err := store.NextDue(ctx, s.db)
-	if err != nil || !ok {
+// falls due, at most the poll interval. A retry due already was due when SendPending looked
+// (or was taken by another replica): it is forgotten, and the poll interval covers the rest.
+func (s *Sender) nextWait() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nextRetry.IsZero() {
 		return s.cfg.poll
 	}
-	if d := at.Sub(s.cfg.now()); d > 0 && d < s.cfg.poll {
+	d := s.nextRetry.Sub(s.cfg.now())
+	switch {
+	case d <= 0:
+		s.nextRetry = time.Time{}
+		return 0
+	case d < s.cfg.poll:
 		return d
 	}
 	return s.cfg.poll
@@ -317,6 +340,7 @@ func (s *Sender) record(ctx context.Context, tx *sql.Tx, outs []outcome) error {
 			wait := time.Duration(1<<min(p.Attempts, 8)) * time.Second
 			s.cfg.log.Warn("email not sent; will retry", "message", p.MessageID, "attempt", p.Attempts+1, "in", wait, "err", o.err)
 			errs = append(errs, store.MarkRetry(ctx, tx, p.MessageID, o.err.Error(), now.Add(wait)))
+			s.noteRetry(now.Add(wait))
 		default:
 			s.cfg.log.Error("email cannot be sent; giving up", "message", p.MessageID, "attempts", p.Attempts+1, "err", o.err)
 			errs = append(errs, store.MarkFailed(ctx, tx, p.MessageID, o.err.Error()))
