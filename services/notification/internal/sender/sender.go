@@ -148,18 +148,14 @@ func (s *Sender) Wake() {
 // Run sends queued emails until ctx is done: woken by Wake, when the earliest email waiting for
 // a retry falls due, and at the poll interval.
 func (s *Sender) Run(ctx context.Context) error {
-	// Retries scheduled before this start; later ones the sender notes as it schedules them,
-	// so that a wake costs no query for them.
-	if at, ok, err := store.NextDue(ctx, s.db); err == nil && ok {
-		s.noteRetry(at)
-	}
+	s.findRetry(ctx) // retries scheduled before this start
 	t := time.NewTimer(s.cfg.poll)
 	defer t.Stop()
 	for {
 		if err := s.SendPending(ctx); err != nil && ctx.Err() == nil {
 			s.cfg.log.Warn("sending queued emails failed; will retry", "err", err)
 		}
-		t.Reset(s.nextWait())
+		t.Reset(s.nextWait(ctx))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -178,24 +174,36 @@ func (s *Sender) noteRetry(at time.Time) {
 	}
 }
 
+// findRetry notes the earliest retry in the database, for those this sender did not schedule
+// itself (before a restart, or behind the earliest it had noted).
+func (s *Sender) findRetry(ctx context.Context) {
+	if at, ok, err := store.NextDue(ctx, s.db, s.cfg.now()); err == nil && ok {
+		s.noteRetry(at)
+	}
+}
+
 // nextWait returns how long to sleep when nothing wakes the sender: until the earliest retry
-// falls due, at most the poll interval. A retry due already was due when SendPending looked
-// (or was taken by another replica): it is forgotten, and the poll interval covers the rest.
-func (s *Sender) nextWait() time.Duration {
+// falls due, at most the poll interval. Retries the sender schedules are noted as it records
+// them, so a wake costs no query; once the noted one is due, the next is looked up.
+func (s *Sender) nextWait(ctx context.Context) time.Duration {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.nextRetry.IsZero() {
+	next := s.nextRetry
+	s.mu.Unlock()
+	if next.IsZero() {
 		return s.cfg.poll
 	}
-	d := s.nextRetry.Sub(s.cfg.now())
-	switch {
-	case d <= 0:
-		s.nextRetry = time.Time{}
+	d := next.Sub(s.cfg.now())
+	if d <= 0 {
+		// Due now: SendPending has just sent it or will at once. Look up the one after.
+		s.mu.Lock()
+		if s.nextRetry.Equal(next) {
+			s.nextRetry = time.Time{}
+		}
+		s.mu.Unlock()
+		s.findRetry(ctx)
 		return 0
-	case d < s.cfg.poll:
-		return d
 	}
-	return s.cfg.poll
+	return min(d, s.cfg.poll)
 }
 
 // SendPending sends every email that is due and records the outcome of each.

@@ -121,10 +121,12 @@ func Due(ctx context.Context, q Querier, now time.Time, limit int, lock bool) ([
 	return out, nil
 }
 
-// NextDue returns when the earliest pending email falls due; ok is false when none is pending.
-func NextDue(ctx context.Context, q Querier) (at time.Time, ok bool, err error) {
+// NextDue returns when the earliest pending email that is not yet due at after falls due (one
+// waiting for a retry); ok is false when there is none.
+func NextDue(ctx context.Context, q Querier, after time.Time) (at time.Time, ok bool, err error) {
 	var next sql.NullInt64
-	if err := q.QueryRowContext(ctx, `SELECT min(next_attempt) FROM notifications WHERE status = 'pending'`).Scan(&next); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT min(next_attempt) FROM notifications WHERE status = 'pending' AND next_attempt > $1`,
+		after.UnixMilli()).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("read next due email: %w", err)
 	}
 	if !next.Valid {
