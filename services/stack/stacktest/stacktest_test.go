@@ -11,13 +11,13 @@ import (
 	"testing"
 )
 
-const importPath = "github.com/choreo-dev/choreo/pkg/stacktest"
+const importPath = "github.com/choreo-dev/choreo/services/stack/stacktest"
 
 // TestOnlyTestsImport: stacktest starts whole stacks and fails tests; no program or library of
 // the module may depend on it.
 func TestOnlyTestsImport(t *testing.T) {
 	t.Parallel()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}

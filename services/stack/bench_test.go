@@ -13,8 +13,8 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
-	"github.com/choreo-dev/choreo/pkg/stack"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
+	"github.com/choreo-dev/choreo/services/stack"
+	"github.com/choreo-dev/choreo/services/stack/stacktest"
 )
 
 // burst encodes b.N AccountCreated of accounts <prefix>-<i>, then resets b's timer and publishes

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/choreo-dev/choreo/pkg/smtptest"
-	"github.com/choreo-dev/choreo/pkg/stack"
+	"github.com/choreo-dev/choreo/services/stack"
 )
 
 // WithSMTP points cfg's notification-service at a test SMTP server of t's own and returns it:

@@ -30,9 +30,9 @@ import (
 	"github.com/choreo-dev/choreo/pkg/outbox"
 	"github.com/choreo-dev/choreo/pkg/registry"
 	"github.com/choreo-dev/choreo/pkg/service"
-	"github.com/choreo-dev/choreo/pkg/stack"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
 	"github.com/choreo-dev/choreo/schemas"
+	"github.com/choreo-dev/choreo/services/stack"
+	"github.com/choreo-dev/choreo/services/stack/stacktest"
 	"github.com/choreo-dev/choreo/services/user/usersvc"
 )
 

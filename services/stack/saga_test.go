@@ -10,8 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/choreo-dev/choreo/pkg/envelope"
-	"github.com/choreo-dev/choreo/pkg/stack"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
+	"github.com/choreo-dev/choreo/services/stack"
+	"github.com/choreo-dev/choreo/services/stack/stacktest"
 )
 
 type account struct {

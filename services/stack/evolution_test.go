@@ -13,8 +13,8 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
 	"github.com/choreo-dev/choreo/schemas"
+	"github.com/choreo-dev/choreo/services/stack/stacktest"
 )
 
 // accountCreatedV1 is AccountCreated as version 1 of its schema (schemas/history) wrote and

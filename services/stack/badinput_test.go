@@ -19,8 +19,8 @@ import (
 	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
-	"github.com/choreo-dev/choreo/pkg/stack"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
+	"github.com/choreo-dev/choreo/services/stack"
+	"github.com/choreo-dev/choreo/services/stack/stacktest"
 )
 
 // deadLetters reads a consumer group's dead-letter topic from its start and keeps every parked

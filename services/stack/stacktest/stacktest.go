@@ -26,7 +26,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafkatest"
-	"github.com/choreo-dev/choreo/pkg/stack"
+	"github.com/choreo-dev/choreo/services/stack"
 )
 
 // HTTPAddrs puts every service's HTTP API on a free port of 127.0.0.1.
