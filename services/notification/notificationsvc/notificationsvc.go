@@ -5,6 +5,7 @@ package notificationsvc
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -46,33 +47,29 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 	if err != nil {
 		return nil, err
 	}
-	s, err := service.Open(ctx, Name, cfg, log, store.Migrations())
-	if err != nil {
-		return nil, err
-	}
-	opts := []sender.Opt{sender.Logger(s.Log), sender.Tracing(s.Tracer, transport),
-		// The effect as the catalog names it ("welcome email"): where the chain latency is measured.
-		sender.Delivered(func(kind string, chainStart time.Time) { s.EffectDone(kind+" email", chainStart) })}
-	if cfg.DatabaseURL != "" {
-		opts = append(opts, sender.Shared()) // replicas share the database
-	}
-	if transport == "file" {
-		// A resend rewrites the same file with the same bytes: a crash costs no second email,
-		// so emails are sent in large batches. Over SMTP a resend is a second delivery: the
-		// sender keeps its default of one email in flight.
-		opts = append(opts, sender.BatchSize(256))
-	}
-	snd := sender.New(s.DB, m, opts...)
-	s.Metrics.MustRegister(sender.NewCollector(s.DB, Name))
-	// The commit that queued an email wakes the sender: no email waits for a poll.
-	if err := s.Consume(ctx, Group, (&handlers.Notifier{}).Handlers(), consumer.AfterCommit(snd.Wake)); err != nil {
-		s.Close()
-		return nil, err
-	}
-	s.Go(snd.Run)
-	if err := s.Serve((&api.API{DB: s.DB, Log: s.Log, Service: Name}).Handler()); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return service.Open(ctx, Name, cfg, log,
+		service.Migrations(store.Migrations()),
+		service.Setup(func(ctx context.Context, s *service.Service) error {
+			opts := []sender.Opt{sender.Logger(s.Log), sender.Tracing(s.Tracer, transport),
+				// The effect as the catalog names it ("welcome email"): where the chain latency is measured.
+				sender.Delivered(func(kind string, chainStart time.Time) { s.EffectDone(kind+" email", chainStart) })}
+			if cfg.DatabaseURL != "" {
+				opts = append(opts, sender.Shared()) // replicas share the database
+			}
+			if transport == "file" {
+				// A resend rewrites the same file with the same bytes: a crash costs no second
+				// email, so emails are sent in large batches. Over SMTP a resend is a second
+				// delivery: the sender keeps its default of one email in flight.
+				opts = append(opts, sender.BatchSize(256))
+			}
+			snd := sender.New(s.DB, m, opts...)
+			s.Metrics.MustRegister(sender.NewCollector(s.DB, Name))
+			s.Go(snd.Run)
+			// The commit that queued an email wakes the sender: no email waits for a poll.
+			return s.Consume(ctx, Group, (&handlers.Notifier{}).Handlers(), consumer.AfterCommit(snd.Wake))
+		}),
+		service.API(func(s *service.Service) http.Handler {
+			return (&api.API{DB: s.DB, Log: s.Log, Service: Name}).Handler()
+		}),
+	)
 }

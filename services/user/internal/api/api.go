@@ -19,7 +19,7 @@ type API struct {
 
 // Handler returns the API's routes: GET /users/{id} and GET /users?accountId=.
 func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := httpapi.NewServeMux()
 	mux.HandleFunc("GET /users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		u, err := store.Get(r.Context(), a.DB, id)
@@ -35,9 +35,6 @@ func (a *API) Handler() http.Handler {
 		a.write(w, u, err, acc)
 	})
 	mux.HandleFunc("/users/{id}", httpapi.MethodNotAllowed("GET"))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteError(w, nil, httpapi.Errorf(httpapi.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
-	})
 	return mux
 }
 
