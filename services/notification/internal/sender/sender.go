@@ -27,9 +27,9 @@ import (
 // batch size bounds those resends: with the default of one, a crash resends at most the one
 // email in flight.
 //
-// On a database that several replicas share (Shared), each batch is claimed with FOR UPDATE
-// SKIP LOCKED in a transaction held until the batch is recorded, so two replicas never both
-// send one email; a replica that dies releases its batch with its connection.
+// On a database that several replicas share (Shared), each batch is claimed in one statement
+// (FOR UPDATE SKIP LOCKED) for a lease, so two replicas never both send one email; what a
+// replica that dies had claimed is sent again once the lease ends.
 type Sender struct {
 	db     *sql.DB
 	mailer mail.Mailer
@@ -47,6 +47,7 @@ type config struct {
 	parallel    int
 	batch       int
 	shared      bool
+	lease       time.Duration
 	poll        time.Duration
 	tracer      *telemetry.Tracer
 	transport   string
@@ -98,8 +99,20 @@ func BatchSize(n int) Opt {
 
 // Shared makes the sender claim emails so that replicas sharing the database (PostgreSQL)
 // never send one email twice. Default off: one sender per database, as with SQLite, which has
-// no row locks (its single connection must not be held while sending).
+// no FOR UPDATE SKIP LOCKED.
 func Shared() Opt { return func(c *config) { c.shared = true } }
+
+// Lease sets how long a claimed batch is the sender's alone (Shared): it must exceed the time a
+// batch takes to send (the SMTP mailer gives up on one email after 10s), and it is how long the
+// emails of a replica that died wait before another sends them. Default 1 minute; a value at or
+// below zero keeps the default.
+func Lease(d time.Duration) Opt {
+	return func(c *config) {
+		if d > 0 {
+			c.lease = d
+		}
+	}
+}
 
 // PollInterval sets how often the sender looks for due emails when nothing woke it: the
 // safety net for emails another replica left behind. Emails retried later wake the sender when
@@ -129,7 +142,7 @@ func Delivered(fn func(kind string, chainStart time.Time)) Opt {
 
 // New returns a Sender of the emails queued in db, delivered through m.
 func New(db *sql.DB, m mail.Mailer, opts ...Opt) *Sender {
-	cfg := config{log: slog.New(slog.DiscardHandler), now: time.Now, maxAttempts: 10, parallel: 16, batch: 1,
+	cfg := config{log: slog.New(slog.DiscardHandler), now: time.Now, maxAttempts: 10, parallel: 16, batch: 1, lease: time.Minute,
 		poll: time.Second, from: handlers.From}
 	for _, o := range opts {
 		o(&cfg)
@@ -231,24 +244,18 @@ type outcome struct {
 // may be due).
 func (s *Sender) sendDue(ctx context.Context) (full bool, err error) {
 	if s.cfg.shared {
-		// The transaction outlives ctx: it holds the claims and records what was sent, which
-		// must happen even when a stop comes mid-send.
-		tx, err := s.db.BeginTx(context.WithoutCancel(ctx), nil)
-		if err != nil {
-			return false, fmt.Errorf("claim queued emails: %w", err)
-		}
-		defer func() { _ = tx.Rollback() }() // after Commit, a no-op
-		due, err := store.Due(ctx, tx, s.cfg.now(), s.cfg.batch, true)
+		now := s.cfg.now()
+		due, err := store.Claim(ctx, s.db, now, now.Add(s.cfg.lease), s.cfg.batch)
 		if err != nil || len(due) == 0 {
 			return false, err
 		}
-		if err := s.deliver(ctx, tx, due); err != nil {
+		if err := s.deliver(ctx, due); err != nil {
 			return false, err
 		}
 		return len(due) == s.cfg.batch, ctx.Err()
 	}
 	n := max(s.cfg.batch, readAhead)
-	due, err := store.Due(ctx, s.db, s.cfg.now(), n, false)
+	due, err := store.Due(ctx, s.db, s.cfg.now(), n)
 	if err != nil {
 		return false, err
 	}
@@ -256,18 +263,17 @@ func (s *Sender) sendDue(ctx context.Context) (full bool, err error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		if err := s.deliver(ctx, nil, batch); err != nil {
+		if err := s.deliver(ctx, batch); err != nil {
 			return false, err
 		}
 	}
 	return len(due) == n, ctx.Err()
 }
 
-// deliver sends a batch and records the outcomes in tx (which it commits), or in a
-// transaction of its own when tx is nil.
-func (s *Sender) deliver(ctx context.Context, tx *sql.Tx, batch []store.Pending) error {
+// deliver sends a batch and records the outcomes.
+func (s *Sender) deliver(ctx context.Context, batch []store.Pending) error {
 	outs := s.sendAll(ctx, batch)
-	if err := s.record(context.WithoutCancel(ctx), tx, outs); err != nil {
+	if err := s.record(context.WithoutCancel(ctx), outs); err != nil {
 		return err
 	}
 	if s.cfg.delivered != nil {
@@ -323,17 +329,22 @@ func (s *Sender) send(ctx context.Context, p store.Pending) error {
 	return err
 }
 
-// record writes the outcomes of a batch in one transaction: tx when the batch was claimed in
-// one, else a transaction of its own.
-func (s *Sender) record(ctx context.Context, tx *sql.Tx, outs []outcome) error {
+// record writes the outcomes of a batch in one transaction; the outcome of a single email is one
+// statement, which needs none.
+func (s *Sender) record(ctx context.Context, outs []outcome) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if tx == nil {
+	var (
+		ex store.Execer = s.db
+		tx *sql.Tx
+	)
+	if len(outs) > 1 {
 		var err error
 		if tx, err = s.db.BeginTx(ctx, nil); err != nil {
 			return fmt.Errorf("record sent emails: %w", err)
 		}
-		defer func() { _ = tx.Rollback() }()
+		defer func() { _ = tx.Rollback() }() // after Commit, a no-op
+		ex = tx
 	}
 	now := s.cfg.now()
 	sent := make([]string, 0, len(outs))
@@ -347,19 +358,23 @@ func (s *Sender) record(ctx context.Context, tx *sql.Tx, outs []outcome) error {
 		case mail.IsTemporary(o.err) && p.Attempts+1 < s.cfg.maxAttempts:
 			wait := time.Duration(1<<min(p.Attempts, 8)) * time.Second
 			s.cfg.log.Warn("email not sent; will retry", "message", p.MessageID, "attempt", p.Attempts+1, "in", wait, "err", o.err)
-			errs = append(errs, store.MarkRetry(ctx, tx, p.MessageID, o.err.Error(), now.Add(wait)))
+			errs = append(errs, store.MarkRetry(ctx, ex, p.MessageID, o.err.Error(), now.Add(wait)))
 			s.noteRetry(now.Add(wait))
 		default:
 			s.cfg.log.Error("email cannot be sent; giving up", "message", p.MessageID, "attempts", p.Attempts+1, "err", o.err)
-			errs = append(errs, store.MarkFailed(ctx, tx, p.MessageID, o.err.Error()))
+			errs = append(errs, store.MarkFailed(ctx, ex, p.MessageID, o.err.Error()))
 		}
 	}
-	errs = append(errs, store.MarkSent(ctx, tx, sent, now))
+	if len(sent) > 0 {
+		errs = append(errs, store.MarkSent(ctx, ex, sent, now))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("record sent emails: %w", err)
+	if tx != nil {
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("record sent emails: %w", err)
+		}
 	}
 	return nil
 }

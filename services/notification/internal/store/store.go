@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,36 +80,60 @@ type Pending struct {
 	Attempts                int
 	Traceparent, Tracestate string
 	ChainStart              time.Time // zero if unknown
+	QueuedAt                time.Time
 }
 
-// Due returns up to limit pending emails due at now, oldest first. With lock, q must be a
-// transaction on PostgreSQL: the rows stay locked (FOR UPDATE SKIP LOCKED) until it ends, so
-// that replicas sharing the database skip the emails another one is sending, and one that dies
-// releases them with its connection.
-func Due(ctx context.Context, q Querier, now time.Time, limit int, lock bool) ([]Pending, error) {
-	query := `SELECT message_id, recipient, subject, body, msg_date, event_id, correlation_id, attempts,
-		kind, traceparent, tracestate, chain_time FROM notifications WHERE status = 'pending' AND next_attempt <= $1 ORDER BY queued_at LIMIT $2`
-	if lock {
-		query += ` FOR UPDATE SKIP LOCKED`
-	}
-	rows, err := q.QueryContext(ctx, query, now.UnixMilli(), limit)
+// pendingColumns are the columns scanPending reads, in its order.
+const pendingColumns = `message_id, recipient, subject, body, msg_date, event_id, correlation_id, attempts,
+	kind, traceparent, tracestate, chain_time, queued_at`
+
+// Due returns up to limit pending emails due at now, oldest first, for a sender that has the
+// database to itself (see Claim for one shared by replicas).
+func Due(ctx context.Context, q Querier, now time.Time, limit int) ([]Pending, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+pendingColumns+` FROM notifications
+		WHERE status = 'pending' AND next_attempt <= $1 ORDER BY queued_at LIMIT $2`, now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read queued emails: %w", err)
 	}
+	return scanPending(rows, limit)
+}
+
+// Claim takes up to limit pending emails due at now, oldest first, for the caller alone until
+// lease: in one statement, rows another replica is claiming are skipped (FOR UPDATE SKIP
+// LOCKED) and the claimed ones fall due again only at lease, so no other replica takes them
+// before. An email whose send outlasts the lease can be taken by another replica: the lease must
+// exceed the time its batch takes. One that a dead replica claimed is sent again after the lease.
+// PostgreSQL only.
+func Claim(ctx context.Context, q Querier, now, lease time.Time, limit int) ([]Pending, error) {
+	rows, err := q.QueryContext(ctx, `UPDATE notifications SET next_attempt = $1 WHERE message_id IN (
+		SELECT message_id FROM notifications WHERE status = 'pending' AND next_attempt <= $2
+		ORDER BY queued_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING `+pendingColumns,
+		lease.UnixMilli(), now.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim queued emails: %w", err)
+	}
+	ps, err := scanPending(rows, limit)
+	// RETURNING follows no order: oldest first, as Due.
+	slices.SortStableFunc(ps, func(a, b Pending) int { return a.QueuedAt.Compare(b.QueuedAt) })
+	return ps, err
+}
+
+func scanPending(rows *sql.Rows, limit int) ([]Pending, error) {
 	defer rows.Close()
-	out := make([]Pending, 0, limit)
+	out := make([]Pending, 0, min(limit, 256))
 	for rows.Next() {
 		var (
 			p                       Pending
-			date                    int64
+			date, queued            int64
 			traceparent, tracestate sql.NullString
 			chain                   sql.NullInt64
 		)
 		if err := rows.Scan(&p.MessageID, &p.To, &p.Subject, &p.Body, &date, &p.EventID, &p.CorrelationID, &p.Attempts,
-			&p.Kind, &traceparent, &tracestate, &chain); err != nil {
+			&p.Kind, &traceparent, &tracestate, &chain, &queued); err != nil {
 			return nil, fmt.Errorf("read queued emails: %w", err)
 		}
 		p.Date = time.Unix(date, 0).UTC()
+		p.QueuedAt = time.UnixMilli(queued)
 		p.Traceparent, p.Tracestate = traceparent.String, tracestate.String
 		if chain.Valid {
 			p.ChainStart = time.UnixMilli(chain.Int64)
