@@ -102,10 +102,10 @@ func BatchSize(n int) Opt {
 // no FOR UPDATE SKIP LOCKED.
 func Shared() Opt { return func(c *config) { c.shared = true } }
 
-// Lease sets how long a claimed batch is the sender's alone (Shared): it must exceed the time a
-// batch takes to send (the SMTP mailer gives up on one email after 10s), and it is how long the
-// emails of a replica that died wait before another sends them. Default 1 minute; a value at or
-// below zero keeps the default.
+// Lease sets how long claimed emails are the sender's alone (Shared). No send begins in the
+// lease's last quarter, which must exceed one send's time (the SMTP mailer gives up on one email
+// after 10s). It is also how long the emails a replica that died had claimed wait before another
+// sends them. Default 1 minute; a value at or below zero keeps the default.
 func Lease(d time.Duration) Opt {
 	return func(c *config) {
 		if d > 0 {
@@ -229,8 +229,8 @@ func (s *Sender) SendPending(ctx context.Context) error {
 	}
 }
 
-// readAhead is how many due emails a sender that shares its database with no other reads at
-// once, to send in batches: one query instead of one a batch.
+// readAhead is how many due emails the sender reads (or claims) at once, to send in batches:
+// one query instead of one a batch.
 const readAhead = 256
 
 // outcome is what became of one email taken for sending.
@@ -243,25 +243,31 @@ type outcome struct {
 // sendDue sends the emails due now, up to one read, and reports whether the read was full (more
 // may be due).
 func (s *Sender) sendDue(ctx context.Context) (full bool, err error) {
+	var (
+		due   []store.Pending
+		n     = max(s.cfg.batch, readAhead)
+		now   = s.cfg.now()
+		until time.Time // zero: no lease
+	)
 	if s.cfg.shared {
-		now := s.cfg.now()
-		due, err := store.Claim(ctx, s.db, now, now.Add(s.cfg.lease), s.cfg.batch)
-		if err != nil || len(due) == 0 {
-			return false, err
-		}
-		if err := s.deliver(ctx, due); err != nil {
-			return false, err
-		}
-		return len(due) == s.cfg.batch, ctx.Err()
+		// Claimed emails not yet sent are in no doubt (a crash only delays them until the lease
+		// ends), so a claim may hold more than a batch.
+		due, err = store.Claim(ctx, s.db, now, now.Add(s.cfg.lease), n)
+		// Sends begin only while the lease leaves time for one: past that point another replica
+		// may claim what is left.
+		until = now.Add(s.cfg.lease - s.cfg.lease/4)
+	} else {
+		due, err = store.Due(ctx, s.db, now, n)
 	}
-	n := max(s.cfg.batch, readAhead)
-	due, err := store.Due(ctx, s.db, s.cfg.now(), n)
 	if err != nil {
 		return false, err
 	}
 	for batch := range slices.Chunk(due, s.cfg.batch) {
 		if err := ctx.Err(); err != nil {
 			return false, err
+		}
+		if !until.IsZero() && !s.cfg.now().Before(until) {
+			return false, nil // the rest falls due again when the lease ends
 		}
 		if err := s.deliver(ctx, batch); err != nil {
 			return false, err
