@@ -46,7 +46,7 @@ func MessageID(kind, userID string) string {
 	return envelope.DeriveUUID("email/"+kind, userID) + "@choreo.local"
 }
 
-func (n *Notifier) welcome(ctx context.Context, tx *consumer.Tx, ev *event.UserCreated) error {
+func (n *Notifier) welcome(ctx context.Context, tx *consumer.UnitOfWork, ev *event.UserCreated) error {
 	subject, text := WelcomeEmail(ev.Locale, ev.Username)
 	return n.queue(ctx, tx, Welcome, ev.UserID, ev.AccountID, ev.Email, subject, text)
 }
@@ -66,7 +66,7 @@ func WelcomeEmail(locale, username string) (subject, text string) {
 	}
 }
 
-func (n *Notifier) farewell(ctx context.Context, tx *consumer.Tx, ev *event.UserDeleted) error {
+func (n *Notifier) farewell(ctx context.Context, tx *consumer.UnitOfWork, ev *event.UserDeleted) error {
 	return n.queue(ctx, tx, Farewell, ev.UserID, ev.AccountID, ev.Email,
 		"Goodbye from choreo, "+ev.Username,
 		fmt.Sprintf("Hello %s,\n\nyour account has been deleted. We are sorry to see you go.\n\n-- choreo\n", ev.Username))
@@ -81,7 +81,7 @@ func (n *Notifier) now() time.Time {
 
 // queue queues the email in the handler's transaction; the sender delivers it once the
 // transaction has committed. One email per (kind, user), whatever events arrive.
-func (n *Notifier) queue(ctx context.Context, tx *consumer.Tx, kind, userID, accountID, to, subject, text string) error {
+func (n *Notifier) queue(ctx context.Context, tx *consumer.UnitOfWork, kind, userID, accountID, to, subject, text string) error {
 	cause := tx.Cause()
 	now := n.now()
 	date := cause.Time.UTC().Truncate(time.Second)
