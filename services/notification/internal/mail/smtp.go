@@ -59,7 +59,8 @@ type smtpConfig struct {
 // SMTPOption configures an [SMTPMailer].
 type SMTPOption func(*smtpConfig)
 
-// WithTimeout bounds one Send from dial to the server's reply to the message,
+// WithTimeout bounds one Send, including any dial and retry, up to the
+// server's reply to the message,
 // so a server that stops answering cannot hold a consumer forever. A context
 // deadline that comes sooner still wins. The default is 10s; d must be
 // positive.
