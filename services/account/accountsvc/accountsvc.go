@@ -25,8 +25,20 @@ const Group = "account-service"
 // DefaultHTTPAddr is where the API listens unless HTTP_ADDR says otherwise.
 const DefaultHTTPAddr = "127.0.0.1:8080"
 
-// New builds the Account Service.
+// New builds the Account Service with choreographed registration.
 func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Service, error) {
+	return NewWith(ctx, cfg, log, Registration{Mode: Choreography})
+}
+
+// NewWith builds the Account Service with the registration settings reg.
+func NewWith(ctx context.Context, cfg service.Config, log *slog.Logger, reg Registration) (*service.Service, error) {
+	if err := reg.Validate(); err != nil {
+		return nil, err
+	}
+	orch, err := reg.orchestrator()
+	if err != nil {
+		return nil, err
+	}
 	s, err := service.Open(ctx, Name, cfg, log, store.Migrations())
 	if err != nil {
 		return nil, err
@@ -39,6 +51,10 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 		return nil, err
 	}
 	a := &api.API{DB: s.DB, Emit: emitter{s}, Log: s.Log, Now: time.Now}
+	if orch != nil {
+		a.Orchestrator = orch
+		s.Log.Info("registration is orchestrated", "users", reg.UserURL, "notifications", reg.NotificationURL, "timeout", reg.Timeout)
+	}
 	if err := s.Serve(a.Handler()); err != nil {
 		s.Close()
 		return nil, err

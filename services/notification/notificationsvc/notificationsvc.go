@@ -58,7 +58,7 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 		return nil, err
 	}
 	s.Go(sender.Run)
-	if err := s.Serve((&notify.API{DB: s.DB, Log: s.Log}).Handler()); err != nil {
+	if err := s.Serve((&notify.API{DB: s.DB, Log: s.Log, Wake: sender.Wake}).Handler()); err != nil {
 		s.Close()
 		return nil, err
 	}

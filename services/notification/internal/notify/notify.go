@@ -17,7 +17,6 @@ import (
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/httpapi"
 	"github.com/choreo-dev/choreo/pkg/migrate"
-	"github.com/choreo-dev/choreo/pkg/telemetry"
 	"github.com/choreo-dev/choreo/pkg/trace"
 )
 
@@ -94,20 +93,11 @@ func (n *Notifier) send(ctx context.Context, tx *consumer.Tx, kind, userID, acco
 	if date.IsZero() {
 		date = n.Now().UTC().Truncate(time.Second)
 	}
-	var traceparent, tracestate any // NULL when tracing is off
-	if tp, ts := telemetry.Traceparent(ctx); tp != "" {
-		traceparent, tracestate = tp, ts
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO notifications
-		(message_id, kind, user_id, account_id, recipient, subject, body, msg_date, event_id, event_type, correlation_id, status, queued_at,
-		traceparent, tracestate, chain_time)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15) ON CONFLICT DO NOTHING`,
-		MessageID(kind, userID), kind, userID, accountID, to, subject, text, date.Unix(),
-		cause.ID, cause.Type, cause.CorrelationID, n.Now().UnixMilli(), traceparent, tracestate, cause.ChainStart().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("queue %s email to user %s: %w", kind, userID, err)
-	}
-	return nil
+	return queue(ctx, tx, email{
+		kind: kind, userID: userID, accountID: accountID, to: to, subject: subject, text: text, date: date,
+		causeID: cause.ID, causeType: cause.Type, correlationID: cause.CorrelationID,
+		queuedAt: n.Now(), chainStart: cause.ChainStart(),
+	})
 }
 
 // Notification is an email as the API lists it.
@@ -132,6 +122,11 @@ type Notification struct {
 type API struct {
 	DB  *sql.DB
 	Log *slog.Logger
+	// Wake, when set, is called after an email was queued through the API (the Sender's Wake),
+	// so that it leaves without waiting for the Sender's next tick. Default nil.
+	Wake func()
+	// Now is the clock of emails queued through the API. Default time.Now.
+	Now func() time.Time
 }
 
 // Handler returns the API's routes.
@@ -139,6 +134,7 @@ func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /notifications", a.list)
 	mux.HandleFunc("/notifications", httpapi.MethodNotAllowed("GET"))
+	a.syncRoutes(mux)
 	mux.HandleFunc("GET /effects", a.effects)
 	mux.HandleFunc("/effects", httpapi.MethodNotAllowed("GET"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

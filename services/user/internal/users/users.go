@@ -52,26 +52,13 @@ func createUser(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) 
 		UserID: UserID(ev.AccountID), AccountID: ev.AccountID, Username: ev.Username, Email: ev.Email,
 		CreatedAt: ev.CreatedAt, Locale: ev.Locale, // an AccountCreated written before locale existed reads as the default
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO users (id, account_id, username, email, created_at)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, u.UserID, u.AccountID, u.Username, u.Email, u.CreatedAt.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("insert user of account %s: %w", ev.AccountID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
+	switch out, err := addUser(ctx, tx, u); {
+	case err != nil:
 		return err
-	}
-	if n == 1 {
+	case out == userCreated:
 		return tx.Emit(ctx, &u)
-	}
-	// A conflict: either the account has its user already (the same fact told twice, not a
-	// new one), or another live user holds the username.
-	var has int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE account_id = $1`, ev.AccountID).Scan(&has); err != nil {
-		return fmt.Errorf("look up user of account %s: %w", ev.AccountID, err)
-	}
-	if has > 0 {
-		return nil
+	case out == userExisted:
+		return nil // the same fact told twice, not a new one
 	}
 	return reject(ctx, tx, ev, fmt.Sprintf("username %q is taken", ev.Username))
 }
@@ -110,14 +97,9 @@ func validate(ev *event.AccountCreated) error {
 }
 
 func deleteUser(ctx context.Context, tx *consumer.Tx, ev *event.AccountDeleted) error {
-	var username, email string
-	err := tx.QueryRowContext(ctx, `UPDATE users SET deleted_at = $2 WHERE account_id = $1 AND deleted_at IS NULL
-		RETURNING username, email`, ev.AccountID, ev.DeletedAt.UnixMilli()).Scan(&username, &email)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil // no live user: already deleted, or never created (its creation was parked)
-	}
-	if err != nil {
-		return fmt.Errorf("delete user of account %s: %w", ev.AccountID, err)
+	username, email, deleted, err := markDeleted(ctx, tx, ev.AccountID, ev.DeletedAt)
+	if err != nil || !deleted {
+		return err // no live user: already deleted, or never created (its creation was parked)
 	}
 	return tx.Emit(ctx, &event.UserDeleted{
 		UserID: UserID(ev.AccountID), AccountID: ev.AccountID, Username: username, Email: email, DeletedAt: ev.DeletedAt,
@@ -154,7 +136,8 @@ func (a *API) Handler() http.Handler {
 		}
 		a.write(w, r, `account_id = $1`, acc)
 	})
-	mux.HandleFunc("/users/{id}", httpapi.MethodNotAllowed("GET"))
+	a.syncRoutes(mux)
+	mux.HandleFunc("/users/{id}", httpapi.MethodNotAllowed("GET, DELETE"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, nil, httpapi.Errorf(httpapi.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
