@@ -7,6 +7,9 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +30,7 @@ import (
 // settings are the driver's knobs, from the environment.
 type settings struct {
 	n, workers  int           // registrations per run (CHOREO_COMPARE_N), concurrent clients (CHOREO_COMPARE_WORKERS)
+	delay       time.Duration // how late the slow Notification Service answers (CHOREO_COMPARE_DELAY)
 	pause, run  time.Duration // the slow Notification Service's duty cycle: paused, then running (CHOREO_COMPARE_PAUSE, _RUN)
 	settleLimit time.Duration // how long to wait for the emails after the service is back (CHOREO_COMPARE_SETTLE)
 	bin         string        // the service binaries (CHOREO_COMPARE_BIN); default: this test binary as each service
@@ -34,7 +38,7 @@ type settings struct {
 
 func load(t *testing.T) settings {
 	t.Helper()
-	s := settings{n: 5, workers: 4, pause: 900 * time.Millisecond, run: 100 * time.Millisecond, settleLimit: 60 * time.Second}
+	s := settings{n: 5, workers: 4, delay: time.Second, pause: 900 * time.Millisecond, run: 100 * time.Millisecond, settleLimit: 60 * time.Second}
 	if v := os.Getenv("CHOREO_COMPARE_N"); v != "" {
 		s.n = atoi(t, "CHOREO_COMPARE_N", v)
 		s.workers = 16
@@ -42,7 +46,7 @@ func load(t *testing.T) settings {
 	if v := os.Getenv("CHOREO_COMPARE_WORKERS"); v != "" {
 		s.workers = atoi(t, "CHOREO_COMPARE_WORKERS", v)
 	}
-	for name, d := range map[string]*time.Duration{"CHOREO_COMPARE_PAUSE": &s.pause, "CHOREO_COMPARE_RUN": &s.run, "CHOREO_COMPARE_SETTLE": &s.settleLimit} {
+	for name, d := range map[string]*time.Duration{"CHOREO_COMPARE_DELAY": &s.delay, "CHOREO_COMPARE_PAUSE": &s.pause, "CHOREO_COMPARE_RUN": &s.run, "CHOREO_COMPARE_SETTLE": &s.settleLimit} {
 		if v := os.Getenv(name); v != "" {
 			var err error
 			if *d, err = time.ParseDuration(v); err != nil || *d <= 0 {
@@ -81,15 +85,29 @@ func TestCompare(t *testing.T) {
 	t.Cleanup(func() { _ = reg.Close() })
 	in.registry = reg.URL()
 
+	// Measured runs take turns, so that none measures another's load; the suite's small runs
+	// (no CHOREO_COMPARE_N) share the machine, to be quick.
+	parallel := os.Getenv("CHOREO_COMPARE_N") == ""
 	var results []result
-	for _, sc := range []scenario{down, slow} {
-		for _, mode := range []string{"choreography", "orchestrated"} {
-			began := time.Now()
-			r := in.runOne(t, mode, sc)
-			t.Logf("%s (run took %s)", r.line(), time.Since(began).Round(time.Millisecond))
-			results = append(results, r)
+	var mu sync.Mutex
+	t.Run("runs", func(t *testing.T) {
+		for _, sc := range []scenario{down, slow, hung} {
+			for _, mode := range []string{"choreography", "orchestrated"} {
+				t.Run(mode+"-"+string(sc), func(t *testing.T) {
+					if parallel {
+						t.Parallel()
+					}
+					began := time.Now()
+					r := in.runOne(t, mode, sc)
+					t.Logf("%s (run took %s)", r.line(), time.Since(began).Round(time.Millisecond))
+					mu.Lock()
+					defer mu.Unlock()
+					results = append(results, r)
+				})
+			}
 		}
-	}
+	})
+	slices.SortFunc(results, func(a, b result) int { return strings.Compare(a.order(), b.order()) })
 	fmt.Print(table(cfg, results))
 	for _, r := range results {
 		// What the two modes must show, whatever the machine: choreography loses nothing and
@@ -98,8 +116,8 @@ func TestCompare(t *testing.T) {
 		switch {
 		case r.mode == "choreography" && (r.accepted != cfg.n || r.lost() != 0 || r.duplicates != 0):
 			t.Errorf("choreography, %s: %s", r.scenario, r.line())
-		case r.mode == "orchestrated" && r.scenario == down && r.accepted != 0:
-			t.Errorf("orchestrated, %s: accepted %d with the Notification Service down", r.scenario, r.accepted)
+		case r.mode == "orchestrated" && r.scenario != slow && r.accepted != 0:
+			t.Errorf("orchestrated, %s: accepted %d", r.scenario, r.accepted)
 		case r.mode == "orchestrated" && (r.acceptedNoEmail != 0 || r.duplicates != 0):
 			t.Errorf("orchestrated, %s: %s", r.scenario, r.line())
 		}
@@ -108,10 +126,25 @@ func TestCompare(t *testing.T) {
 
 type scenario string
 
+// The scenarios, each with what it does to the Notification Service.
 const (
-	down scenario = "notification down"
-	slow scenario = "notification slow"
+	// down: stopped during the registrations, started again after them.
+	down scenario = "down"
+	// slow: orchestrated, its answers come settings.delay late (below the call timeout);
+	// choreographed, its process is paused for settings.pause of every pause+run.
+	slow scenario = "slow"
+	// hung: orchestrated, its answers come later than the call timeout (which it does not
+	// know: it does the work); choreographed, its process is paused through the registrations.
+	// Both recover after the registrations.
+	hung scenario = "hung"
 )
+
+// hungDelay is how late the hung Notification Service answers: beyond the Account Service's
+// default call timeout.
+const hungDelay = orchestratorTimeout + time.Second
+
+// orchestratorTimeout is the Account Service's default ORCHESTRATION_TIMEOUT.
+const orchestratorTimeout = 2 * time.Second
 
 type infra struct {
 	bin, brokers, ns, registry string
@@ -133,6 +166,11 @@ type result struct {
 	acceptedNoEmail, emailRefused, duplicates int
 	settle                                    time.Duration // from the service's return (or the last answer) to the last email
 	settled                                   bool
+}
+
+// order sorts results as the runs were listed: by scenario, then mode.
+func (r result) order() string {
+	return strconv.Itoa(slices.Index([]scenario{down, slow, hung}, r.scenario)) + r.mode
 }
 
 // lost is what the system will never do of what the clients asked: a refused registration is
@@ -162,7 +200,15 @@ func (in *infra) runOne(t *testing.T, mode string, sc scenario) result {
 		"account":      {"HTTP_ADDR=" + addrs["account"], "REGISTRATION_MODE=" + mode},
 	}
 	if mode == "orchestrated" {
-		env["account"] = append(env["account"], "USER_SERVICE_URL=http://"+addrs["user"], "NOTIFICATION_SERVICE_URL=http://"+addrs["notification"])
+		notifURL := "http://" + addrs["notification"]
+		switch sc {
+		case slow:
+			notifURL = in.delayProxy(t, addrs["notification"], in.cfg.delay)
+		case hung:
+			notifURL = in.delayProxy(t, addrs["notification"], hungDelay)
+		}
+		env["account"] = append(env["account"], "USER_SERVICE_URL=http://"+addrs["user"], "NOTIFICATION_SERVICE_URL="+notifURL,
+			"ORCHESTRATION_TIMEOUT="+orchestratorTimeout.String())
 	}
 	procs := map[string]*proc{}
 	for _, svc := range []string{"user", "notification", "account"} {
@@ -190,12 +236,14 @@ func (in *infra) runOne(t *testing.T, mode string, sc scenario) result {
 	}
 	t.Logf("%s, %s: services ready in %s", mode, sc, time.Since(began).Round(time.Millisecond))
 	notif := procs["notification"]
-	var stopSlow func()
-	switch sc {
-	case down:
+	stopSlow := func() {}
+	switch {
+	case sc == down:
 		notif.stop()
-	case slow:
+	case sc == slow && mode == "choreography":
 		stopSlow = notif.dutyCycle(in.cfg.pause, in.cfg.run)
+	case sc == hung && mode == "choreography":
+		stopSlow = notif.dutyCycle(time.Hour, 0)
 	}
 
 	prefix := name + "-"
@@ -221,7 +269,7 @@ func (in *infra) runOne(t *testing.T, mode string, sc scenario) result {
 		if err := notif.waitReady(60 * time.Second); err != nil {
 			t.Fatalf("notification (%s) after its restart: %v\n%s", mode, err, tail(notif.log))
 		}
-	case slow:
+	default:
 		stopSlow()
 	}
 	// Settled: every accepted registration has its email (or the limit has passed); then one
@@ -333,7 +381,10 @@ func percentile(ds []time.Duration, p int) time.Duration {
 func table(cfg settings, rs []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nRegistration, choreography vs orchestration: %d registrations per run, %d concurrent clients, one attempt each\n", cfg.n, cfg.workers)
-	fmt.Fprintf(&b, "slow = the Notification Service's process paused %s of every %s (SIGSTOP/SIGCONT); down = stopped, restarted after the registrations\n\n", cfg.pause, cfg.pause+cfg.run)
+	fmt.Fprintf(&b, "Notification Service down: stopped during the registrations, started again after them.\n")
+	fmt.Fprintf(&b, "slow: orchestrated, every answer %s late (a proxy; call timeout %s); choreographed, its process paused %s of every %s (SIGSTOP/SIGCONT).\n",
+		cfg.delay, orchestratorTimeout, cfg.pause, cfg.pause+cfg.run)
+	fmt.Fprintf(&b, "hung: orchestrated, every answer %s late, past the timeout (the work is done); choreographed, its process paused through the registrations.\n\n", hungDelay)
 	fmt.Fprintf(&b, "| mode | notification | accepted | refused | p50 | p99 | emails sent | lost | emails to refused | duplicates | emails done after |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
@@ -357,7 +408,7 @@ func table(cfg settings, rs []result) string {
 			settle = "not within " + cfg.settleLimit.String()
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d/%d | %s | %s | %s | %d | %d | %d | %d | %s |\n",
-			r.mode, strings.TrimPrefix(string(r.scenario), "notification "), r.accepted, r.n, refused, ms(r.p50), ms(r.p99), r.emails, r.lost(), r.emailRefused, r.duplicates, settle)
+			r.mode, r.scenario, r.accepted, r.n, refused, ms(r.p50), ms(r.p99), r.emails, r.lost(), r.emailRefused, r.duplicates, settle)
 	}
 	return b.String()
 }
@@ -465,6 +516,9 @@ func (p *proc) dutyCycle(pause, run time.Duration) (stop func()) {
 				return
 			case <-time.After(pause):
 			}
+			if run == 0 {
+				continue
+			}
 			_ = proc.Signal(syscall.SIGCONT)
 			select {
 			case <-quit:
@@ -496,4 +550,38 @@ func tail(path string) string {
 	}
 	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
 	return string(bytes.Join(lines[max(0, len(lines)-20):], []byte("\n")))
+}
+
+// delayProxy serves a proxy of the service at addr that passes each request on at once and
+// holds the answer back for delay: a service that does its work but answers late. It returns
+// the proxy's URL.
+func (in *infra) delayProxy(t *testing.T, addr string, delay time.Duration) string {
+	t.Helper()
+	target := &url.URL{Scheme: "http", Host: addr}
+	p := httputil.NewSingleHostReverseProxy(target)
+	p.Transport = lateTransport{next: http.DefaultTransport, delay: delay}
+	// A caller that gave up is the point of the hung scenario, not news: answer 502 quietly.
+	p.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+type lateTransport struct {
+	next  http.RoundTripper
+	delay time.Duration
+}
+
+func (l lateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-time.After(l.delay):
+		return resp, nil
+	case <-r.Context().Done(): // the caller gave up
+		resp.Body.Close()
+		return nil, r.Context().Err()
+	}
 }
