@@ -39,7 +39,7 @@ lint: ## gofmt and go vet
 
 bench: ## codec benchmarks, the chain against bare franz-go on the embedded broker, the 300-event catalog
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/codec/
-	$(GO) test -run '^$$' -bench . -benchtime 20000x ./pkg/stack/
+	$(GO) test -run '^$$' -bench . -benchtime 20000x ./services/stack/
 	$(GO) test -run '^$$' -bench . ./pkg/catalog/
 
 .PHONY: compare

@@ -110,7 +110,7 @@ func TestREADMEKcatRecipe(t *testing.T) {
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Fatalf("choreo dev exited (%v) before it served; is a default port (9092, 8080-8083) taken? "+
+			t.Fatalf("choreo dev exited (%v) before it served; is a default port (9092, 8080-8084) taken? "+
 				"With a broker of `make kafka` running, set KAFKA_BROKERS=127.0.0.1:9092.\n%s", err, devOut.String())
 		default:
 		}

@@ -161,7 +161,7 @@ type result struct {
 	refused  map[int]int // by HTTP status (0: no answer)
 	p50, p99 time.Duration
 	wall     time.Duration // of all the registrations
-	emails   int // distinct registrations that got their welcome email
+	emails   int           // distinct registrations that got their welcome email
 	// acceptedNoEmail counts accepted registrations that never got their email; emailRefused
 	// emails that went to a registration the client was told failed.
 	acceptedNoEmail, emailRefused, duplicates int

@@ -302,7 +302,7 @@ EOF
 # behaviour suite. Modules of their own under the repository (interop/) are not in ./...
 kafka_packages() {
   (cd "$root" && "$GO" list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... |
-    awk '/ github.com\/choreo-dev\/choreo\/pkg\/(kafkatest|stacktest)( |$)/ {print $1}')
+    awk '/ github.com\/choreo-dev\/choreo\/(pkg\/kafkatest|services\/stack\/stacktest)( |$)/ {print $1}')
 }
 
 cmd_test() {

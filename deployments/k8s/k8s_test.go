@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/choreo-dev/choreo/pkg/service"
-	"github.com/choreo-dev/choreo/pkg/stack"
 	"github.com/choreo-dev/choreo/pkg/telemetry"
+	"github.com/choreo-dev/choreo/services/stack"
 )
 
 // readByCode returns the environment variables the services read.

@@ -85,3 +85,19 @@ start_kafka_jvm() {
   done
   echo "$pid"
 }
+
+# Prints the pid in pid file $1 and succeeds if it names a live kafka.Kafka: a pid file left by a
+# crash, or a pid the kernel gave to another process since, is not taken for a running broker.
+broker_pid() {
+  local pid
+  [ -f "$1" ] || return 1
+  pid="$(cat "$1" 2>/dev/null || true)"
+  case "$pid" in
+    '' | *[!0-9]*) return 1 ;;
+  esac
+  kill -0 "$pid" 2>/dev/null || return 1
+  if [ -r "/proc/$pid/cmdline" ]; then
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka' || return 1
+  fi
+  echo "$pid"
+}

@@ -93,18 +93,7 @@ port_open() {
 
 # Prints the node's pid and succeeds if its pid file names a live kafka.Kafka.
 running_pid() {
-  local pid f
-  f="$(node_dir "$1")/kafka.pid"
-  [ -f "$f" ] || return 1
-  pid="$(cat "$f" 2>/dev/null || true)"
-  case "$pid" in
-    '' | *[!0-9]*) return 1 ;;
-  esac
-  kill -0 "$pid" 2>/dev/null || return 1
-  if [ -r "/proc/$pid/cmdline" ]; then
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka' || return 1
-  fi
-  echo "$pid"
+  broker_pid "$(node_dir "$1")/kafka.pid"
 }
 
 write_props() {

@@ -88,17 +88,7 @@ check_port() {
 
 # Prints the broker's pid and succeeds if the pid file names a live kafka.Kafka.
 running_pid() {
-  local pid
-  [ -f "$PID_FILE" ] || return 1
-  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-  case "$pid" in
-    '' | *[!0-9]*) return 1 ;;
-  esac
-  kill -0 "$pid" 2>/dev/null || return 1
-  if [ -r "/proc/$pid/cmdline" ]; then
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka' || return 1
-  fi
-  echo "$pid"
+  broker_pid "$PID_FILE"
 }
 
 port_open() {

@@ -23,4 +23,4 @@ trap cleanup EXIT
 
 export CHOREO_SECURE_ENV="$kdir/admin.env" CHOREO_SECURE_MTLS_ENV="$kdir/admin-mtls.env"
 echo "test-secure: CHOREO_SECURE_ENV=$CHOREO_SECURE_ENV"
-"$GO" test -count=1 -timeout 10m -run 'Secured' -v ./pkg/stack/ ./cmd/choreo/internal/cli/
+"$GO" test -count=1 -timeout 10m -run 'Secured' -v ./services/stack/ ./cmd/choreo/internal/cli/

@@ -22,7 +22,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
+	"github.com/choreo-dev/choreo/services/stack/stacktest"
 )
 
 // deserializer is Confluent's Avro deserializer at its default settings: it asks the registry

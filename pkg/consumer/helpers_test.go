@@ -29,7 +29,6 @@ import (
 	"github.com/choreo-dev/choreo/pkg/outbox"
 	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
 )
 
 const (
@@ -363,7 +362,7 @@ func (n *node) flush(t *testing.T) {
 func (n *node) waitStats(t *testing.T, what string, done func(consumer.Stats) bool) consumer.Stats {
 	t.Helper()
 	var st consumer.Stats
-	stacktest.Eventually(t, 60*time.Second, func() error {
+	eventually(t, 60*time.Second, func() error {
 		if st = n.runner.Stats(); !done(st) {
 			return fmt.Errorf("waiting for %s: stats %+v", what, st)
 		}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/choreo-dev/choreo/pkg/consumer"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
 )
 
 // TestRebalanceAppliesEachEventOnce runs two members of one group over one database, as two
@@ -43,16 +42,16 @@ func TestRebalanceAppliesEachEventOnce(t *testing.T) {
 	a.stop() // leaves: its partitions move to b
 	burst(150)
 	total := produced
-	stacktest.Eventually(t, 30*time.Second, func() error {
-		if n := stacktest.Count(t, db, `SELECT count(*) FROM calls`); n < total {
+	eventually(t, 30*time.Second, func() error {
+		if n := rowCount(t, db, `SELECT count(*) FROM calls`); n < total {
 			return fmt.Errorf("%d of %d events applied", n, total)
 		}
 		return nil
 	})
-	if n := stacktest.Count(t, db, `SELECT count(DISTINCT account_id) FROM calls`); n != total {
+	if n := rowCount(t, db, `SELECT count(DISTINCT account_id) FROM calls`); n != total {
 		t.Errorf("%d distinct accounts applied, want %d", n, total)
 	}
-	if n := stacktest.Count(t, db, `SELECT count(*) FROM calls`); n != total {
+	if n := rowCount(t, db, `SELECT count(*) FROM calls`); n != total {
 		t.Errorf("%d handler effects for %d events: some event was applied twice", n, total)
 	}
 	sa, sb := a.runner.Stats(), b.runner.Stats()

@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/service"
 	"github.com/choreo-dev/choreo/services/account/internal/api"
+	"github.com/choreo-dev/choreo/services/account/internal/handlers"
 	"github.com/choreo-dev/choreo/services/account/internal/store"
 )
 
@@ -44,9 +44,7 @@ func NewWith(ctx context.Context, cfg service.Config, log *slog.Logger, reg Regi
 		return nil, err
 	}
 	s.Emits(new(event.AccountCreated), new(event.AccountDeleted))
-	if err := s.Consume(ctx, Group, []consumer.Handler{
-		consumer.On("reject-account", rejectAccount, consumer.Effects("account rejected")),
-	}); err != nil {
+	if err := s.Consume(ctx, Group, handlers.Handlers()); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -60,17 +58,6 @@ func NewWith(ctx context.Context, cfg service.Config, log *slog.Logger, reg Regi
 		return nil, err
 	}
 	return s, nil
-}
-
-// rejectAccount compensates a registration the User Service refused: the account is marked
-// rejected, with the reason, and is never active again.
-func rejectAccount(ctx context.Context, tx *consumer.Tx, ev *event.UserRegistrationRejected) error {
-	changed, err := store.MarkRejected(ctx, tx, ev.AccountID, ev.Reason)
-	if err != nil || !changed {
-		return err // an account deleted meanwhile is not rejected: no effect
-	}
-	cause := tx.Cause()
-	return store.RecordEffect(ctx, tx, cause.ID, cause.CorrelationID, "account rejected", ev.AccountID, time.Now())
 }
 
 type emitter struct{ s *service.Service }

@@ -12,9 +12,9 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/httpapi"
 	"github.com/choreo-dev/choreo/pkg/service"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
 	"github.com/choreo-dev/choreo/services/account/accountsvc"
 	"github.com/choreo-dev/choreo/services/notification/notificationsvc"
+	"github.com/choreo-dev/choreo/services/stack/stacktest"
 	"github.com/choreo-dev/choreo/services/user/usersvc"
 )
 

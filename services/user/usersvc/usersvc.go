@@ -7,7 +7,9 @@ import (
 	"log/slog"
 
 	"github.com/choreo-dev/choreo/pkg/service"
-	"github.com/choreo-dev/choreo/services/user/internal/users"
+	"github.com/choreo-dev/choreo/services/user/internal/api"
+	"github.com/choreo-dev/choreo/services/user/internal/handlers"
+	"github.com/choreo-dev/choreo/services/user/internal/store"
 )
 
 // Name is the service's name in the catalog.
@@ -21,15 +23,15 @@ const DefaultHTTPAddr = "127.0.0.1:8082"
 
 // New builds the User Service.
 func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Service, error) {
-	s, err := service.Open(ctx, Name, cfg, log, users.Migrations())
+	s, err := service.Open(ctx, Name, cfg, log, store.Migrations())
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Consume(ctx, Group, users.Handlers()); err != nil {
+	if err := s.Consume(ctx, Group, handlers.Handlers()); err != nil {
 		s.Close()
 		return nil, err
 	}
-	if err := s.Serve((&users.API{DB: s.DB, Log: s.Log}).Handler()); err != nil {
+	if err := s.Serve((&api.API{DB: s.DB, Log: s.Log}).Handler()); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -33,6 +33,7 @@ func commands() []command {
 		{"tail", "[flags] <topic>", "print a topic's events, decoded, as JSON lines", runTail},
 		{"dlq", "list|show|replay <group>", "list, show and replay the records a consumer group parked", runDLQ},
 		{"trace", "[flags] <id>", "show the chain of events one operation took, checked against the catalog", runTrace},
+		{"ui", "[flags]", "serve the explorer: the catalog, recent operations and each one's tree, in a browser", runUI},
 		{"registry", "[flags]", "serve the embedded schema registry on its own", runRegistry},
 		{"catalog", "docs|check|impact|asyncapi [flags]", "render the catalog docs or AsyncAPI documents, check the catalog, or show what depends on an event or service", runCatalog},
 		{"schema", "check [flags]", "check every schema against its earlier versions (history or registry)", runSchema},

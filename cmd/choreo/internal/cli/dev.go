@@ -11,10 +11,12 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/choreo-dev/choreo/pkg/catalog"
 	"github.com/choreo-dev/choreo/pkg/connect"
-	"github.com/choreo-dev/choreo/pkg/stack"
 	"github.com/choreo-dev/choreo/pkg/telemetry"
+	"github.com/choreo-dev/choreo/schemas"
 	"github.com/choreo-dev/choreo/services/account/accountsvc"
+	"github.com/choreo-dev/choreo/services/stack"
 )
 
 func runDev(ctx context.Context, env Env, args []string) error {
@@ -27,6 +29,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	accountAddr := fs.String("account-addr", accountsvc.DefaultHTTPAddr, "Account Service HTTP address")
 	userAddr := fs.String("user-addr", "127.0.0.1:8082", "User Service HTTP address")
 	notifAddr := fs.String("notification-addr", "127.0.0.1:8083", "Notification Service HTTP address")
+	uiAddr := fs.String("ui-addr", orDefault(env.Getenv("CHOREO_UI_ADDR"), defaultUIAddr), "listen address of the explorer (env CHOREO_UI_ADDR); empty for none")
 	smtp := fs.String("smtp", env.Getenv("SMTP_ADDR"), "send mail through this SMTP server instead of writing .eml files (env SMTP_ADDR)")
 	partitions := fs.Int("partitions", 6, "partitions of created topics")
 	verbose := fs.Bool("v", false, "log at debug level")
@@ -80,9 +83,21 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	uiDone := make(chan error, 1)
+	var uiURL string
+	if *uiAddr != "" {
+		url, err := startDevUI(ctx, env, s, conn, cfg.Namespace, *uiAddr, uiDone)
+		if err != nil {
+			return errors.Join(err, s.Close())
+		}
+		uiURL = url
+	}
 	fmt.Fprintln(env.Stdout, "choreo dev is running:")
 	for _, l := range s.Describe() {
 		fmt.Fprintln(env.Stdout, "  "+l)
+	}
+	if uiURL != "" {
+		fmt.Fprintf(env.Stdout, "  %-23s %s\n", "explorer", uiURL)
 	}
 	acc := s.Service("account-service").HTTPAddr()
 	fmt.Fprintf(env.Stdout, `
@@ -94,7 +109,44 @@ Publish an event with kcat:
 Watch the events:  choreo tail users
 Stop with Ctrl-C.
 `, "http://"+acc, s.Brokers()[0])
-	<-ctx.Done()
+	var uiErr error
+	select {
+	case <-ctx.Done():
+		if *uiAddr != "" {
+			uiErr = <-uiDone
+		}
+	case uiErr = <-uiDone:
+	}
 	fmt.Fprintln(env.Stdout, "shutting down: finishing in-flight records, committing offsets, flushing outboxes")
-	return s.Close()
+	return errors.Join(uiErr, s.Close())
+}
+
+// startDevUI serves the explorer of the stack's catalog on addr until ctx ends, then sends
+// serveUI's outcome on done. The effects come from the services that declare effects.
+func startDevUI(ctx context.Context, env Env, s *stack.Stack, settings connect.Settings, ns, addr string, done chan<- error) (string, error) {
+	cat, err := catalog.Load(schemas.FS)
+	if err != nil {
+		return "", err
+	}
+	effects := map[string]string{}
+	for _, name := range stack.Services() {
+		if svc, ok := cat.Service(name); ok && len(svc.Effects) > 0 {
+			effects[name] = "http://" + s.Service(name).HTTPAddr()
+		}
+	}
+	cn := uiConn(s.Brokers(), s.RegistryURL(), settings)
+	ex, closeEx, err := newExplorer(ctx, env, cn, ns, cat, schemas.FS, effects, 24*time.Hour)
+	if err != nil {
+		return "", err
+	}
+	ln, url, err := listenUI(addr)
+	if err != nil {
+		closeEx()
+		return "", err
+	}
+	go func() {
+		defer closeEx()
+		done <- serveUI(ctx, ln, ex)
+	}()
+	return url, nil
 }

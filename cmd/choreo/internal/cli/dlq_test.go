@@ -15,8 +15,8 @@ import (
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafkatest"
-	"github.com/choreo-dev/choreo/pkg/stack"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
+	"github.com/choreo-dev/choreo/services/stack"
+	"github.com/choreo-dev/choreo/services/stack/stacktest"
 )
 
 func TestDLQUsage(t *testing.T) {

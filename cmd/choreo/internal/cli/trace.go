@@ -25,22 +25,7 @@ const traceUsage = "choreo trace <event-or-correlation-id> | -recent N  [-around
 // traceJSON is a trace as `trace -format json` prints it.
 type traceJSON struct {
 	*trace.Trace
-	// Matches says whether the operation followed a catalog chain to its end without deviations.
-	Matches bool `json:"matches"`
-	// Status is the outcome in a word: complete, deviating or parked.
-	Status     trace.Status      `json:"status"`
-	Chains     []traceChain      `json:"chains"`
-	Deviations []trace.Deviation `json:"deviations"`
-}
-
-// traceChain is a catalog chain the operation followed, to its end or as far as it got.
-type traceChain struct {
-	Name     string   `json:"name"`
-	Complete bool     `json:"complete"`
-	Events   []string `json:"events"` // ce_ids of the chain's events, in chain order
-	// Next is the step after the observed events: the effect of a complete chain, the missing
-	// step of an incomplete one.
-	Next string `json:"next,omitempty"`
+	trace.Verdict
 }
 
 func runTrace(ctx context.Context, env Env, args []string) error {
@@ -151,24 +136,7 @@ func runTrace(ctx context.Context, env Env, args []string) error {
 	case "mermaid":
 		return t.WriteMermaid(env.Stdout, cmp)
 	case "json":
-		out := traceJSON{Trace: t, Deviations: cmp.Deviations, Chains: []traceChain{}, Status: t.Status(cmp)}
-		out.Matches = len(cmp.Complete()) > 0 && len(cmp.Deviations) == 0
-		if out.Deviations == nil {
-			out.Deviations = []trace.Deviation{}
-		}
-		for _, m := range cmp.Matches {
-			ch := traceChain{Name: m.Chain.Name, Complete: m.Complete, Events: []string{}}
-			for _, n := range m.Path {
-				ch.Events = append(ch.Events, n.ID)
-			}
-			if st, ok := m.Next(); ok {
-				ch.Next = st.Service + " emits " + st.Emits
-				if st.Effect != "" {
-					ch.Next = st.Service + " effect: " + st.Effect
-				}
-			}
-			out.Chains = append(out.Chains, ch)
-		}
+		out := traceJSON{Trace: t, Verdict: t.Verdict(cmp)}
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
@@ -195,57 +163,18 @@ func parseEffects(s string) (map[string]string, error) {
 // attachEffects asks each service for the operation's effects. A service that does not answer
 // leaves its effects unobserved, with a warning: the trace from Kafka is still worth having.
 func attachEffects(ctx context.Context, env Env, t *trace.Trace, urls map[string]string) {
-	hc := &http.Client{Timeout: 10 * time.Second}
-	for _, svc := range slices.Sorted(maps.Keys(urls)) {
-		effs, err := trace.FetchEffects(ctx, hc, urls[svc], t.CorrelationID)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "choreo trace: %s's effects are not shown: %v\n", svc, err)
-			continue
-		}
-		t.AttachEffects(svc, effs, time.Now())
+	errs := t.AskEffects(ctx, &http.Client{Timeout: 10 * time.Second}, urls)
+	for _, svc := range slices.Sorted(maps.Keys(errs)) {
+		fmt.Fprintf(env.Stderr, "choreo trace: %s's effects are not shown: %v\n", svc, errs[svc])
 	}
-}
-
-// recentJSON is one operation as `trace -recent N -format json` prints it.
-type recentJSON struct {
-	CorrelationID string       `json:"correlationId"`
-	First         string       `json:"first"` // the type of its first event
-	Start         time.Time    `json:"start"`
-	DurationMS    float64      `json:"durationMs"`
-	Events        int          `json:"events"`
-	Status        trace.Status `json:"status"`
-	Chains        []string     `json:"chains"`
-	Deviations    []string     `json:"deviations"`
 }
 
 func writeRecent(env Env, cat *catalog.Catalog, trs []*trace.Trace, format string) error {
-	var rows []recentJSON
+	rows := []trace.Summary{}
 	for _, t := range trs {
-		cmp := t.Compare(cat)
-		r := recentJSON{CorrelationID: t.CorrelationID, Status: t.Status(cmp), Chains: []string{}, Deviations: []string{},
-			DurationMS: float64(t.Duration().Microseconds()) / 1000}
-		if root := t.Root(); root != nil {
-			r.First, r.Start = root.Type, root.When()
-		}
-		for _, n := range t.Events() {
-			if n.Parked == nil {
-				r.Events++
-			}
-		}
-		for _, m := range cmp.Matches {
-			if m.Complete {
-				r.Chains = append(r.Chains, m.Chain.Name)
-			}
-		}
-		for _, d := range cmp.Deviations {
-			r.Deviations = append(r.Deviations, d.Message)
-		}
-		rows = append(rows, r)
+		rows = append(rows, t.Summary(t.Compare(cat)))
 	}
 	if format == "json" {
-		if rows == nil {
-			rows = []recentJSON{}
-		}
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)

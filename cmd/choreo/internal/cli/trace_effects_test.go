@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/choreo-dev/choreo/pkg/smtptest"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
+	"github.com/choreo-dev/choreo/services/stack/stacktest"
 )
 
 // TestTraceFailedEffect: the mail server refuses the recipient, so the welcome email fails for

@@ -11,7 +11,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
-	"github.com/choreo-dev/choreo/pkg/stacktest"
+	"github.com/choreo-dev/choreo/services/stack/stacktest"
 )
 
 func TestTraceUsage(t *testing.T) {
