@@ -25,6 +25,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/kafkatest"
 	"github.com/choreo-dev/choreo/pkg/registry"
 	"github.com/choreo-dev/choreo/pkg/smtptest"
+	"github.com/choreo-dev/choreo/pkg/sqlite"
 )
 
 // settings are the driver's knobs, from the environment.
@@ -118,6 +119,8 @@ func TestCompare(t *testing.T) {
 			t.Errorf("choreography, %s: %s", r.scenario, r.line())
 		case r.mode == "orchestrated" && r.scenario != slow && r.accepted != 0:
 			t.Errorf("orchestrated, %s: accepted %d", r.scenario, r.accepted)
+		case r.orphans != 0:
+			t.Errorf("%s, %s: %d users without an account", r.mode, r.scenario, r.orphans)
 		case r.mode == "orchestrated" && (r.acceptedNoEmail != 0 || r.duplicates != 0):
 			t.Errorf("orchestrated, %s: %s", r.scenario, r.line())
 		}
@@ -165,6 +168,7 @@ type result struct {
 	// acceptedNoEmail counts accepted registrations that never got their email; emailRefused
 	// emails that went to a registration the client was told failed.
 	acceptedNoEmail, emailRefused, duplicates int
+	orphans                                   int           // live users without an account
 	settle                                    time.Duration // from the service's return (or the last answer) to the last email
 	settled                                   bool
 }
@@ -179,8 +183,8 @@ func (r result) order() string {
 func (r result) lost() int { return r.n - r.accepted + r.acceptedNoEmail }
 
 func (r result) line() string {
-	return fmt.Sprintf("%s, %s: accepted %d/%d (refused %v), p50 %s p99 %s, emails %d, lost %d, emails to refused %d, duplicates %d, settled %v in %s",
-		r.mode, r.scenario, r.accepted, r.n, r.refused, r.p50, r.p99, r.emails, r.lost(), r.emailRefused, r.duplicates, r.settled, r.settle)
+	return fmt.Sprintf("%s, %s: accepted %d/%d (refused %v), p50 %s p99 %s, emails %d, lost %d, emails to refused %d, users without account %d, duplicates %d, settled %v in %s",
+		r.mode, r.scenario, r.accepted, r.n, r.refused, r.p50, r.p99, r.emails, r.lost(), r.emailRefused, r.orphans, r.duplicates, r.settled, r.settle)
 }
 
 // runOne starts the three services of mode on a fresh namespace and data directory, takes the
@@ -318,6 +322,7 @@ func (in *infra) runOne(t *testing.T, mode string, sc scenario) result {
 	}
 	wg.Wait()
 	t.Logf("%s, %s: services stopped in %s", mode, sc, time.Since(began).Round(time.Millisecond))
+	res.orphans = orphans(t, dir)
 	return res
 }
 
@@ -388,8 +393,8 @@ func table(cfg settings, rs []result) string {
 	fmt.Fprintf(&b, "slow: orchestrated, every answer %s late (a proxy; call timeout %s); choreographed, its process paused %s of every %s (SIGSTOP/SIGCONT).\n",
 		cfg.delay, orchestratorTimeout, cfg.pause, cfg.pause+cfg.run)
 	fmt.Fprintf(&b, "hung: orchestrated, every answer %s late, past the timeout (the work is done); choreographed, its process paused through the registrations.\n\n", hungDelay)
-	fmt.Fprintf(&b, "| mode | notification | accepted | refused | p50 | p99 | all %d took | emails sent | lost | emails to refused | duplicates | all emails sent, after recovery |\n", cfg.n)
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| mode | notification | accepted | refused | p50 | p99 | all %d took | emails sent | lost | emails to refused | users without account | duplicates | all emails sent, after recovery |\n", cfg.n)
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		refused := "0"
 		if len(r.refused) > 0 {
@@ -410,8 +415,8 @@ func table(cfg settings, rs []result) string {
 		case !r.settled:
 			settle = "not within " + cfg.settleLimit.String()
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d/%d | %s | %s | %s | %s | %d | %d | %d | %d | %s |\n",
-			r.mode, r.scenario, r.accepted, r.n, refused, ms(r.p50), ms(r.p99), r.wall.Round(100*time.Millisecond), r.emails, r.lost(), r.emailRefused, r.duplicates, settle)
+		fmt.Fprintf(&b, "| %s | %s | %d/%d | %s | %s | %s | %s | %d | %d | %d | %d | %d | %s |\n",
+			r.mode, r.scenario, r.accepted, r.n, refused, ms(r.p50), ms(r.p99), r.wall.Round(10*time.Millisecond), r.emails, r.lost(), r.emailRefused, r.orphans, r.duplicates, settle)
 	}
 	return b.String()
 }
@@ -587,4 +592,43 @@ func (l lateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		resp.Body.Close()
 		return nil, r.Context().Err()
 	}
+}
+
+// orphans counts the live users of the run's User Service whose account the Account Service
+// does not have, from their databases (SQLite files under the run's data directory; the
+// processes have stopped).
+func orphans(t *testing.T, dir string) int {
+	t.Helper()
+	ids := func(service, query string) map[string]bool {
+		db, err := sqlite.Open(t.Context(), filepath.Join(dir, service, service+".db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		rows, err := db.QueryContext(t.Context(), query)
+		if err != nil {
+			t.Fatalf("%s: %v", service, err)
+		}
+		defer rows.Close()
+		out := map[string]bool{}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			out[id] = true
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	accounts := ids("account-service", `SELECT id FROM accounts`)
+	n := 0
+	for id := range ids("user-service", `SELECT account_id FROM users WHERE deleted_at IS NULL`) {
+		if !accounts[id] {
+			n++
+		}
+	}
+	return n
 }
