@@ -14,7 +14,7 @@ run: ## run the whole choreography in one process (embedded Kafka, registry, ser
 build: ## build the CLI and the three services into bin/
 	$(GO) build -o $(BIN)/ ./cmd/choreo ./services/account ./services/user ./services/notification
 
-test: lint schema-check test-fast test-interop test-integration test-k8s ## the README test command (CI then adds test-secure, test-containers, smoke, test-faults): lint, the schema-evolution gate, the suite on kfake+SQLite with -race, Confluent's client against choreo, the suite on real Kafka+PostgreSQL, the Kubernetes manifests
+test: lint schema-check test-fast test-interop test-integration test-k8s bench-check ## the README test command (CI then adds test-secure, test-containers, smoke, test-faults): lint, the schema-evolution gate, the suite on kfake+SQLite with -race, Confluent's client against choreo, the suite on real Kafka+PostgreSQL, the Kubernetes manifests, the bench harness
 
 test-fast: asyncapi-validator ## the whole suite on the embedded broker (kfake) and SQLite, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -37,7 +37,20 @@ lint: ## gofmt and go vet
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench: ## codec benchmarks, the chain against bare franz-go on the embedded broker, the 300-event catalog
+# make bench: one run, one broker, one table (bench/, a module of its own so that Watermill and
+# Sarama stay out of choreo's go.mod). -mod=mod as for interop/confluent.
+BENCH_N  ?= 20000
+DURATION ?= 60s
+BROKERS  ?=
+.PHONY: bench-micro bench-check
+bench: build ## the registration chain end to end (publish to SMTP): choreo's services on SQLite and PostgreSQL, bare franz-go, Watermill; one broker, one table (BROKERS=host:port for a real broker, DURATION=10s, BENCH_N=20000)
+	cd bench && GOFLAGS=-mod=mod $(GO) build -o ../$(BIN)/choreo-bench . && \
+	  ../$(BIN)/choreo-bench -bin ../$(BIN) -root .. -n $(BENCH_N) -duration $(DURATION) $(if $(BROKERS),-brokers $(BROKERS))
+
+bench-check: ## go vet and the test of make bench's harness (a tiny run of every system on the embedded broker; about half a minute)
+	cd bench && GOFLAGS=-mod=mod $(GO) vet ./... && GOFLAGS=-mod=mod $(GO) test -count=1 -timeout 10m ./...
+
+bench-micro: ## micro benchmarks: codec, the in-process chain against bare franz-go on the embedded broker, the 300-event catalog
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/codec/
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./services/stack/
 	$(GO) test -run '^$$' -bench . ./pkg/catalog/

@@ -33,6 +33,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	smtp := fs.String("smtp", env.Getenv("SMTP_ADDR"), "send mail through this SMTP server instead of writing .eml files (env SMTP_ADDR)")
 	partitions := fs.Int("partitions", 6, "partitions of created topics")
 	verbose := fs.Bool("v", false, "log at debug level")
+	brokerOnly := fs.Bool("broker-only", false, "run only the embedded Kafka on -kafka-port (in memory), for services started as their own processes")
 	// TLS and SASL of the -brokers cluster; the embedded broker and registry are plaintext.
 	var conn connect.Settings
 	envErr := conn.FromEnv(env.Getenv)
@@ -49,6 +50,9 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	}
 	if *kafkaPort < 0 || *kafkaPort > 65535 {
 		return fmt.Errorf("%w: -kafka-port %d is not a port", errUsage, *kafkaPort)
+	}
+	if *brokerOnly {
+		return runBrokerOnly(ctx, env, *kafkaPort)
 	}
 	level := slog.LevelInfo
 	if *verbose {
