@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -75,8 +76,12 @@ func TestCompare(t *testing.T) {
 		t.Skip("the slow scenario pauses a process with SIGSTOP: not on Windows")
 	}
 	cfg := load(t)
+	brokers := strings.Join(kafkatest.Brokers(t), ",") // KAFKA_BROKERS, else an embedded broker here
+	if cfg.bin != "" && os.Getenv("KAFKA_BROKERS") == "" {
+		brokers = startBroker(t, cfg.bin) // measured: the embedded broker in a process of its own
+	}
 	in := &infra{
-		bin: cfg.bin, brokers: strings.Join(kafkatest.Brokers(t), ","), ns: kafkatest.Namespace(t),
+		bin: cfg.bin, brokers: brokers, ns: kafkatest.Namespace(t),
 		smtp: smtptest.Start(t), cfg: cfg,
 	}
 	reg, err := registry.Start("127.0.0.1:0", registry.StateFile(filepath.Join(t.TempDir(), "registry.json")))
@@ -631,4 +636,31 @@ func orphans(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// startBroker runs the embedded broker alone (choreo dev -broker-only) in a process of its own
+// and returns its address; it is stopped when t ends.
+func startBroker(t *testing.T, bin string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, "choreo"), "dev", "-broker-only", "-kafka-port", "0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the broker: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "kafka ")
+	if err != nil || !ok {
+		t.Fatalf("the broker did not say its address (%q, %v): %s", line, err, stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	return addr
 }
