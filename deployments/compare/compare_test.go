@@ -3,6 +3,7 @@ package compare
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -303,7 +304,20 @@ func (in *infra) runOne(t *testing.T, mode string, sc scenario) result {
 		time.Sleep(50 * time.Millisecond)
 	}
 	res.settle = last.Sub(back).Round(time.Millisecond)
-	time.Sleep(time.Second)
+	// Only a settled system shows what it will never do (an email not sent, sent twice): wait
+	// until no service has work left, as its own metrics tell.
+	for {
+		err := unsettled(addrs)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			res.settled = false
+			t.Logf("%s, %s: not settled: %v", mode, sc, err)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	got := in.delivered(prefix)
 	for i, o := range outcomes {
 		c := got[fmt.Sprintf("%s%d@mail.com", prefix, i)]
@@ -663,4 +677,45 @@ func startBroker(t *testing.T, bin string) string {
 	}
 	go func() { _, _ = io.Copy(io.Discard, out) }()
 	return addr
+}
+
+// unsettled returns the work the run's services have not finished, as their /metrics report it:
+// events in an outbox, records their consumer groups have not committed, emails not yet sent.
+// nil means settled.
+func unsettled(addrs map[string]string) error {
+	var errs []error
+	for _, svc := range []string{"account", "user", "notification"} {
+		resp, err := http.Get("http://" + addrs[svc] + "/metrics")
+		if err != nil {
+			return fmt.Errorf("%s: %w", svc, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", svc, err)
+		}
+		seen := map[string]bool{}
+		for _, line := range strings.Split(string(b), "\n") {
+			name, value, ok := strings.Cut(line, " ")
+			if !ok || strings.HasPrefix(line, "#") {
+				continue
+			}
+			metric, _, _ := strings.Cut(name, "{")
+			switch {
+			case metric == "choreo_outbox_pending", metric == "kafka_consumergroup_lag",
+				metric == "choreo_emails" && strings.Contains(name, `status="pending"`):
+			default:
+				continue
+			}
+			seen[metric] = true
+			if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err != nil || v != 0 {
+				errs = append(errs, fmt.Errorf("%s: %s", svc, line))
+			}
+		}
+		// A metric that is not there cannot say the work is done.
+		if !seen["choreo_outbox_pending"] || (svc == "notification" && !seen["choreo_emails"]) {
+			errs = append(errs, fmt.Errorf("%s: /metrics lacks choreo_outbox_pending or choreo_emails", svc))
+		}
+	}
+	return errors.Join(errs...)
 }
