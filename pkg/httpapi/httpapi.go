@@ -148,3 +148,14 @@ func MethodNotAllowed(allow string) http.HandlerFunc {
 		WriteError(w, nil, Errorf(CodeMethodNotAllowed, "method not allowed; use %s", allow))
 	}
 }
+
+// NewServeMux returns a mux that answers a request no route of it matches with a not_found
+// Error naming the method and path, in the API's format, instead of net/http's plain text.
+// Routes registered on it take precedence: "/" is the least specific pattern.
+func NewServeMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, nil, Errorf(CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}

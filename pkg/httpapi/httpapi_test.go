@@ -237,3 +237,33 @@ func TestDecode(t *testing.T) {
 		})
 	}
 }
+
+func TestNewServeMux(t *testing.T) {
+	t.Parallel()
+	mux := httpapi.NewServeMux()
+	mux.HandleFunc("GET /things/{id}", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteJSON(w, http.StatusOK, r.PathValue("id"))
+	})
+	tests := []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/things/1", http.StatusOK},
+		{"GET", "/elsewhere", http.StatusNotFound},
+		{"DELETE", "/", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+		if rec.Code != tt.want {
+			t.Errorf("%s %s = %d %s, want %d", tt.method, tt.path, rec.Code, rec.Body, tt.want)
+			continue
+		}
+		if tt.want != http.StatusNotFound {
+			continue
+		}
+		if e := decodeError(t, rec); e.Code != httpapi.CodeNotFound || !strings.Contains(e.Message, tt.method+" "+tt.path) {
+			t.Errorf("%s %s: body = %+v, want code %s naming the route", tt.method, tt.path, e, httpapi.CodeNotFound)
+		}
+	}
+}

@@ -30,7 +30,6 @@ import (
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafka"
-	"github.com/choreo-dev/choreo/pkg/migrate"
 	"github.com/choreo-dev/choreo/pkg/outbox"
 	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
@@ -78,12 +77,18 @@ type Service struct {
 // context) once the consumer has stopped.
 func (s *Service) Go(task func(ctx context.Context) error) { s.tasks = append(s.tasks, task) }
 
-// Open connects a service to its database, the schema registry and Kafka. migs are the
-// service's own table migrations, applied after the platform's inbox and outbox.
-func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs ...migrate.Migrations) (_ *Service, err error) {
+// Open connects a service to its database, the schema registry and Kafka, then applies opts
+// in order: the service's migrations, the events it emits, its consumer, its HTTP API (see
+// Option). A service with every part given is ready to Run.
+func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, opts ...Option) (_ *Service, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var p parts
+	for _, o := range opts {
+		o(&p)
+	}
+	migs := p.migs
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -140,6 +145,11 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, migs .
 	}
 	s.Relay = outbox.NewRelay(s.DB, s.producer, relayOpts...)
 	s.Metrics.MustRegister(newOutboxCollector(s.DB, s.Relay, name, s.Log))
+	for _, st := range p.steps {
+		if err := st(ctx, s); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/choreo-dev/choreo/pkg/envelope"
@@ -39,27 +40,22 @@ func NewWith(ctx context.Context, cfg service.Config, log *slog.Logger, reg Regi
 	if err != nil {
 		return nil, err
 	}
-	s, err := service.Open(ctx, Name, cfg, log, store.Migrations())
-	if err != nil {
-		return nil, err
-	}
-	s.Emits(new(event.AccountCreated), new(event.AccountDeleted))
-	if err := s.Consume(ctx, Group, handlers.Handlers()); err != nil {
-		s.Close()
-		return nil, err
-	}
-	a := &api.API{DB: s.DB, Emit: emitter{s}, Log: s.Log, Now: time.Now}
-	if orch != nil {
-		a.Orchestrator = orch
-		s.Log.Info("registration is orchestrated", "users", reg.UserURL, "notifications", reg.NotificationURL, "timeout", reg.Timeout)
-	}
-	if err := s.Serve(a.Handler()); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return service.Open(ctx, Name, cfg, log,
+		service.Migrations(store.Migrations()),
+		service.Emits(new(event.AccountCreated), new(event.AccountDeleted)),
+		service.Consume(Group, handlers.Handlers()),
+		service.API(func(s *service.Service) http.Handler {
+			a := &api.API{DB: s.DB, Emit: emitter{s}, Log: s.Log, Now: time.Now}
+			if orch != nil {
+				a.Orchestrator = orch
+				s.Log.Info("registration is orchestrated", "users", reg.UserURL, "notifications", reg.NotificationURL, "timeout", reg.Timeout)
+			}
+			return a.Handler()
+		}),
+	)
 }
 
+// emitter is the service as the API's Emitter: the outbox, and the relay woken after commit.
 type emitter struct{ s *service.Service }
 
 func (e emitter) Emit(ctx context.Context, tx *sql.Tx, env envelope.Envelope, ev event.Event) error {

@@ -5,6 +5,7 @@ package notificationsvc
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -43,24 +44,21 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 	if err != nil {
 		return nil, err
 	}
-	s, err := service.Open(ctx, Name, cfg, log, notify.Migrations())
-	if err != nil {
-		return nil, err
-	}
-	n := &notify.Notifier{Now: time.Now}
-	sender := notify.NewSender(s.DB, m, s.Log)
-	sender.Tracer, sender.Transport = s.Tracer, transport
-	// The effect as the catalog names it ("welcome email"): where the chain latency is measured.
-	sender.Delivered = func(kind string, chainStart time.Time) { s.EffectDone(kind+" email", chainStart) }
-	s.Metrics.MustRegister(notify.NewCollector(s.DB, Name))
-	if err := s.Consume(ctx, Group, n.Handlers(), consumer.AfterCommit(sender.Wake)); err != nil {
-		s.Close()
-		return nil, err
-	}
-	s.Go(sender.Run)
-	if err := s.Serve((&notify.API{DB: s.DB, Log: s.Log, Wake: sender.Wake}).Handler()); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	var wake func() // the sender's, for emails queued through the API
+	return service.Open(ctx, Name, cfg, log,
+		service.Migrations(notify.Migrations()),
+		service.Setup(func(ctx context.Context, s *service.Service) error {
+			sender := notify.NewSender(s.DB, m, s.Log)
+			sender.Tracer, sender.Transport = s.Tracer, transport
+			// The effect as the catalog names it ("welcome email"): where the chain latency is measured.
+			sender.Delivered = func(kind string, chainStart time.Time) { s.EffectDone(kind+" email", chainStart) }
+			s.Metrics.MustRegister(notify.NewCollector(s.DB, Name))
+			s.Go(sender.Run)
+			wake = sender.Wake
+			return s.Consume(ctx, Group, (&notify.Notifier{Now: time.Now}).Handlers(), consumer.AfterCommit(sender.Wake))
+		}),
+		service.API(func(s *service.Service) http.Handler {
+			return (&notify.API{DB: s.DB, Log: s.Log, Wake: wake}).Handler()
+		}),
+	)
 }

@@ -5,6 +5,7 @@ package usersvc
 import (
 	"context"
 	"log/slog"
+	"net/http"
 
 	"github.com/choreo-dev/choreo/pkg/service"
 	"github.com/choreo-dev/choreo/services/user/internal/api"
@@ -23,17 +24,9 @@ const DefaultHTTPAddr = "127.0.0.1:8082"
 
 // New builds the User Service.
 func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Service, error) {
-	s, err := service.Open(ctx, Name, cfg, log, store.Migrations())
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Consume(ctx, Group, handlers.Handlers()); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.Serve((&api.API{DB: s.DB, Log: s.Log}).Handler()); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return service.Open(ctx, Name, cfg, log,
+		service.Migrations(store.Migrations()),
+		service.Consume(Group, handlers.Handlers()),
+		service.API(func(s *service.Service) http.Handler { return (&api.API{DB: s.DB, Log: s.Log}).Handler() }),
+	)
 }

@@ -29,12 +29,6 @@ type Emitter interface {
 	Committed()
 }
 
-// Limits on registration fields.
-const (
-	MaxUsername = 64
-	MaxEmail    = 254
-)
-
 // API serves /accounts and GET /effects?correlationId=.
 type API struct {
 	DB   *sql.DB
@@ -49,7 +43,7 @@ type API struct {
 
 // Handler returns the API's routes.
 func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := httpapi.NewServeMux()
 	mux.HandleFunc("POST /accounts", a.register)
 	mux.HandleFunc("/accounts", httpapi.MethodNotAllowed("POST"))
 	mux.HandleFunc("GET /accounts/{id}", a.get)
@@ -57,9 +51,6 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/accounts/{id}", httpapi.MethodNotAllowed("GET, DELETE"))
 	mux.HandleFunc("GET /effects", a.effects)
 	mux.HandleFunc("/effects", httpapi.MethodNotAllowed("GET"))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteError(w, nil, httpapi.Errorf(httpapi.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
-	})
 	return mux
 }
 
@@ -104,12 +95,12 @@ func (r Registration) Validate() (username, email string, err error) {
 	switch {
 	case username == "":
 		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "username is empty")
-	case utf8.RuneCountInString(username) > MaxUsername:
-		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "username is longer than %d characters", MaxUsername)
+	case utf8.RuneCountInString(username) > event.MaxUsername:
+		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "username is longer than %d characters", event.MaxUsername)
 	case strings.IndexFunc(username, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) }) >= 0:
 		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "username must not contain spaces or control characters")
-	case len(email) > MaxEmail:
-		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "email is longer than %d bytes", MaxEmail)
+	case len(email) > event.MaxEmail:
+		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "email is longer than %d bytes", event.MaxEmail)
 	}
 	if err := ValidEmail(email); err != nil {
 		return "", "", httpapi.Errorf(httpapi.CodeInvalid, "email %q is not a valid address", email)

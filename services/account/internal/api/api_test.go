@@ -189,7 +189,7 @@ func wantError(t *testing.T, resp *http.Response, body []byte, status int, code 
 
 func TestRegister(t *testing.T) {
 	t.Parallel()
-	longEmail := strings.Repeat("a", 64) + "@" + strings.Repeat("d", api.MaxEmail-64-1-4) + ".com" // exactly MaxEmail bytes
+	longEmail := strings.Repeat("a", 64) + "@" + strings.Repeat("d", event.MaxEmail-64-1-4) + ".com" // exactly MaxEmail bytes
 	tests := []struct {
 		name         string
 		contentType  string
@@ -205,8 +205,8 @@ func TestRegister(t *testing.T) {
 		{name: "charset", contentType: "application/json; charset=utf-8", body: `{"email":"d@example.com","username":"dave"}`, wantUsername: "dave", wantEmail: "d@example.com"},
 		{
 			name: "username of MaxUsername multi-byte characters", contentType: "application/json",
-			body:         `{"username":"` + strings.Repeat("é", api.MaxUsername) + `","email":"e@example.com"}`,
-			wantUsername: strings.Repeat("é", api.MaxUsername), wantEmail: "e@example.com",
+			body:         `{"username":"` + strings.Repeat("é", event.MaxUsername) + `","email":"e@example.com"}`,
+			wantUsername: strings.Repeat("é", event.MaxUsername), wantEmail: "e@example.com",
 		},
 		{
 			name: "email of MaxEmail bytes", contentType: "application/json",
@@ -304,7 +304,7 @@ func TestRegisterRejects(t *testing.T) {
 		{name: "blank username", body: `{"username":"   ","email":"a@example.com"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
 		{name: "username with spaces", body: `{"username":"alice smith","email":"a@example.com"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
 		{name: "username with a control character", body: `{"username":"ali\u0000ce","email":"a@example.com"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
-		{name: "username over 64 characters", body: `{"username":"` + strings.Repeat("a", api.MaxUsername+1) + `","email":"a@example.com"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
+		{name: "username over 64 characters", body: `{"username":"` + strings.Repeat("a", event.MaxUsername+1) + `","email":"a@example.com"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
 		{name: "username of wrong type", body: `{"username":42,"email":"a@example.com"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
 		{name: "locale not a language tag", body: `{"username":"alice","email":"a@example.com","locale":"english please"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
 		{name: "empty locale", body: `{"username":"alice","email":"a@example.com","locale":""}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
@@ -316,7 +316,7 @@ func TestRegisterRejects(t *testing.T) {
 		{name: "email domain ends with a dot", body: `{"username":"alice","email":"a@example."}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
 		{name: "email domain starts with a dot", body: `{"username":"alice","email":"a@.example.com"}`, wantStatus: 400, wantCode: httpapi.CodeInvalid},
 		{
-			name: "email over 254 bytes", body: `{"username":"alice","email":"` + strings.Repeat("a", 64) + "@" + strings.Repeat("d", api.MaxEmail-64-1-4+1) + `.com"}`,
+			name: "email over 254 bytes", body: `{"username":"alice","email":"` + strings.Repeat("a", 64) + "@" + strings.Repeat("d", event.MaxEmail-64-1-4+1) + `.com"}`,
 			wantStatus: 400, wantCode: httpapi.CodeInvalid,
 		},
 		{

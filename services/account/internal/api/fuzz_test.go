@@ -42,7 +42,7 @@ func FuzzRegister(f *testing.F) {
 		{"application/json; charset=utf-8", `{"email":"d@example.com","username":"dave"}`},
 		{"application/x-www-form-urlencoded", `{"username":"curl","email":"curl@example.com"}`},
 		{"application/json", `{"username":"  bob\t","email":" bob@example.org\n"}`},
-		{"application/json", `{"username":"` + strings.Repeat("é", api.MaxUsername) + `","email":"e@example.com"}`},
+		{"application/json", `{"username":"` + strings.Repeat("é", event.MaxUsername) + `","email":"e@example.com"}`},
 		{"application/json", `{"username":"ali\u0000ce","email":"a@example.com"}`},
 		{"application/json", `{"username":"alice","email":"John <j@x.com>"}`},
 		{"application/json", `{"username":"alice","email":"a@b"}`},

@@ -131,15 +131,12 @@ type API struct {
 
 // Handler returns the API's routes.
 func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := httpapi.NewServeMux()
 	mux.HandleFunc("GET /notifications", a.list)
 	mux.HandleFunc("/notifications", httpapi.MethodNotAllowed("GET"))
 	a.syncRoutes(mux)
 	mux.HandleFunc("GET /effects", a.effects)
 	mux.HandleFunc("/effects", httpapi.MethodNotAllowed("GET"))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteError(w, nil, httpapi.Errorf(httpapi.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
-	})
 	return mux
 }
 

@@ -20,7 +20,7 @@ type API struct {
 // Handler returns the API's routes: GET /users/{id} and GET /users?accountId=, and the
 // synchronous AddUser and DeleteUser (see syncRoutes).
 func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := httpapi.NewServeMux()
 	mux.HandleFunc("GET /users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		u, err := store.Get(r.Context(), a.DB, id)
@@ -37,9 +37,6 @@ func (a *API) Handler() http.Handler {
 	})
 	a.syncRoutes(mux)
 	mux.HandleFunc("/users/{id}", httpapi.MethodNotAllowed("GET, DELETE"))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteError(w, nil, httpapi.Errorf(httpapi.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
-	})
 	return mux
 }
 

@@ -80,8 +80,9 @@ func validate(ev *event.AccountCreated) error {
 		return fmt.Errorf("%w: empty accountId", ErrInvalidAccount)
 	case strings.TrimSpace(ev.Username) == "":
 		return fmt.Errorf("%w: account %s has an empty username", ErrInvalidAccount, ev.AccountID)
-	case utf8.RuneCountInString(ev.Username) > 64 || len(ev.Email) > 254:
-		return fmt.Errorf("%w: account %s has a username over 64 characters or an email over 254 bytes", ErrInvalidAccount, ev.AccountID)
+	case utf8.RuneCountInString(ev.Username) > event.MaxUsername || len(ev.Email) > event.MaxEmail:
+		return fmt.Errorf("%w: account %s has a username over %d characters or an email over %d bytes",
+			ErrInvalidAccount, ev.AccountID, event.MaxUsername, event.MaxEmail)
 	}
 	if addr, err := mail.ParseAddress(ev.Email); err != nil || addr.Address != ev.Email {
 		return fmt.Errorf("%w: account %s has email %q, not a bare address", ErrInvalidAccount, ev.AccountID, ev.Email)
