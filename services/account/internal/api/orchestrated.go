@@ -38,7 +38,7 @@ const compensateTimeout = 5 * time.Second
 //     without a durable log risks.
 //
 // The orchestrator keeps no record of a refused registration: it is lost unless the client
-// retries. That is the price of the single point of control the seed describes: the
+// retries. That is the price of a single point of control: the
 // registration's availability is the product of the three services'.
 func (a *API) registerOrchestrated(w http.ResponseWriter, r *http.Request, acc store.Account, locale string) {
 	ctx := r.Context()
