@@ -47,7 +47,7 @@ func farewellMigrations() migrate.Migrations {
 // guide:end
 
 // guide:begin store
-// DBTX is what the store needs of *sql.DB, *sql.Tx or a handler's *consumer.Tx.
+// DBTX is what the store needs of *sql.DB, *sql.Tx or a handler's *consumer.UnitOfWork.
 type DBTX interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
@@ -67,7 +67,7 @@ func insertFarewell(ctx context.Context, db DBTX, userID, email string, at time.
 // guide:begin handler
 // recordFarewell reacts to UserDeleted. It runs in one transaction with the event's inbox
 // record, so a redelivered event is acknowledged without running it again.
-func recordFarewell(ctx context.Context, tx *consumer.Tx, ev *event.UserDeleted) error {
+func recordFarewell(ctx context.Context, tx *consumer.UnitOfWork, ev *event.UserDeleted) error {
 	if ev.Email == "" {
 		// Retrying cannot give the event an address: park it on the dead-letter topic.
 		return consumer.Permanent(fmt.Errorf("user %s has no email", ev.UserID))

@@ -25,7 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/choreo-dev/choreo/pkg/catalog"
-	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/dlq"
 )
 
@@ -162,7 +162,7 @@ func Derive(cat *catalog.Catalog, opts ...Opt) (Plan, error) {
 		var replay *Principal
 		if s.Group != "" {
 			group := scoped(s.Group)
-			dead := consumer.DeadLetterTopicOf(group)
+			dead := deadletter.Topic(group)
 			add(&svc, kmsg.ACLResourceTypeGroup, group, kadm.OpRead, "consumer group")
 			add(&svc, kmsg.ACLResourceTypeTopic, dead, kadm.OpWrite, "parks records it cannot process")
 			add(&svc, kmsg.ACLResourceTypeTopic, dead, kadm.OpDescribe, "parks records it cannot process")

@@ -21,7 +21,7 @@ import (
 // goNames matches what would give a Go type away in a message meant for people writing JSON.
 var goNames = regexp.MustCompile(`\b(int64|int32|float64|float32|time\.Time|\*?event\.|interface|struct|map\[|\[\]byte|Go )`)
 
-func loadTypes(tb testing.TB) *event.Registry {
+func loadTypes(tb testing.TB) *event.TypeSet {
 	tb.Helper()
 	types, err := event.Load()
 	if err != nil {

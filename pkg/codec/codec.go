@@ -32,23 +32,23 @@ var (
 	ErrRegistryUnavailable = errors.New("schema registry unavailable")
 )
 
-// Registry is the part of the schema registry client the codec uses; *sr.Client implements it.
-type Registry interface {
+// SchemaRegistry is the part of a schema registry client the codec uses; *sr.Client implements it.
+type SchemaRegistry interface {
 	CreateSchema(ctx context.Context, subject string, s sr.Schema) (sr.SubjectSchema, error)
 	SchemaByID(ctx context.Context, id int) (sr.Schema, error)
 }
 
-var _ Registry = (*sr.Client)(nil)
+var _ SchemaRegistry = (*sr.Client)(nil)
 
 type decoder struct {
 	typ    *event.Type
 	schema avro.Schema // the event's schema, or the writer schema resolved against it
 }
 
-// Codec encodes and decodes the events of a Registry. It is safe for concurrent use.
+// Codec encodes and decodes the events of a TypeSet. It is safe for concurrent use.
 type Codec struct {
-	types  *event.Registry
-	reg    Registry
+	types  *event.TypeSet
+	reg    SchemaRegistry
 	header sr.ConfluentHeader
 	ids    map[*event.Type]int // immutable after New
 
@@ -65,7 +65,7 @@ const notFoundTTL = time.Minute
 
 // New registers the schema of every event type in reg (idempotent: the registry returns the
 // existing ID for a known schema) and returns a Codec that writes with those IDs.
-func New(ctx context.Context, reg Registry, types *event.Registry) (*Codec, error) {
+func New(ctx context.Context, reg SchemaRegistry, types *event.TypeSet) (*Codec, error) {
 	c := &Codec{types: types, reg: reg, ids: make(map[*event.Type]int), notFound: make(map[int]time.Time)}
 	decs := make(map[int]decoder)
 	for _, t := range types.Types() {
@@ -84,8 +84,8 @@ func New(ctx context.Context, reg Registry, types *event.Registry) (*Codec, erro
 	return c, nil
 }
 
-// Types returns the event registry the codec was built with.
-func (c *Codec) Types() *event.Registry { return c.types }
+// Types returns the event types the codec was built with.
+func (c *Codec) Types() *event.TypeSet { return c.types }
 
 // SchemaID returns the registry ID the codec writes t with.
 func (c *Codec) SchemaID(t *event.Type) int { return c.ids[t] }

@@ -32,7 +32,7 @@ const goldenFile = "testdata/account_created.golden.bin"
 type env struct {
 	reg    *srfake.Registry
 	client *sr.Client
-	types  *event.Registry
+	types  *event.TypeSet
 	codec  *codec.Codec
 }
 

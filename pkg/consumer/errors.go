@@ -1,11 +1,6 @@
 package consumer
 
-import (
-	"errors"
-
-	"github.com/choreo-dev/choreo/pkg/codec"
-	"github.com/choreo-dev/choreo/pkg/envelope"
-)
+import "errors"
 
 // ErrPermanent is wrapped by errors that retrying cannot fix: an invalid event, a broken
 // business rule. Test for it with errors.Is; make one with Permanent.
@@ -34,19 +29,4 @@ func Permanent(err error) error {
 // and parked when that is exhausted. Erring on the side of retrying costs time, never an event.
 func IsPermanent(err error) bool {
 	return errors.Is(err, ErrPermanent) || errors.Is(err, ErrPanic) || errors.Is(err, ErrUndeclaredEmit)
-}
-
-// decodeClass names why a record could not be decoded, for the choreo_dlq_reason header.
-func decodeClass(err error) string {
-	switch {
-	case errors.Is(err, ErrTooLarge):
-		return "too-large"
-	case errors.Is(err, codec.ErrEmptyValue):
-		return "empty"
-	case errors.Is(err, envelope.ErrMalformed):
-		return "headers"
-	case errors.Is(err, codec.ErrTypeMismatch), errors.Is(err, codec.ErrWrongTopic):
-		return "contract"
-	}
-	return "decode"
 }

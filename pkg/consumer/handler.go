@@ -14,14 +14,14 @@ import (
 	"github.com/choreo-dev/choreo/pkg/event"
 )
 
-// ErrUndeclaredEmit is returned by Tx.Emit for an event the handler did not declare with Emits:
-// the declaration is what the catalog is checked against, so it must be the truth.
+// ErrUndeclaredEmit is returned by UnitOfWork.Emit for an event the handler did not declare
+// with Emits: the declaration is what the catalog is checked against, so it must be the truth.
 var ErrUndeclaredEmit = errors.New("handler emits an event it did not declare")
 
 // HandlerFunc is the form every handler takes once registered, and what middleware wraps.
 // An error means the event could not be applied: the transaction's changes for this event are
 // rolled back and the record is parked on the dead-letter topic.
-type HandlerFunc func(ctx context.Context, tx *Tx, ev event.Event) error
+type HandlerFunc func(ctx context.Context, tx *UnitOfWork, ev event.Event) error
 
 // Middleware adds a cross-cutting concern (recovery, logging, metrics) around a handler.
 type Middleware func(HandlerFunc) HandlerFunc
@@ -61,11 +61,11 @@ func Effects(names ...string) HandlerOpt {
 func On[T any, P interface {
 	*T
 	event.Event
-}](name string, fn func(ctx context.Context, tx *Tx, ev P) error, opts ...HandlerOpt) Handler {
+}](name string, fn func(ctx context.Context, tx *UnitOfWork, ev P) error, opts ...HandlerOpt) Handler {
 	h := Handler{
 		name:     name,
 		consumes: event.NameOf(P(new(T))),
-		fn: func(ctx context.Context, tx *Tx, ev event.Event) error {
+		fn: func(ctx context.Context, tx *UnitOfWork, ev event.Event) error {
 			typed, ok := ev.(P)
 			if !ok {
 				return fmt.Errorf("handler %s: got %T, want %T", name, ev, P(nil))
@@ -94,7 +94,7 @@ func (h Handler) EffectNames() []string { return slices.Clone(h.effects) }
 // Recover turns a panic in a handler into an error, so one bad event is parked instead of
 // crashing the service (and being redelivered into the same panic forever).
 func Recover(next HandlerFunc) HandlerFunc {
-	return func(ctx context.Context, tx *Tx, ev event.Event) (err error) {
+	return func(ctx context.Context, tx *UnitOfWork, ev event.Event) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				err = fmt.Errorf("%w: %v", ErrPanic, p)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafka"
@@ -95,7 +96,7 @@ func newHarness(t *testing.T, groups ...string) *harness {
 	h := &harness{ns: kafkatest.Namespace(t), brokers: kafkatest.Brokers(t)}
 	topics := []string{h.topic("accounts"), h.topic("users")}
 	for _, g := range groups {
-		topics = append(topics, consumer.DeadLetterTopicOf(h.scoped(g)))
+		topics = append(topics, deadletter.Topic(h.scoped(g)))
 	}
 	var err error
 	h.producer, err = kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -154,7 +155,7 @@ func newHarness(t *testing.T, groups ...string) *harness {
 }
 
 // topic returns the harness's name of a topic of the catalog or a dead-letter topic named as a
-// test names it ("accounts", consumer.DeadLetterTopicOf(group)).
+// test names it ("accounts", deadletter.Topic(group)).
 func (h *harness) topic(name string) string { return h.ns + "." + name }
 
 // scoped returns the harness's name of a consumer group named as a test names it.
@@ -372,7 +373,7 @@ func (n *node) waitStats(t *testing.T, what string, done func(consumer.Stats) bo
 }
 
 // recordCall is what every test handler does first: a row in calls, in the handler's transaction.
-func recordCall(ctx context.Context, tx *consumer.Tx, handler, accountID, username string) error {
+func recordCall(ctx context.Context, tx *consumer.UnitOfWork, handler, accountID, username string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO calls (handler, event_id, account_id, username) VALUES ($1, $2, $3, $4)`,
 		handler, tx.Cause().ID, accountID, username)
 	return err
@@ -413,8 +414,8 @@ func headers(rec *kgo.Record) map[string]string {
 }
 
 // onAccountCreated is a handler that records its calls, then does what also says.
-func onAccountCreated(name string, also func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error, opts ...consumer.HandlerOpt) consumer.Handler {
-	return consumer.On(name, func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+func onAccountCreated(name string, also func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error, opts ...consumer.HandlerOpt) consumer.Handler {
+	return consumer.On(name, func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 		if err := recordCall(ctx, tx, name, ev.AccountID, ev.Username); err != nil {
 			return err
 		}
@@ -426,7 +427,7 @@ func onAccountCreated(name string, also func(ctx context.Context, tx *consumer.T
 }
 
 func onUserCreated(name string) consumer.Handler {
-	return consumer.On(name, func(ctx context.Context, tx *consumer.Tx, ev *event.UserCreated) error {
+	return consumer.On(name, func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.UserCreated) error {
 		return recordCall(ctx, tx, name, ev.AccountID, ev.Username)
 	})
 }

@@ -47,14 +47,11 @@ func Observe(fn Observer) Opt { return func(o *options) { o.observers = append(o
 // continues the trace. Default nil: no spans.
 func Tracing(t *telemetry.Tracer) Opt { return func(o *options) { o.tracer = t } }
 
-// note is one record's outcome within a transaction, reported only once the transaction commits.
+// note is one record's result within a transaction, reported only once the transaction commits.
 type note struct {
-	handler   string
-	outcome   Outcome // "" while undecided, and for a handler failure that stopped the batch
-	took      time.Duration
+	result
 	eventTime time.Time
 	chainTime time.Time
-	err       error
 	span      trace.Span // nil when tracing is off
 }
 
@@ -65,8 +62,8 @@ func (r *Runner) report(notes []note) {
 		if n.span != nil {
 			r.endSpan(n, string(n.outcome))
 		}
-		if n.outcome == "" {
-			continue
+		if n.outcome == outcomeFailed {
+			continue // counted when it is retried or parked
 		}
 		r.metrics.add(n.handler, func(s *Stats) {
 			switch n.outcome {
@@ -94,9 +91,6 @@ func (r *Runner) abandon(notes []note) {
 }
 
 func (r *Runner) endSpan(n *note, outcome string) {
-	if outcome == "" {
-		outcome = "failed"
-	}
 	if n.handler != "" {
 		n.span.SetAttributes(telemetry.AttrHandler.String(n.handler))
 	}

@@ -11,14 +11,15 @@ import (
 	"time"
 
 	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/event"
 )
 
 var errDown = errors.New("dependency down")
 
 // failFirst returns a handler that fails transiently the first n times it meets username.
-func failFirst(n int64, username string, calls *atomic.Int64) func(context.Context, *consumer.Tx, *event.AccountCreated) error {
-	return func(_ context.Context, _ *consumer.Tx, ev *event.AccountCreated) error {
+func failFirst(n int64, username string, calls *atomic.Int64) func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error {
+	return func(_ context.Context, _ *consumer.UnitOfWork, ev *event.AccountCreated) error {
 		if ev.Username == username && calls.Add(1) <= n {
 			return fmt.Errorf("send: %w", errDown)
 		}
@@ -66,19 +67,19 @@ func TestTransientFailurePastThePolicyIsParked(t *testing.T) {
 		t.Errorf("stats %+v after %d tries, want 3 tries (2 retries)", st, tries.Load())
 	}
 	n.flush(t)
-	parked := h.readTopic(t, consumer.DeadLetterTopicOf(group))
+	parked := h.readTopic(t, deadletter.Topic(group))
 	if len(parked) != 1 {
 		t.Fatalf("%d parked, want 1", len(parked))
 	}
 	checkParked(t, h, parked[0], bad, "create", "handler")
 	hs := headers(parked[0])
-	if hs[consumer.HeaderDLQClass] != "transient" || hs[consumer.HeaderDLQAttempts] != "3" {
-		t.Errorf("class %q attempts %q, want transient and 3", hs[consumer.HeaderDLQClass], hs[consumer.HeaderDLQAttempts])
+	if hs[deadletter.HeaderClass] != "transient" || hs[deadletter.HeaderAttempts] != "3" {
+		t.Errorf("class %q attempts %q, want transient and 3", hs[deadletter.HeaderClass], hs[deadletter.HeaderAttempts])
 	}
-	first, err1 := time.Parse(time.RFC3339Nano, hs[consumer.HeaderDLQFirstFailure])
-	last, err2 := time.Parse(time.RFC3339Nano, hs[consumer.HeaderDLQLastFailure])
+	first, err1 := time.Parse(time.RFC3339Nano, hs[deadletter.HeaderFirstFailure])
+	last, err2 := time.Parse(time.RFC3339Nano, hs[deadletter.HeaderLastFailure])
 	if err1 != nil || err2 != nil || !last.After(first) {
-		t.Errorf("first failure %q, last %q: want two times, the last later", hs[consumer.HeaderDLQFirstFailure], hs[consumer.HeaderDLQLastFailure])
+		t.Errorf("first failure %q, last %q: want two times, the last later", hs[deadletter.HeaderFirstFailure], hs[deadletter.HeaderLastFailure])
 	}
 }
 
@@ -87,7 +88,7 @@ func TestPermanentFailureIsParkedAtOnce(t *testing.T) {
 	h := newHarness(t)
 	var tries atomic.Int64
 	n := h.start(t, openDB(t), group, []consumer.Handler{onAccountCreated("create",
-		func(context.Context, *consumer.Tx, *event.AccountCreated) error {
+		func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error {
 			tries.Add(1)
 			return consumer.Permanent(errors.New("username taken"))
 		})})
@@ -97,7 +98,7 @@ func TestPermanentFailureIsParkedAtOnce(t *testing.T) {
 		t.Errorf("stats %+v after %d tries, want 1 try and no retry", st, tries.Load())
 	}
 	n.flush(t)
-	if p := h.readTopic(t, consumer.DeadLetterTopicOf(group)); len(p) != 1 || headers(p[0])[consumer.HeaderDLQClass] != "permanent" {
+	if p := h.readTopic(t, deadletter.Topic(group)); len(p) != 1 || headers(p[0])[deadletter.HeaderClass] != "permanent" {
 		t.Errorf("parked %d records, want 1 with class permanent", len(p))
 	}
 }
@@ -139,7 +140,7 @@ func TestRecordLargerThanTheLimitIsParked(t *testing.T) {
 	h.produce(t, big, h.accountCreated(t, 0, "id-ok", "acc-1", "ok"))
 	n.waitStats(t, "1 handled, 1 parked", func(s consumer.Stats) bool { return s.Handled == 1 && s.Parked == 1 })
 	n.flush(t)
-	p := h.readTopic(t, consumer.DeadLetterTopicOf(group))
+	p := h.readTopic(t, deadletter.Topic(group))
 	if len(p) != 1 {
 		t.Fatalf("%d parked, want 1", len(p))
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,30 +14,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/choreo-dev/choreo/pkg/codec"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/outbox"
 	"github.com/choreo-dev/choreo/pkg/telemetry"
 )
-
-// Headers added to a parked record, beside its original key, value and headers.
-const (
-	HeaderDLQTopic     = "choreo_dlq_topic"
-	HeaderDLQPartition = "choreo_dlq_partition"
-	HeaderDLQOffset    = "choreo_dlq_offset"
-	HeaderDLQGroup     = "choreo_dlq_group"
-	HeaderDLQHandler   = "choreo_dlq_handler"
-	// HeaderDLQReason says what failed: "handler", or for a record no handler saw, "decode",
-	// "empty", "headers", "contract" (wrong topic or type) or "too-large".
-	HeaderDLQReason       = "choreo_dlq_reason"
-	HeaderDLQClass        = "choreo_dlq_class" // "permanent" or "transient" (retries exhausted)
-	HeaderDLQError        = "choreo_dlq_error"
-	HeaderDLQTime         = "choreo_dlq_time"
-	HeaderDLQAttempts     = "choreo_dlq_attempts"
-	HeaderDLQFirstFailure = "choreo_dlq_first_failure"
-	HeaderDLQLastFailure  = "choreo_dlq_last_failure"
-)
-
-// DeadLetterTopicOf returns the default dead-letter topic of a consumer group.
-func DeadLetterTopicOf(group string) string { return group + ".dlq" }
 
 // Config is what a Runner cannot run without.
 type Config struct {
@@ -76,7 +55,6 @@ func (c Config) Validate() error {
 }
 
 type options struct {
-	dlq         string
 	middleware  []Middleware
 	log         *slog.Logger
 	maxPoll     int
@@ -91,10 +69,8 @@ type options struct {
 // Opt configures a Runner.
 type Opt func(*options)
 
-// DeadLetterTopic sets where records that cannot be processed are parked. Default: "<group>.dlq".
-func DeadLetterTopic(topic string) Opt { return func(o *options) { o.dlq = topic } }
-
-// WithMiddleware wraps every handler, first given outermost. Recover always wraps them all.
+// WithMiddleware wraps every handler, first given outermost, for cross-cutting concerns
+// (logging, metrics, a circuit breaker). Recover always wraps them all. Default none.
 func WithMiddleware(mw ...Middleware) Opt {
 	return func(o *options) { o.middleware = append(o.middleware, mw...) }
 }
@@ -102,7 +78,8 @@ func WithMiddleware(mw ...Middleware) Opt {
 // Logger sets the runner's logger. Default: discarded.
 func Logger(l *slog.Logger) Opt { return func(o *options) { o.log = l } }
 
-// MaxPollRecords bounds the records taken per poll. Default 10000.
+// MaxPollRecords bounds the records taken per poll, and so the records of a partition applied
+// in one transaction. Default 10000.
 func MaxPollRecords(n int) Opt { return func(o *options) { o.maxPoll = n } }
 
 // MaxRecordBytes bounds the value size a handler accepts; a larger record is parked unread.
@@ -136,6 +113,7 @@ type Runner struct {
 	cfg      Config
 	opts     options
 	source   string
+	dlq      string              // deadletter.Topic of the group
 	handlers map[string]*Handler // by consumed event name
 	topics   []string
 	client   *kgo.Client
@@ -147,7 +125,7 @@ type Runner struct {
 	workers map[topicPartition]*worker
 }
 
-// New validates the handlers against the codec's event registry and connects the consumer.
+// New validates the handlers against the codec's event types and connects the consumer.
 func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -157,34 +135,49 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 		opt(&o)
 	}
 	o.retry = o.retry.normalized()
-	if o.dlq == "" {
-		o.dlq = DeadLetterTopicOf(cfg.Group)
-	}
 	r := &Runner{
-		cfg: cfg, opts: o, source: "/" + cfg.Service, handlers: make(map[string]*Handler),
-		metrics: newMetrics(), workers: make(map[topicPartition]*worker),
+		cfg: cfg, opts: o, source: "/" + cfg.Service, dlq: deadletter.Topic(cfg.Group),
+		handlers: make(map[string]*Handler), metrics: newMetrics(), workers: make(map[topicPartition]*worker),
 	}
+	if err := r.register(handlers); err != nil {
+		return nil, err
+	}
+	var err error
+	if r.stmts, err = prepare(context.Background(), cfg.DB); err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	if r.client, err = kgo.NewClient(r.clientOpts()...); err != nil {
+		r.stmts.close()
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	return r, nil
+}
+
+// register checks handlers against the codec's event types, wraps them in the middleware
+// and notes the topics they consume.
+func (r *Runner) register(handlers []Handler) error {
+	types := r.cfg.Codec.Types()
 	names := map[string]bool{}
 	for _, h := range handlers {
 		if h.name == "" || names[h.name] {
-			return nil, fmt.Errorf("consumer: handler name %q is empty or registered twice", h.name)
+			return fmt.Errorf("consumer: handler name %q is empty or registered twice", h.name)
 		}
 		names[h.name] = true
 		if prev, dup := r.handlers[h.consumes]; dup {
-			return nil, fmt.Errorf("consumer: handlers %s and %s both consume %s", prev.name, h.name, h.consumes)
+			return fmt.Errorf("consumer: handlers %s and %s both consume %s", prev.name, h.name, h.consumes)
 		}
-		t, err := cfg.Codec.Types().ByName(h.consumes)
+		t, err := types.ByName(h.consumes)
 		if err != nil {
-			return nil, fmt.Errorf("consumer: handler %s: %w", h.name, err)
+			return fmt.Errorf("consumer: handler %s: %w", h.name, err)
 		}
 		for _, e := range h.emits {
-			if _, err := cfg.Codec.Types().ByName(e); err != nil {
-				return nil, fmt.Errorf("consumer: handler %s emits: %w", h.name, err)
+			if _, err := types.ByName(e); err != nil {
+				return fmt.Errorf("consumer: handler %s emits: %w", h.name, err)
 			}
 		}
 		fn := h.fn
-		for i := len(o.middleware) - 1; i >= 0; i-- {
-			fn = o.middleware[i](fn)
+		for i := len(r.opts.middleware) - 1; i >= 0; i-- {
+			fn = r.opts.middleware[i](fn)
 		}
 		h.fn = Recover(fn)
 		r.handlers[h.consumes] = &h
@@ -193,11 +186,16 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 		}
 	}
 	if len(r.handlers) == 0 {
-		return nil, errors.New("consumer: no handlers")
+		return errors.New("consumer: no handlers")
 	}
 	slices.Sort(r.topics)
-	copts := append(slices.Clone(cfg.ClientOpts),
-		kgo.ConsumerGroup(cfg.Group),
+	return nil
+}
+
+// clientOpts are the Config's client options plus the consumer group's.
+func (r *Runner) clientOpts() []kgo.Opt {
+	return append(slices.Clone(r.cfg.ClientOpts),
+		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(r.topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // a new group must not miss earlier facts
 		kgo.AutoCommitMarks(),
@@ -223,24 +221,13 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 			r.stopWorkers(lost) // another member owns them already: nothing to commit
 		}),
 	)
-	var err error
-	if r.stmts, err = prepare(context.Background(), cfg.DB); err != nil {
-		return nil, fmt.Errorf("consumer: %w", err)
-	}
-	cl, err := kgo.NewClient(copts...)
-	if err != nil {
-		r.stmts.close()
-		return nil, fmt.Errorf("consumer: %w", err)
-	}
-	r.client = cl
-	return r, nil
 }
 
 // Topics returns the topics the runner consumes.
 func (r *Runner) Topics() []string { return slices.Clone(r.topics) }
 
-// DeadLetterTopic returns where the runner parks records.
-func (r *Runner) DeadLetterTopic() string { return r.opts.dlq }
+// DeadLetterTopic returns where the runner parks records: deadletter.Topic of its group.
+func (r *Runner) DeadLetterTopic() string { return r.dlq }
 
 // Handlers returns the registered handlers.
 func (r *Runner) Handlers() []Handler {
@@ -264,17 +251,12 @@ func (r *Runner) Group() string { return r.cfg.Group }
 
 // Run consumes until ctx is done, then stops the partition workers (work in flight is rolled
 // back and redelivered later), commits what they finished and leaves the group.
+//
+// Each poll's records go to their partition's worker (worker.go), which applies them in order:
+// processPartition (process.go) decodes a batch, applies it in one transaction and retries or
+// parks what failed.
 func (r *Runner) Run(ctx context.Context) error {
-	defer func() {
-		r.stopWorkers(nil)
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := r.client.CommitMarkedOffsets(cctx); err != nil {
-			r.opts.log.Warn("final commit failed; the next start re-reads (inbox deduplicates)", "err", err)
-		}
-		r.client.Close()
-		r.stmts.close()
-	}()
+	defer r.shutdown(ctx)
 	for {
 		fetches := r.client.PollRecords(ctx, r.opts.maxPoll)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -291,301 +273,14 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-type decoded struct {
-	codec.Decoded
-	err error // the record cannot be decoded: park it
-	// park is set once the record's handler has failed for good: the next apply parks the
-	// record without calling the handler again.
-	park                      error
-	attempts                  int
-	firstFailure, lastFailure time.Time
-}
-
-// failure is a transient handler failure that stopped an apply at index.
-type failure struct {
-	index   int
-	handler string
-	err     error
-}
-
-// errPoisoned reports that record index's handler failed in a way that rolled back the whole
-// transaction (not just its savepoint): nothing of the batch was applied.
-type errPoisoned struct {
-	index   int
-	handler string
-	err     error
-}
-
-func (e *errPoisoned) Error() string { return e.err.Error() }
-
-// processPartition applies one partition's records, in order, each batch in one transaction,
-// and marks what committed for the next offset commit. A transient handler failure commits the
-// records before it, waits (the partition's worker only), and retries the failing record within
-// the RetryPolicy; a permanent one, or one past the policy, parks the record. A failure of the
-// database itself is retried until ctx is done. It returns only ctx's error.
-func (r *Runner) processPartition(ctx context.Context, recs []*kgo.Record) error {
-	ds, err := r.decode(ctx, recs)
-	if err != nil {
-		return err
+// shutdown stops the workers, commits what they finished and closes the client.
+func (r *Runner) shutdown(ctx context.Context) {
+	r.stopWorkers(nil)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.client.CommitMarkedOffsets(cctx); err != nil {
+		r.opts.log.Warn("final commit failed; the next start re-reads (inbox deduplicates)", "err", err)
 	}
-	dbBackoff := 10 * time.Millisecond
-	guarded := false
-	for i := 0; i < len(recs); {
-		n, fail, err := r.apply(ctx, recs[i:], ds[i:], guarded)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var poisoned *errPoisoned
-			if !errors.As(err, &poisoned) {
-				r.opts.log.Error("applying records failed; retrying", "topic", recs[i].Topic,
-					"partition", recs[i].Partition, "offset", recs[i].Offset, "err", err, "backoff", dbBackoff)
-				if !sleep(ctx, dbBackoff) {
-					return ctx.Err()
-				}
-				dbBackoff = min(2*dbBackoff, 5*time.Second)
-				continue
-			}
-			n, fail = 0, &failure{index: poisoned.index, handler: poisoned.handler, err: poisoned.err}
-			guarded = true // from now on each record under a savepoint
-		}
-		dbBackoff = 10 * time.Millisecond
-		if n > 0 {
-			r.client.MarkCommitRecords(recs[i+n-1])
-			i += n
-		}
-		if fail == nil {
-			continue
-		}
-		d := &ds[i+fail.index-n]
-		now := r.opts.now()
-		d.attempts++
-		if d.firstFailure.IsZero() {
-			d.firstFailure = now
-		}
-		d.lastFailure = now
-		wait := r.opts.retry.backoff(d.attempts)
-		if IsPermanent(fail.err) || d.attempts >= r.opts.retry.MaxAttempts || now.Add(wait).Sub(d.firstFailure) > r.opts.retry.MaxElapsed {
-			d.park = fail.err // the next apply parks it without calling the handler
-			continue
-		}
-		r.metrics.add(fail.handler, func(s *Stats) { s.Retried++ })
-		r.observe(Observation{Handler: fail.handler, Outcome: OutcomeRetried, EventTime: d.Envelope.Time, ChainTime: d.Envelope.ChainStart()})
-		r.opts.log.Warn("handler failed; retrying", "handler", fail.handler, "event", d.Envelope.ID,
-			"attempt", d.attempts, "backoff", wait, "err", fail.err)
-		if !sleep(ctx, wait) {
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-// sleep waits d or until ctx is done, and reports whether it waited the whole d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// decode decodes recs. A record whose schema the registry could not be asked about is not
-// undecodable, only not decodable yet: decoding is retried with backoff (holding the partition,
-// which keeps its order) until the registry answers or ctx is done.
-func (r *Runner) decode(ctx context.Context, recs []*kgo.Record) ([]decoded, error) {
-	ds := make([]decoded, len(recs))
-	for i, rec := range recs {
-		if len(rec.Value) > r.opts.maxBytes {
-			ds[i].err = fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(rec.Value), r.opts.maxBytes)
-			continue
-		}
-		ds[i].Decoded, ds[i].err = r.cfg.Codec.DecodeRecord(ctx, rec)
-	}
-	backoff := 50 * time.Millisecond
-	for {
-		pending := false
-		for i, rec := range recs {
-			if errors.Is(ds[i].err, codec.ErrRegistryUnavailable) {
-				if ds[i].Decoded, ds[i].err = r.cfg.Codec.DecodeRecord(ctx, rec); errors.Is(ds[i].err, codec.ErrRegistryUnavailable) {
-					pending = true
-				}
-			}
-		}
-		if !pending {
-			return ds, nil
-		}
-		r.opts.log.Warn("schema registry unavailable; retrying", "topic", recs[0].Topic, "partition", recs[0].Partition, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-// apply applies recs in one transaction, each record under a savepoint. It stops before the
-// first record whose handler fails transiently, commits what came before, and returns how many
-// records it committed and the failure. Permanent failures and undecodable records are parked
-// in the same transaction.
-//
-// Unguarded, records get no savepoints: the common case, where every handler succeeds, saves
-// two statements a record. The first handler failure then rolls back the whole batch (as
-// errPoisoned), and the caller applies it again guarded. Handlers change only the database
-// (effects outside it go through outboxes), so running them again is safe.
-func (r *Runner) apply(ctx context.Context, recs []*kgo.Record, ds []decoded, guarded bool) (n int, fail *failure, err error) {
-	r.stmts.prepareWanted(ctx)
-	tx, err := r.cfg.DB.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, nil, fmt.Errorf("begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	st := r.stmts.bind(ctx, tx)
-	notes := make([]note, 0, len(recs))
-	defer func() {
-		if err != nil {
-			r.abandon(notes)
-		}
-	}()
-	now := r.opts.now().UnixMilli()
-	for i, rec := range recs {
-		d := &ds[i]
-		notes = append(notes, note{eventTime: d.Envelope.Time, chainTime: d.Envelope.ChainStart()})
-		nt := &notes[len(notes)-1]
-		rctx := ctx
-		if r.opts.tracer != nil {
-			rctx, nt.span = r.opts.tracer.StartProcess(ctx, rec, r.cfg.Group)
-		}
-		if d.err != nil {
-			nt.err = d.err
-			if err := r.park(rctx, st, rec, "", decodeClass(d.err), d, d.err); err != nil {
-				return 0, nil, err
-			}
-			nt.outcome = OutcomeParked
-			continue
-		}
-		h := r.handlers[d.Type.Name]
-		if h == nil {
-			nt.outcome = OutcomeIgnored
-			continue
-		}
-		nt.handler = h.name
-		if d.park != nil {
-			nt.err = d.park
-			if err := r.park(rctx, st, rec, h.name, "handler", d, d.park); err != nil {
-				return 0, nil, err
-			}
-			nt.outcome = OutcomeParked
-			continue
-		}
-		if guarded {
-			if _, err := st.savepoint.ExecContext(ctx); err != nil {
-				return 0, nil, fmt.Errorf("savepoint: %w", err)
-			}
-		}
-		res, err := st.inbox.ExecContext(ctx, r.cfg.Group, d.Envelope.ID, d.Type.Name, now)
-		if err != nil {
-			return 0, nil, fmt.Errorf("inbox: %w", err)
-		}
-		if inserted, err := res.RowsAffected(); err != nil {
-			return 0, nil, fmt.Errorf("inbox: %w", err)
-		} else if inserted == 0 {
-			if guarded {
-				if _, err := st.release.ExecContext(ctx); err != nil {
-					return 0, nil, fmt.Errorf("release savepoint: %w", err)
-				}
-			}
-			nt.outcome = OutcomeDuplicate
-			continue
-		}
-		start := time.Now()
-		herr := h.fn(rctx, &Tx{sql: tx, stmts: st, r: r, h: h, cause: d.Envelope}, d.Event)
-		nt.took, nt.err = time.Since(start), herr
-		if herr != nil {
-			if ctx.Err() != nil {
-				return 0, nil, ctx.Err()
-			}
-			if !guarded {
-				// Nothing of the batch can be kept without savepoints: report the failure as
-				// one that took the whole transaction, and go on guarded.
-				return 0, nil, &errPoisoned{index: i, handler: h.name, err: herr}
-			}
-			if _, err := st.rollbackTo.ExecContext(ctx); err != nil {
-				// The handler's failure took the whole transaction with it.
-				return 0, nil, &errPoisoned{index: i, handler: h.name, err: herr}
-			}
-		}
-		if guarded {
-			if _, err := st.release.ExecContext(ctx); err != nil {
-				return 0, nil, fmt.Errorf("release savepoint: %w", err)
-			}
-		}
-		if herr != nil && !IsPermanent(herr) {
-			fail = &failure{index: i, handler: h.name, err: herr}
-			recs = recs[:i] // commit what came before; the caller retries from here
-			break
-		}
-		if herr != nil {
-			d.attempts++
-			d.firstFailure, d.lastFailure = r.opts.now(), r.opts.now()
-			r.opts.log.WarnContext(rctx, "handler failed permanently; parking record", "handler", h.name, "event", d.Envelope.ID, "err", herr)
-			if err := r.park(rctx, st, rec, h.name, "handler", d, herr); err != nil {
-				return 0, nil, err
-			}
-			nt.outcome = OutcomeParked
-			continue
-		}
-		nt.outcome = OutcomeHandled
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, nil, fmt.Errorf("commit: %w", err)
-	}
-	r.cfg.Relay.Notify()
-	for _, fn := range r.opts.afterCommit {
-		fn()
-	}
-	r.report(notes)
-	return len(recs), fail, nil
-}
-
-// park puts rec on the dead-letter topic through the outbox, so parking commits with the rest
-// of the batch: the record is never lost and never parked without its offset moving on.
-func (r *Runner) park(ctx context.Context, st *stmts, rec *kgo.Record, handler, reason string, d *decoded, cause error) error {
-	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+12)
-	hs = append(hs, rec.Headers...)
-	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
-	add(HeaderDLQTopic, rec.Topic)
-	add(HeaderDLQPartition, strconv.Itoa(int(rec.Partition)))
-	add(HeaderDLQOffset, strconv.FormatInt(rec.Offset, 10))
-	add(HeaderDLQGroup, r.cfg.Group)
-	if handler != "" {
-		add(HeaderDLQHandler, handler)
-	}
-	add(HeaderDLQReason, reason)
-	class := "permanent"
-	if handler != "" && !IsPermanent(cause) {
-		class = "transient"
-	}
-	add(HeaderDLQClass, class)
-	add(HeaderDLQError, cause.Error())
-	now := r.opts.now().UTC()
-	add(HeaderDLQTime, now.Format(time.RFC3339Nano))
-	attempts, first, last := max(d.attempts, 1), d.firstFailure, d.lastFailure
-	if first.IsZero() {
-		first, last = now, now
-	}
-	add(HeaderDLQAttempts, strconv.Itoa(attempts))
-	add(HeaderDLQFirstFailure, first.UTC().Format(time.RFC3339Nano))
-	add(HeaderDLQLastFailure, last.UTC().Format(time.RFC3339Nano))
-	if err := outbox.AddPrepared(ctx, st.outbox, &kgo.Record{Topic: r.opts.dlq, Key: rec.Key, Value: rec.Value, Headers: hs}); err != nil {
-		return fmt.Errorf("park %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
-	}
-	return nil
+	r.client.Close()
+	r.stmts.close()
 }

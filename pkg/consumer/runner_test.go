@@ -22,6 +22,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/outbox"
@@ -89,7 +90,7 @@ func TestRunnerAppliesARedeliveredEventOnce(t *testing.T) {
 			h := newHarness(t)
 			var invoked atomic.Int64
 			n := h.start(t, openDB(t), group, []consumer.Handler{onAccountCreated("create",
-				func(context.Context, *consumer.Tx, *event.AccountCreated) error { invoked.Add(1); return nil })})
+				func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error { invoked.Add(1); return nil })})
 
 			id := envelope.NewID()
 			first := h.accountCreated(t, 0, id, "acc-dup", "dupe")
@@ -125,24 +126,24 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
-		fail    func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error
+		fail    func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error
 		wantErr string // in the parked record's error header
 	}{
 		{
 			name: "returns an error",
-			fail: func(context.Context, *consumer.Tx, *event.AccountCreated) error {
+			fail: func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error {
 				return consumer.Permanent(fmt.Errorf("apply: %w", errBoom))
 			},
 			wantErr: "apply: boom",
 		},
 		{
 			name:    "panics",
-			fail:    func(context.Context, *consumer.Tx, *event.AccountCreated) error { panic("kaboom") },
+			fail:    func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error { panic("kaboom") },
 			wantErr: consumer.ErrPanic.Error() + ": kaboom",
 		},
 		{
 			name: "emits an undeclared event",
-			fail: func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+			fail: func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 				err := tx.Emit(ctx, &event.UserDeleted{UserID: "u", AccountID: ev.AccountID, DeletedAt: time.Now()})
 				if !errors.Is(err, consumer.ErrUndeclaredEmit) {
 					return fmt.Errorf("Emit of an undeclared event = %v, want ErrUndeclaredEmit", err)
@@ -153,7 +154,7 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 		},
 		{
 			name: "emits, then fails",
-			fail: func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+			fail: func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 				if err := tx.Emit(ctx, userCreatedOf(ev)); err != nil {
 					return err
 				}
@@ -166,7 +167,7 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
 			n := h.start(t, openDB(t), group, []consumer.Handler{onAccountCreated("create",
-				func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+				func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 					if ev.Username == "bad" {
 						return tc.fail(ctx, tx, ev) // after its call was recorded
 					}
@@ -197,14 +198,14 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 				t.Errorf("%d events published for a failed handler, want none", len(emitted))
 			}
 
-			parked := h.readTopic(t, consumer.DeadLetterTopicOf(group))
+			parked := h.readTopic(t, deadletter.Topic(group))
 			if len(parked) != 1 {
 				t.Fatalf("%d parked records, want 1", len(parked))
 			}
 			p := parked[0]
 			checkParked(t, h, p, bad, "create", "handler")
-			if hs := headers(p); !strings.Contains(hs[consumer.HeaderDLQError], tc.wantErr) {
-				t.Errorf("%s = %q, want it to contain %q", consumer.HeaderDLQError, hs[consumer.HeaderDLQError], tc.wantErr)
+			if hs := headers(p); !strings.Contains(hs[deadletter.HeaderError], tc.wantErr) {
+				t.Errorf("%s = %q, want it to contain %q", deadletter.HeaderError, hs[deadletter.HeaderError], tc.wantErr)
 			}
 		})
 	}
@@ -223,24 +224,24 @@ func checkParked(t *testing.T, h *harness, p, orig *kgo.Record, handler, reason 
 		}
 	}
 	want := map[string]string{
-		consumer.HeaderDLQTopic:     orig.Topic,
-		consumer.HeaderDLQPartition: strconv.Itoa(int(orig.Partition)),
-		consumer.HeaderDLQOffset:    strconv.FormatInt(orig.Offset, 10),
-		consumer.HeaderDLQGroup:     h.scoped(group),
-		consumer.HeaderDLQReason:    reason,
+		deadletter.HeaderTopic:     orig.Topic,
+		deadletter.HeaderPartition: strconv.Itoa(int(orig.Partition)),
+		deadletter.HeaderOffset:    strconv.FormatInt(orig.Offset, 10),
+		deadletter.HeaderGroup:     h.scoped(group),
+		deadletter.HeaderReason:    reason,
 	}
 	for k, v := range want {
 		if hs[k] != v {
 			t.Errorf("header %s = %q, want %q", k, hs[k], v)
 		}
 	}
-	if got, ok := hs[consumer.HeaderDLQHandler]; handler == "" && ok {
-		t.Errorf("header %s = %q on a record no handler saw", consumer.HeaderDLQHandler, got)
+	if got, ok := hs[deadletter.HeaderHandler]; handler == "" && ok {
+		t.Errorf("header %s = %q on a record no handler saw", deadletter.HeaderHandler, got)
 	} else if got != handler {
-		t.Errorf("header %s = %q, want %q", consumer.HeaderDLQHandler, got, handler)
+		t.Errorf("header %s = %q, want %q", deadletter.HeaderHandler, got, handler)
 	}
-	if _, err := time.Parse(time.RFC3339Nano, hs[consumer.HeaderDLQTime]); err != nil {
-		t.Errorf("header %s: %v", consumer.HeaderDLQTime, err)
+	if _, err := time.Parse(time.RFC3339Nano, hs[deadletter.HeaderTime]); err != nil {
+		t.Errorf("header %s: %v", deadletter.HeaderTime, err)
 	}
 }
 
@@ -369,7 +370,7 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 			if cs := calls(t, n.db); len(cs) != 1 || cs[0].EventID != "id-next" {
 				t.Errorf("calls = %+v, want only the valid event's", cs)
 			}
-			parked := h.readTopic(t, consumer.DeadLetterTopicOf(group))
+			parked := h.readTopic(t, deadletter.Topic(group))
 			if len(parked) != 1 {
 				t.Fatalf("%d parked records, want 1", len(parked))
 			}
@@ -379,8 +380,8 @@ func TestRunnerParksUndecodableRecords(t *testing.T) {
 				reason = "decode"
 			}
 			checkParked(t, h, p, bad, "", reason)
-			if e := headers(p)[consumer.HeaderDLQError]; !strings.Contains(e, tc.want.Error()) {
-				t.Errorf("%s = %q, want it to contain %q", consumer.HeaderDLQError, e, tc.want)
+			if e := headers(p)[deadletter.HeaderError]; !strings.Contains(e, tc.want.Error()) {
+				t.Errorf("%s = %q, want it to contain %q", deadletter.HeaderError, e, tc.want)
 			}
 		})
 	}
@@ -395,7 +396,7 @@ func TestParkedTombstoneStaysATombstone(t *testing.T) {
 	h.produce(t, &kgo.Record{Topic: h.topic("accounts"), Key: []byte("acc-x")})
 	n.waitStats(t, "the tombstone parked", func(s consumer.Stats) bool { return s.Parked >= 1 })
 	n.flush(t)
-	parked := h.readTopic(t, consumer.DeadLetterTopicOf(group))
+	parked := h.readTopic(t, deadletter.Topic(group))
 	if len(parked) != 1 {
 		t.Fatalf("%d parked records, want 1", len(parked))
 	}
@@ -417,7 +418,7 @@ func TestRunnerIgnoresEventsItHasNoHandlerFor(t *testing.T) {
 	if st := n.runner.Stats(); st != (consumer.Stats{Handled: 1, Ignored: 1}) {
 		t.Errorf("stats = %+v, want 1 handled, 1 ignored", st)
 	}
-	if parked := h.readTopic(t, consumer.DeadLetterTopicOf(group)); len(parked) != 0 {
+	if parked := h.readTopic(t, deadletter.Topic(group)); len(parked) != 0 {
 		t.Errorf("%d records parked, want none", len(parked))
 	}
 	if cs := calls(t, n.db); len(cs) != 1 || cs[0].EventID != "id-created" {
@@ -440,7 +441,7 @@ func TestEmitDerivesTheEventFromItsCause(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 6000000, time.UTC)
 	handlers := func() []consumer.Handler {
 		return []consumer.Handler{onAccountCreated("create-user",
-			func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+			func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 				return tx.Emit(ctx, userCreatedOf(ev))
 			}, consumer.Emits(new(event.UserCreated)))}
 	}
@@ -565,7 +566,7 @@ func TestRunnerCommitsProcessedOffsets(t *testing.T) {
 
 	var invoked atomic.Int64
 	n2 := h.start(t, db, group, []consumer.Handler{onAccountCreated("create",
-		func(context.Context, *consumer.Tx, *event.AccountCreated) error { invoked.Add(1); return nil })})
+		func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error { invoked.Add(1); return nil })})
 	for p := range int32(partitions) {
 		h.produce(t, h.accountCreated(t, p, envelope.NewID(), fmt.Sprintf("acc-new-%d", p), "new"))
 	}
@@ -591,7 +592,7 @@ func TestRunnerDoesNotCommitAnUnfinishedBatch(t *testing.T) {
 	blocked := make(chan struct{})
 	var once sync.Once
 	n := h.start(t, db, group, []consumer.Handler{onAccountCreated("create",
-		func(ctx context.Context, _ *consumer.Tx, ev *event.AccountCreated) error {
+		func(ctx context.Context, _ *consumer.UnitOfWork, ev *event.AccountCreated) error {
 			if ev.Username != "block" {
 				return nil
 			}
@@ -704,7 +705,7 @@ func TestRunnerParksAHandlerErrorThatEndedTheTransaction(t *testing.T) {
 	h := newHarness(t)
 	var conflicts atomic.Int64
 	n := h.start(t, openDB(t), group, []consumer.Handler{onAccountCreated("create",
-		func(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+		func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO strict (id) VALUES ($1)`, ev.Username)
 			if err != nil {
 				conflicts.Add(1)
@@ -772,7 +773,7 @@ func TestNewValidates(t *testing.T) {
 		{name: "unnamed handler", handlers: []consumer.Handler{onAccountCreated("", nil)}, wantErr: "empty or registered twice"},
 		{
 			name:     "handler name twice",
-			handlers: []consumer.Handler{create, consumer.On("create", func(context.Context, *consumer.Tx, *event.UserCreated) error { return nil })},
+			handlers: []consumer.Handler{create, consumer.On("create", func(context.Context, *consumer.UnitOfWork, *event.UserCreated) error { return nil })},
 			wantErr:  "empty or registered twice",
 		},
 		{
@@ -782,7 +783,7 @@ func TestNewValidates(t *testing.T) {
 		},
 		{
 			name:     "handler of an unknown event",
-			handlers: []consumer.Handler{consumer.On("bogus", func(context.Context, *consumer.Tx, *bogus) error { return nil })},
+			handlers: []consumer.Handler{consumer.On("bogus", func(context.Context, *consumer.UnitOfWork, *bogus) error { return nil })},
 			wantErr:  event.ErrUnknown.Error(),
 		},
 		{

@@ -11,7 +11,7 @@ import (
 )
 
 // stmts are the statements the runner runs for every record, prepared once: parsing them again
-// for each record was a measurable share of a record's cost. Handlers' statements (Tx's
+// for each record was a measurable share of a record's cost. Handlers' statements (UnitOfWork's
 // ExecContext and friends) are prepared on first use and kept too, up to maxCached.
 type stmts struct {
 	savepoint, release, rollbackTo, inbox, outbox *sql.Stmt
@@ -38,7 +38,7 @@ func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
 		{&s.savepoint, `SAVEPOINT handler`},
 		{&s.release, `RELEASE SAVEPOINT handler`},
 		{&s.rollbackTo, `ROLLBACK TO SAVEPOINT handler`},
-		{&s.inbox, `INSERT INTO inbox (consumer, event_id, event_type, processed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`},
+		{&s.inbox, inboxInsert},
 		{&s.outbox, outbox.Insert},
 	} {
 		stmt, err := db.PrepareContext(ctx, p.query)

@@ -1,5 +1,5 @@
 // Package dlq inspects and re-drives a consumer group's dead-letter topic, "<group>.dlq", where
-// the consumer runner parks the records it cannot process (see consumer.DeadLetterTopicOf).
+// the consumer runner parks the records it cannot process (the format is package deadletter's).
 //
 // A replay re-publishes a parked record to its source topic as it first arrived: the same key,
 // value and headers, so the same ce_id, and the consumer's inbox still deduplicates an event
@@ -21,7 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/kafka"
 )
 
@@ -54,11 +54,9 @@ func (e *ReplayedError) Error() string {
 // Unwrap makes errors.Is(err, ErrReplayed) hold.
 func (e *ReplayedError) Unwrap() error { return ErrReplayed }
 
-// Topic returns the dead-letter topic of group.
-func Topic(group string) string { return consumer.DeadLetterTopicOf(group) }
-
-// ReplaysTopic returns the topic recording the replays of group's parked records.
-func ReplaysTopic(group string) string { return Topic(group) + ".replays" }
+// ReplaysTopic returns the topic recording the replays of group's parked records:
+// "<group>.dlq.replays".
+func ReplaysTopic(group string) string { return deadletter.Topic(group) + ".replays" }
 
 // Replay records that a parked record was re-published, and where to.
 type Replay struct {
@@ -129,7 +127,7 @@ func Open(ctx context.Context, group string, clientOpts []kgo.Opt, opts ...Opt) 
 		return nil, fmt.Errorf("dlq: %w", err)
 	}
 	d := &DLQ{
-		topic: Topic(group), replays: ReplaysTopic(group),
+		topic: deadletter.Topic(group), replays: ReplaysTopic(group),
 		clientOpts: slices.Clone(clientOpts), cl: cl, adm: kadm.NewClient(cl), opts: o,
 	}
 	if err := cl.Ping(ctx); err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/dlq"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/kafka"
@@ -29,76 +29,38 @@ func sameHeaders(a, b []kgo.RecordHeader) bool {
 // parkedHeaders are the headers the consumer runner adds when it parks a record.
 func parkedHeaders(topic string, partition int32, offset int64) []kgo.RecordHeader {
 	return []kgo.RecordHeader{
-		hdr(consumer.HeaderDLQTopic, topic),
-		hdr(consumer.HeaderDLQPartition, strconv.Itoa(int(partition))),
-		hdr(consumer.HeaderDLQOffset, strconv.FormatInt(offset, 10)),
-		hdr(consumer.HeaderDLQGroup, "g"),
-		hdr(consumer.HeaderDLQHandler, "create-user"),
-		hdr(consumer.HeaderDLQReason, "handler"),
-		hdr(consumer.HeaderDLQClass, "permanent"),
-		hdr(consumer.HeaderDLQError, "invalid account: bad email"),
-		hdr(consumer.HeaderDLQTime, "2026-01-02T03:04:05.5Z"),
-		hdr(consumer.HeaderDLQAttempts, "3"),
-		hdr(consumer.HeaderDLQFirstFailure, "2026-01-02T03:04:01Z"),
-		hdr(consumer.HeaderDLQLastFailure, "2026-01-02T03:04:05Z"),
+		hdr(deadletter.HeaderTopic, topic),
+		hdr(deadletter.HeaderPartition, strconv.Itoa(int(partition))),
+		hdr(deadletter.HeaderOffset, strconv.FormatInt(offset, 10)),
+		hdr(deadletter.HeaderGroup, "g"),
+		hdr(deadletter.HeaderHandler, "create-user"),
+		hdr(deadletter.HeaderReason, "handler"),
+		hdr(deadletter.HeaderClass, "permanent"),
+		hdr(deadletter.HeaderError, "invalid account: bad email"),
+		hdr(deadletter.HeaderTime, "2026-01-02T03:04:05.5Z"),
+		hdr(deadletter.HeaderAttempts, "3"),
+		hdr(deadletter.HeaderFirstFailure, "2026-01-02T03:04:01Z"),
+		hdr(deadletter.HeaderLastFailure, "2026-01-02T03:04:05Z"),
 	}
 }
 
+// TestParse: a parked record's position and key come from the dead-letter topic, the rest from
+// its headers (deadletter.Parse, tested there).
 func TestParse(t *testing.T) {
 	t.Parallel()
-	original := []kgo.RecordHeader{hdr(envelope.HeaderID, "ev-1"), hdr(envelope.HeaderType, "AccountCreated"), hdr("x-trace", "t1")}
-	tests := []struct {
-		name string
-		rec  *kgo.Record
-		want dlq.Parked
-	}{
-		{
-			name: "parked by the runner",
-			rec: &kgo.Record{Partition: 2, Offset: 7, Key: []byte("acc-1"),
-				Headers: append(slices.Clone(original), parkedHeaders("accounts", 1, 42)...)},
-			want: dlq.Parked{
-				Position: dlq.Position{Partition: 2, Offset: 7}, Key: "acc-1",
-				SourceTopic: "accounts", SourcePartition: 1, SourceOffset: 42, Group: "g", Handler: "create-user",
-				Reason: "handler", Class: "permanent", Error: "invalid account: bad email", Attempts: 3,
-				Time:         time.Date(2026, 1, 2, 3, 4, 5, 500_000_000, time.UTC),
-				FirstFailure: time.Date(2026, 1, 2, 3, 4, 1, 0, time.UTC), LastFailure: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
-				Type: "AccountCreated", ID: "ev-1",
-			},
-		},
-		{
-			name: "published without CloudEvents headers: the ID is the source position's",
-			rec:  &kgo.Record{Offset: 1, Headers: parkedHeaders("accounts", 0, 9)[:3]},
-			want: dlq.Parked{
-				Position: dlq.Position{Offset: 1}, SourceTopic: "accounts", SourceOffset: 9,
-				ID: envelope.RecordID("accounts", 0, 9),
-			},
-		},
-		{
-			name: "not parked by the runner",
-			rec:  &kgo.Record{Offset: 3, Headers: []kgo.RecordHeader{hdr(consumer.HeaderDLQAttempts, "many")}},
-			want: dlq.Parked{Position: dlq.Position{Offset: 3}},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got := dlq.Parse(tt.rec)
-			if got.Record != tt.rec {
-				t.Errorf("Record is not the parsed record")
-			}
-			got.Record = nil
-			if got != tt.want {
-				t.Errorf("Parse =\n%+v\nwant\n%+v", got, tt.want)
-			}
-		})
+	rec := &kgo.Record{Topic: "g.dlq", Partition: 2, Offset: 7, Key: []byte("acc-1"), Headers: parkedHeaders("accounts", 1, 42)}
+	got := dlq.Parse(rec)
+	if got.Record != rec || got.Position != (dlq.Position{Partition: 2, Offset: 7}) || got.Key != "acc-1" ||
+		got.SourceTopic != "accounts" || got.SourcePartition != 1 || got.SourceOffset != 42 || got.Handler != "create-user" {
+		t.Errorf("Parse = %+v", got)
 	}
 }
 
 func TestReplayRecord(t *testing.T) {
 	t.Parallel()
-	original := []kgo.RecordHeader{hdr(envelope.HeaderID, "ev-1"), hdr("x-trace", "t1"), hdr(envelope.HeaderType, "AccountCreated")}
+	original := []kgo.RecordHeader{hdr(envelope.HeaderID, "ev-1"), hdr("x-trace", "t1")}
 	rec := &kgo.Record{Topic: "g.dlq", Key: []byte("k"), Value: []byte("v"),
-		Headers: append(slices.Clone(original), append(parkedHeaders("accounts", 1, 42), hdr("choreo_dlq_future", "x"))...)}
+		Headers: append(slices.Clone(original), parkedHeaders("accounts", 1, 42)...)}
 	got, err := dlq.Parse(rec).ReplayRecord()
 	if err != nil {
 		t.Fatal(err)
@@ -106,19 +68,9 @@ func TestReplayRecord(t *testing.T) {
 	if got.Topic != "accounts" || string(got.Key) != "k" || string(got.Value) != "v" || !sameHeaders(got.Headers, original) {
 		t.Errorf("ReplayRecord = %s key %q value %q headers %v, want accounts k v %v", got.Topic, got.Key, got.Value, got.Headers, original)
 	}
-
-	// Without a ce_id, the record's identity was its source position: the replay carries it.
-	bare := &kgo.Record{Topic: "g.dlq", Value: []byte("v"), Headers: parkedHeaders("accounts", 1, 42)}
-	got, err = dlq.Parse(bare).ReplayRecord()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []kgo.RecordHeader{hdr(envelope.HeaderID, envelope.RecordID("accounts", 1, 42))}; !sameHeaders(got.Headers, want) {
-		t.Errorf("headers of a headerless record's replay = %v, want %v", got.Headers, want)
-	}
-
-	if _, err := dlq.Parse(&kgo.Record{Value: []byte("v")}).ReplayRecord(); !errors.Is(err, dlq.ErrNotParked) {
-		t.Errorf("ReplayRecord of a record without %s: %v, want ErrNotParked", consumer.HeaderDLQTopic, err)
+	stray := &kgo.Record{Partition: 1, Offset: 2, Value: []byte("v")}
+	if _, err := dlq.Parse(stray).ReplayRecord(); !errors.Is(err, dlq.ErrNotParked) || !strings.Contains(err.Error(), "1/2") {
+		t.Errorf("ReplayRecord of a record without %s: %v, want ErrNotParked naming 1/2", deadletter.HeaderTopic, err)
 	}
 }
 
@@ -154,7 +106,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(f.cl.Close)
 	if _, err := kafka.EnsureTopics(t.Context(), kadm.NewClient(f.cl),
 		kafka.Topic{Name: f.src, Partitions: 3, ReplicationFactor: 1},
-		kafka.Topic{Name: dlq.Topic(f.group), Partitions: 3, ReplicationFactor: 1},
+		kafka.Topic{Name: deadletter.Topic(f.group), Partitions: 3, ReplicationFactor: 1},
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +117,7 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) park(t *testing.T, recs ...*kgo.Record) {
 	t.Helper()
 	for _, r := range recs {
-		r.Topic = dlq.Topic(f.group)
+		r.Topic = deadletter.Topic(f.group)
 	}
 	if err := f.cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)

@@ -187,3 +187,41 @@ func FromHeaders(hs []kgo.RecordHeader) (Envelope, error) {
 	}
 	return e, nil
 }
+
+// FromHeadersLenient reads what it can of the envelope of headers that FromHeaders refuses, for
+// showing a malformed record rather than processing it: the first value of each header counts,
+// and a time that does not parse is left zero.
+func FromHeadersLenient(hs []kgo.RecordHeader) Envelope {
+	var e Envelope
+	set := func(dst *string, v []byte) {
+		if *dst == "" {
+			*dst = string(v)
+		}
+	}
+	setTime := func(dst *time.Time, v []byte) {
+		if t, err := time.Parse(time.RFC3339Nano, string(v)); err == nil && dst.IsZero() {
+			*dst = t
+		}
+	}
+	for _, h := range hs {
+		switch h.Key {
+		case HeaderID:
+			set(&e.ID, h.Value)
+		case HeaderType:
+			set(&e.Type, h.Value)
+		case HeaderSource:
+			set(&e.Source, h.Value)
+		case HeaderCorrelationID:
+			set(&e.CorrelationID, h.Value)
+		case HeaderCausationID:
+			set(&e.CausationID, h.Value)
+		case HeaderContentType:
+			set(&e.ContentType, h.Value)
+		case HeaderTime:
+			setTime(&e.Time, h.Value)
+		case HeaderChainTime:
+			setTime(&e.ChainTime, h.Value)
+		}
+	}
+	return e
+}

@@ -396,3 +396,25 @@ func TestDerivedIDsAreGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestFromHeadersLenient: headers FromHeaders refuses still show what they can.
+func TestFromHeadersLenient(t *testing.T) {
+	t.Parallel()
+	h := func(k, v string) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: []byte(v)} }
+	hs := []kgo.RecordHeader{
+		h(envelope.HeaderSpecVersion, "0.3"),
+		h(envelope.HeaderID, "id-1"), h(envelope.HeaderID, "id-2"),
+		h(envelope.HeaderType, "AccountCreated"), h(envelope.HeaderSource, "/account-service"),
+		h(envelope.HeaderCorrelationID, "c"), h(envelope.HeaderCausationID, "p"),
+		h(envelope.HeaderTime, "yesterday"), h(envelope.HeaderTime, "2026-01-02T03:04:05Z"),
+	}
+	if _, err := envelope.FromHeaders(hs); !errors.Is(err, envelope.ErrMalformed) {
+		t.Fatalf("FromHeaders: %v, want ErrMalformed (else this test shows nothing)", err)
+	}
+	got := envelope.FromHeadersLenient(hs)
+	want := envelope.Envelope{ID: "id-1", Type: "AccountCreated", Source: "/account-service", CorrelationID: "c",
+		CausationID: "p", Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	if !sameEnvelope(got, want) {
+		t.Errorf("FromHeadersLenient = %+v, want %+v", got, want)
+	}
+}

@@ -1,5 +1,5 @@
 // Package event holds choreo's domain events: Go types generated from the Avro schemas in
-// schemas/ (see events.gen.go) and the Registry that ties each type to its schema and topic.
+// schemas/ (see events.gen.go) and the TypeSet that ties each type to its schema and topic.
 package event
 
 //go:generate go tool avrogen -pkg event -encoders -tags json:camel -o events.gen.go ../../schemas/account_created.avsc ../../schemas/account_deleted.avsc ../../schemas/user_created.avsc ../../schemas/user_deleted.avsc ../../schemas/user_registration_rejected.avsc
@@ -38,10 +38,10 @@ type Type struct {
 	Key string
 	// Schema is the Avro schema the event is written with and read as. Load sets it from the
 	// .avsc file, with defaults and aliases (which schema resolution needs to read events
-	// written with earlier versions); NewRegistry from the generated code's canonical form.
+	// written with earlier versions); NewTypeSet from the generated code's canonical form.
 	Schema *avro.RecordSchema
 	// Text is the schema as written in its .avsc file, doc strings included: what the codec
-	// registers, so that registry browsers show the documentation. Empty for a Registry not
+	// registers, so that registry browsers show the documentation. Empty for a TypeSet not
 	// built by Load; Schema.String() (the canonical form) is registered then.
 	Text string
 
@@ -62,9 +62,10 @@ func (t *Type) New() Event { return t.new() }
 // which lets one topic carry several event types (all events of one account stay in order).
 func (t *Type) Subject() string { return t.Topic + "-" + t.FullName }
 
-// Registry maps event names, full names and Go types to Types. It is immutable once built and
-// safe for concurrent use.
-type Registry struct {
+// TypeSet is the set of event types of a catalog: it maps event names, full names and Go types
+// to Types (the schema registry is another thing: package registry serves it, and codec asks it
+// for schema IDs). It is immutable once built and safe for concurrent use.
+type TypeSet struct {
 	byName     map[string]*Type
 	byFullName map[string]*Type
 	byGoType   map[reflect.Type]*Type
@@ -82,13 +83,13 @@ func constructors() []func() Event {
 	}
 }
 
-// Load builds the Registry of the catalog embedded in this binary.
-func Load() (*Registry, error) {
+// Load builds the TypeSet of the catalog embedded in this binary.
+func Load() (*TypeSet, error) {
 	cat, err := catalog.Load(schemas.FS)
 	if err != nil {
 		return nil, err
 	}
-	r, err := NewRegistry(cat)
+	r, err := NewTypeSet(cat)
 	if err != nil {
 		return nil, err
 	}
@@ -113,10 +114,10 @@ func Load() (*Registry, error) {
 	return r, nil
 }
 
-// NewRegistry ties every event of cat to its generated Go type. It fails when an event of the
+// NewTypeSet ties every event of cat to its generated Go type. It fails when an event of the
 // catalog has no Go type, or a Go type no catalog entry.
-func NewRegistry(cat *catalog.Catalog) (*Registry, error) {
-	r := &Registry{
+func NewTypeSet(cat *catalog.Catalog) (*TypeSet, error) {
+	r := &TypeSet{
 		byName:     make(map[string]*Type),
 		byFullName: make(map[string]*Type),
 		byGoType:   make(map[reflect.Type]*Type),
@@ -170,11 +171,11 @@ func keyField(st reflect.Type, name string) []int {
 // WithNamespace returns a registry whose topics are prefixed with ns and a dot, so that several
 // deployments (or tests) can share one Kafka cluster without reading each other's events.
 // An empty ns returns r itself.
-func (r *Registry) WithNamespace(ns string) *Registry {
+func (r *TypeSet) WithNamespace(ns string) *TypeSet {
 	if ns == "" {
 		return r
 	}
-	n := &Registry{
+	n := &TypeSet{
 		byName:     make(map[string]*Type, len(r.byName)),
 		byFullName: make(map[string]*Type, len(r.byName)),
 		byGoType:   make(map[reflect.Type]*Type, len(r.byName)),
@@ -190,7 +191,7 @@ func (r *Registry) WithNamespace(ns string) *Registry {
 }
 
 // ByName returns the Type named name (e.g. "AccountCreated").
-func (r *Registry) ByName(name string) (*Type, error) {
+func (r *TypeSet) ByName(name string) (*Type, error) {
 	if t, ok := r.byName[name]; ok {
 		return t, nil
 	}
@@ -198,7 +199,7 @@ func (r *Registry) ByName(name string) (*Type, error) {
 }
 
 // ByFullName returns the Type whose record full name is name.
-func (r *Registry) ByFullName(name string) (*Type, error) {
+func (r *TypeSet) ByFullName(name string) (*Type, error) {
 	if t, ok := r.byFullName[name]; ok {
 		return t, nil
 	}
@@ -206,7 +207,7 @@ func (r *Registry) ByFullName(name string) (*Type, error) {
 }
 
 // Of returns the Type of ev, which must be a pointer to a generated event type.
-func (r *Registry) Of(ev Event) (*Type, error) {
+func (r *TypeSet) Of(ev Event) (*Type, error) {
 	if t, ok := r.byGoType[reflect.TypeOf(ev)]; ok {
 		return t, nil
 	}
@@ -214,7 +215,7 @@ func (r *Registry) Of(ev Event) (*Type, error) {
 }
 
 // Types returns every Type, sorted by name.
-func (r *Registry) Types() []*Type {
+func (r *TypeSet) Types() []*Type {
 	ts := make([]*Type, 0, len(r.byName))
 	for _, t := range r.byName {
 		ts = append(ts, t)

@@ -35,7 +35,7 @@ var wantTypes = []struct {
 	{"UserRegistrationRejected", "choreo.user.v1.UserRegistrationRejected", "users", "accountId", "users-choreo.user.v1.UserRegistrationRejected"},
 }
 
-func mustLoad(t *testing.T) *event.Registry {
+func mustLoad(t *testing.T) *event.TypeSet {
 	t.Helper()
 	r, err := event.Load()
 	if err != nil {
@@ -214,9 +214,9 @@ func TestNameOf(t *testing.T) {
 	}
 }
 
-// TestNewRegistryRejectsDrift checks that the registry refuses a catalog that does not match
+// TestNewTypeSetRejectsDrift checks that the registry refuses a catalog that does not match
 // the generated Go types, in either direction.
-func TestNewRegistryRejectsDrift(t *testing.T) {
+func TestNewTypeSetRejectsDrift(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name        string
@@ -251,9 +251,9 @@ func TestNewRegistryRejectsDrift(t *testing.T) {
 			t.Parallel()
 			cat := mustCatalog(t)
 			tt.edit(cat)
-			r, err := event.NewRegistry(cat)
+			r, err := event.NewTypeSet(cat)
 			if err == nil {
-				t.Fatalf("NewRegistry = %v, nil; want an error", r)
+				t.Fatalf("NewTypeSet = %v, nil; want an error", r)
 			}
 			if tt.wantUnknown && !errors.Is(err, event.ErrUnknown) {
 				t.Errorf("err = %v, want one wrapping event.ErrUnknown", err)
@@ -265,7 +265,7 @@ func TestNewRegistryRejectsDrift(t *testing.T) {
 		t.Parallel()
 		cat := mustCatalog(t)
 		setKey(cat, "UserCreated", "userId")
-		r, err := event.NewRegistry(cat)
+		r, err := event.NewTypeSet(cat)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -36,7 +36,7 @@ func TestOpenOptions(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	noop := func(context.Context, *consumer.Tx, *event.AccountCreated) error { return nil }
+	noop := func(context.Context, *consumer.UnitOfWork, *event.AccountCreated) error { return nil }
 	migs := migrate.Migrations{Component: "options-test", FS: fstest.MapFS{"0001_t.sql": {Data: []byte("CREATE TABLE t (id TEXT PRIMARY KEY);")}}}
 
 	t.Run("every part", func(t *testing.T) {

@@ -27,6 +27,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/connect"
 	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafka"
@@ -157,7 +158,7 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, opts .
 // produces or consumes, namespaced as types are. A service the catalog does not know (a test's)
 // gets every topic. Only these are provisioned or checked at start-up: on a secured cluster a
 // service may see no other topic.
-func serviceTopics(cat *catalog.Catalog, name string, types *event.Registry) ([]string, error) {
+func serviceTopics(cat *catalog.Catalog, name string, types *event.TypeSet) ([]string, error) {
 	var topics []string
 	add := func(t string) {
 		if !slices.Contains(topics, t) {
@@ -282,7 +283,7 @@ func (s *Service) checkGroup(ctx context.Context, group string) error {
 // Records that cannot be processed are parked on the group's dead-letter topic.
 func (s *Service) Consume(ctx context.Context, group string, handlers []consumer.Handler, opts ...consumer.Opt) error {
 	scoped := s.Config.Scoped(group)
-	if err := s.ensureTopics(ctx, consumer.DeadLetterTopicOf(scoped)); err != nil {
+	if err := s.ensureTopics(ctx, deadletter.Topic(scoped)); err != nil {
 		return err
 	}
 	if err := s.checkGroup(ctx, scoped); err != nil {

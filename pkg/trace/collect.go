@@ -15,7 +15,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/catalog"
 	"github.com/choreo-dev/choreo/pkg/codec"
-	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 )
 
 // ErrNotInWindow is wrapped by the errors of FindByID when no record carries the ID in the part
@@ -38,7 +38,7 @@ func Topics(cat *catalog.Catalog, namespace string) []string {
 	}
 	for _, s := range cat.Services {
 		if s.Group != "" {
-			topics = append(topics, consumer.DeadLetterTopicOf(scoped(s.Group)))
+			topics = append(topics, deadletter.Topic(scoped(s.Group)))
 		}
 	}
 	slices.Sort(topics)
@@ -109,7 +109,7 @@ func Collect(ctx context.Context, cl *kgo.Client, c *codec.Codec, topics []strin
 // cl is used as it is for the admin requests, and its options (cl.Opts) are the base of the
 // clients that read partitions directly, with no consumer group: cl must not be a group
 // consumer. c decodes the events; it must know the topics' names, so for namespaced topics
-// it is built with event.Registry.WithNamespace. A nil c leaves the events undecoded. Topics that
+// it is built with event.TypeSet.WithNamespace. A nil c leaves the events undecoded. Topics that
 // do not exist are skipped and listed in MissingTopics. When no record carries id the error
 // wraps ErrNotFound, and ErrNotInWindow too when the search stopped at its lookback.
 func FindByID(ctx context.Context, cl *kgo.Client, c *codec.Codec, topics []string, id string, opts ...Option) (*Trace, error) {
@@ -187,7 +187,7 @@ func Recent(ctx context.Context, cl *kgo.Client, c *codec.Codec, topics []string
 	starts := func() []*kgo.Record {
 		var out []*kgo.Record
 		for _, r := range recs {
-			if rid, corr := identity(r); !isParked(r) && (corr == "" || corr == rid) {
+			if rid, corr := identity(r); !deadletter.IsParked(r) && (corr == "" || corr == rid) {
 				out = append(out, r)
 			}
 		}

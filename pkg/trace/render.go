@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 )
 
 // leaf is what the catalog adds under a node that is not a record: the effect that ends a
@@ -124,7 +126,7 @@ func textLine(n *Node, start time.Time, root bool) string {
 		if p.Handler != "" {
 			f[len(f)-1] += " (handler " + p.Handler + ")"
 		}
-		f = append(f, position(n), when, "choreo_dlq_error="+strconv.Quote(p.Error))
+		f = append(f, position(n), when, deadletter.HeaderError+"="+strconv.Quote(p.Error))
 		return strings.Join(f, "  ")
 	}
 	f = append(f, orUnknown(n.Type), "ce_id="+n.ID, "by "+by(n), position(n), when)

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,8 +19,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/avrojson"
 	"github.com/choreo-dev/choreo/pkg/codec"
-	"github.com/choreo-dev/choreo/pkg/consumer"
-	"github.com/choreo-dev/choreo/pkg/dlq"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 )
 
@@ -145,49 +143,20 @@ func (t *Trace) Event(id string) (*Node, bool) {
 // A record without a ce_id gets the ID the consumers give it: its position, on its source topic
 // for a parked record.
 func identity(rec *kgo.Record) (id, corr string) {
-	var srcTopic, srcPartition, srcOffset string
-	for _, h := range rec.Headers {
-		switch h.Key {
-		case envelope.HeaderID:
-			id = string(h.Value)
-		case envelope.HeaderCorrelationID:
-			corr = string(h.Value)
-		case consumer.HeaderDLQTopic:
-			srcTopic = string(h.Value)
-		case consumer.HeaderDLQPartition:
-			srcPartition = string(h.Value)
-		case consumer.HeaderDLQOffset:
-			srcOffset = string(h.Value)
-		}
+	env := envelope.FromHeadersLenient(rec.Headers)
+	switch {
+	case env.ID != "":
+		return env.ID, env.CorrelationID
+	case deadletter.IsParked(rec):
+		return deadletter.Parse(rec).ID, env.CorrelationID
 	}
-	if id != "" {
-		return id, corr
-	}
-	if srcTopic != "" {
-		p, perr := strconv.ParseInt(srcPartition, 10, 32)
-		o, oerr := strconv.ParseInt(srcOffset, 10, 64)
-		if perr == nil && oerr == nil {
-			return envelope.RecordID(srcTopic, int32(p), o), corr
-		}
-		return "", corr
-	}
-	return envelope.RecordID(rec.Topic, rec.Partition, rec.Offset), corr
+	return envelope.RecordID(rec.Topic, rec.Partition, rec.Offset), env.CorrelationID
 }
 
 // belongs reports whether an event is part of operation correlationID: it carries that
 // correlation ID or, as the first event of a chain published without one, is that event.
 func belongs(id, corr, correlationID string) bool {
 	return corr == correlationID || corr == "" && id == correlationID
-}
-
-// isParked reports whether rec is a record a consumer runner parked.
-func isParked(rec *kgo.Record) bool {
-	for _, h := range rec.Headers {
-		if h.Key == consumer.HeaderDLQTopic {
-			return true
-		}
-	}
-	return false
 }
 
 // FromRecords builds the trace of operation correlationID from records of event topics and
@@ -213,10 +182,10 @@ func newNode(ctx context.Context, c *codec.Codec, rec *kgo.Record) *Node {
 	env, err := envelope.FromHeaders(rec.Headers)
 	if err != nil {
 		n.DecodeError = err.Error()
-		env = lenientEnvelope(rec.Headers)
+		env = envelope.FromHeadersLenient(rec.Headers)
 	}
-	if isParked(rec) {
-		p := dlq.Parse(rec)
+	if deadletter.IsParked(rec) {
+		p := deadletter.Parse(rec)
 		n.Parked = &Parked{
 			Group: p.Group, Handler: p.Handler, Reason: p.Reason, Class: p.Class, Error: p.Error,
 			Attempts: p.Attempts, At: p.Time.UTC(),
@@ -254,36 +223,6 @@ func newNode(ctx context.Context, c *codec.Codec, rec *kgo.Record) *Node {
 		n.Time = env.Time.UTC()
 	}
 	return n
-}
-
-// lenientEnvelope reads the envelope headers of a record whose headers FromHeaders refuses,
-// taking the first value of each and ignoring what does not parse.
-func lenientEnvelope(hs []kgo.RecordHeader) envelope.Envelope {
-	var e envelope.Envelope
-	set := func(dst *string, v []byte) {
-		if *dst == "" {
-			*dst = string(v)
-		}
-	}
-	for _, h := range hs {
-		switch h.Key {
-		case envelope.HeaderID:
-			set(&e.ID, h.Value)
-		case envelope.HeaderType:
-			set(&e.Type, h.Value)
-		case envelope.HeaderSource:
-			set(&e.Source, h.Value)
-		case envelope.HeaderCorrelationID:
-			set(&e.CorrelationID, h.Value)
-		case envelope.HeaderCausationID:
-			set(&e.CausationID, h.Value)
-		case envelope.HeaderTime:
-			if t, err := time.Parse(time.RFC3339Nano, string(h.Value)); err == nil && e.Time.IsZero() {
-				e.Time = t
-			}
-		}
-	}
-	return e
 }
 
 // byTime orders nodes by when they happened, then by where they are in the log.

@@ -18,7 +18,7 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/catalog"
 	"github.com/choreo-dev/choreo/pkg/codec"
-	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/trace"
@@ -51,10 +51,10 @@ func (r rec) record() *kgo.Record {
 	}
 	if r.parkedBy != "" {
 		for _, h := range [][2]string{
-			{consumer.HeaderDLQTopic, r.topic}, {consumer.HeaderDLQPartition, "0"}, {consumer.HeaderDLQOffset, "7"},
-			{consumer.HeaderDLQGroup, r.parkedBy}, {consumer.HeaderDLQHandler, r.handler}, {consumer.HeaderDLQReason, "handler"},
-			{consumer.HeaderDLQClass, "permanent"}, {consumer.HeaderDLQError, r.err}, {consumer.HeaderDLQAttempts, "1"},
-			{consumer.HeaderDLQTime, t0.Add(r.at + 5*time.Millisecond).Format(time.RFC3339Nano)},
+			{deadletter.HeaderTopic, r.topic}, {deadletter.HeaderPartition, "0"}, {deadletter.HeaderOffset, "7"},
+			{deadletter.HeaderGroup, r.parkedBy}, {deadletter.HeaderHandler, r.handler}, {deadletter.HeaderReason, "handler"},
+			{deadletter.HeaderClass, "permanent"}, {deadletter.HeaderError, r.err}, {deadletter.HeaderAttempts, "1"},
+			{deadletter.HeaderTime, t0.Add(r.at + 5*time.Millisecond).Format(time.RFC3339Nano)},
 		} {
 			k.Headers = append(k.Headers, kgo.RecordHeader{Key: h[0], Value: []byte(h[1])})
 		}
@@ -232,7 +232,7 @@ func TestFromRecordsDecodes(t *testing.T) {
 		Headers: envelope.Envelope{ID: "g1", Type: "AccountDeleted", CorrelationID: "a1", CausationID: "a1", Time: t0.Add(time.Minute)}.AppendHeaders(nil)}
 	parked := *created
 	parked.Topic = "user-service.dlq"
-	parked.Headers = append(slices.Clone(created.Headers), kgo.RecordHeader{Key: consumer.HeaderDLQTopic, Value: []byte("accounts")})
+	parked.Headers = append(slices.Clone(created.Headers), kgo.RecordHeader{Key: deadletter.HeaderTopic, Value: []byte("accounts")})
 
 	tr := trace.FromRecords(ctx, c, "a1", []*kgo.Record{created, garbage, &parked})
 	root := tr.Root()

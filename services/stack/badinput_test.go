@@ -16,7 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/services/stack"
@@ -35,7 +35,7 @@ type deadLetters struct {
 func readDeadLetters(t *testing.T, s *stack.Stack, service, group string) *deadLetters {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers()...),
-		kgo.ConsumeTopics(consumer.DeadLetterTopicOf(s.ServiceConfig(service).Scoped(group))),
+		kgo.ConsumeTopics(deadletter.Topic(s.ServiceConfig(service).Scoped(group))),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -254,28 +254,28 @@ func TestBadRecordsAreParkedAndTheNextEventProcessed(t *testing.T) {
 				}
 				return hs[k][0]
 			}
-			if got := one(consumer.HeaderDLQReason); got != tt.wantReason {
-				t.Errorf("%s = %q, want %q (error %q)", consumer.HeaderDLQReason, got, tt.wantReason, hs[consumer.HeaderDLQError])
+			if got := one(deadletter.HeaderReason); got != tt.wantReason {
+				t.Errorf("%s = %q, want %q (error %q)", deadletter.HeaderReason, got, tt.wantReason, hs[deadletter.HeaderError])
 			}
-			if got := one(consumer.HeaderDLQClass); got != "permanent" {
-				t.Errorf("%s = %q, want permanent", consumer.HeaderDLQClass, got)
+			if got := one(deadletter.HeaderClass); got != "permanent" {
+				t.Errorf("%s = %q, want permanent", deadletter.HeaderClass, got)
 			}
-			if got := hs[consumer.HeaderDLQHandler]; tt.wantHandler == "" && len(got) != 0 || tt.wantHandler != "" && (len(got) != 1 || got[0] != tt.wantHandler) {
-				t.Errorf("%s = %q, want %q", consumer.HeaderDLQHandler, got, tt.wantHandler)
+			if got := hs[deadletter.HeaderHandler]; tt.wantHandler == "" && len(got) != 0 || tt.wantHandler != "" && (len(got) != 1 || got[0] != tt.wantHandler) {
+				t.Errorf("%s = %q, want %q", deadletter.HeaderHandler, got, tt.wantHandler)
 			}
-			msg := one(consumer.HeaderDLQError)
+			msg := one(deadletter.HeaderError)
 			for _, w := range tt.wantError {
 				if !strings.Contains(msg, w) {
-					t.Errorf("%s %q does not mention %q", consumer.HeaderDLQError, msg, w)
+					t.Errorf("%s %q does not mention %q", deadletter.HeaderError, msg, w)
 				}
 			}
-			if got := one(consumer.HeaderDLQTopic); got != accounts {
-				t.Errorf("%s = %q, want %q", consumer.HeaderDLQTopic, got, accounts)
+			if got := one(deadletter.HeaderTopic); got != accounts {
+				t.Errorf("%s = %q, want %q", deadletter.HeaderTopic, got, accounts)
 			}
-			if got := one(consumer.HeaderDLQGroup); got != group {
-				t.Errorf("%s = %q, want %q", consumer.HeaderDLQGroup, got, group)
+			if got := one(deadletter.HeaderGroup); got != group {
+				t.Errorf("%s = %q, want %q", deadletter.HeaderGroup, got, group)
 			}
-			if got := one(consumer.HeaderDLQPartition); got != strconv.Itoa(int(next.Partition)) {
+			if got := one(deadletter.HeaderPartition); got != strconv.Itoa(int(next.Partition)) {
 				t.Errorf("parked from partition %s, the next record went to %d: the case does not prove the partition moved on", got, next.Partition)
 			}
 			if want != nil {
@@ -344,7 +344,7 @@ func TestAcceptedRegistrationReachesEveryService(t *testing.T) {
 				if st := s.Service("user-service").Runner().HandlerStats()["create-user"]; st.Parked > parkedBefore {
 					recs := dlq.wait(t, created.AccountID)
 					t.Fatalf("the API accepted %s (201) but the User Service parked its AccountCreated: %v",
-						body, headerMap(recs[0].Headers)[consumer.HeaderDLQError])
+						body, headerMap(recs[0].Headers)[deadletter.HeaderError])
 				}
 				if time.Now().After(deadline) {
 					t.Fatalf("no user for the account of %s after 10s", body)

@@ -21,7 +21,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/acl"
 	"github.com/choreo-dev/choreo/pkg/catalog"
 	"github.com/choreo-dev/choreo/pkg/connect"
-	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/dlq"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
@@ -198,7 +198,7 @@ func TestSecuredCluster(t *testing.T) {
 	t.Run("write outside the catalog is denied and kept", func(t *testing.T) {
 		users := s.Service("user-service")
 		accounts := sc.ns + ".accounts"
-		dead := consumer.DeadLetterTopicOf(sc.ns + ".user-service")
+		dead := deadletter.Topic(sc.ns + ".user-service")
 		before := endOffsets(t, sc.adm, accounts, dead)
 
 		// The user-service's own code cannot emit AccountCreated (Emit checks the declared
@@ -245,7 +245,7 @@ func TestSecuredCluster(t *testing.T) {
 
 	t.Run("replay as the dlq principal", func(t *testing.T) {
 		group := sc.ns + ".user-service"
-		dead := consumer.DeadLetterTopicOf(group)
+		dead := deadletter.Topic(group)
 		before := endOffsets(t, sc.adm, dead)[dead]
 		garbage := &kgo.Record{Topic: sc.ns + ".accounts", Key: []byte("garbage"), Value: []byte("not an event")}
 		if err := sc.cl.ProduceSync(ctx, garbage).FirstErr(); err != nil {

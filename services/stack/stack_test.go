@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/choreo-dev/choreo/pkg/catalog"
-	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/schemas"
 	"github.com/choreo-dev/choreo/services/stack"
@@ -214,7 +214,7 @@ func TestGarbageIsParkedAndTheNextEventProcessed(t *testing.T) {
 		return err
 	})
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers()...),
-		kgo.ConsumeTopics(consumer.DeadLetterTopicOf(s.ServiceConfig("user-service").Scoped("user-service"))), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeTopics(deadletter.Topic(s.ServiceConfig("user-service").Scoped("user-service"))), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,8 +237,8 @@ func TestGarbageIsParkedAndTheNextEventProcessed(t *testing.T) {
 	for _, h := range p.Headers {
 		hs[h.Key] = string(h.Value)
 	}
-	if hs[consumer.HeaderDLQTopic] != stacktest.Topic(t, s, "AccountCreated") || hs[consumer.HeaderDLQGroup] != s.ServiceConfig("user-service").Scoped("user-service") ||
-		hs[consumer.HeaderDLQReason] != "decode" || !strings.Contains(hs[consumer.HeaderDLQError], "Confluent") {
+	if hs[deadletter.HeaderTopic] != stacktest.Topic(t, s, "AccountCreated") || hs[deadletter.HeaderGroup] != s.ServiceConfig("user-service").Scoped("user-service") ||
+		hs[deadletter.HeaderReason] != "decode" || !strings.Contains(hs[deadletter.HeaderError], "Confluent") {
 		t.Errorf("parked record headers = %v", hs)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/dlq"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/telemetry"
@@ -250,7 +251,7 @@ func TestTraceSurvivesDeadLetterAndReplay(t *testing.T) {
 	var process, send span
 	stacktest.Eventually(t, 20*time.Second, func() error {
 		ss := spansOf(rec, tid)
-		p, d := find(ss, "user-service", "process "+accounts), find(ss, "user-service", "send "+dlq.Topic(userGroup))
+		p, d := find(ss, "user-service", "process "+accounts), find(ss, "user-service", "send "+deadletter.Topic(userGroup))
 		if len(p) != 1 || len(d) != 1 {
 			return fmt.Errorf("spans of the trace: %v", ss)
 		}

@@ -201,7 +201,7 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 var errSkipped = errors.New("skipped")
 
 // measure starts system, runs the warm-up, the burst and the fixed rates, and stops it.
-func measure(ctx context.Context, e env, tr *tracker, cl *kgo.Client, srcl *sr.Client, types *event.Registry, system, ns string, row *Row) error {
+func measure(ctx context.Context, e env, tr *tracker, cl *kgo.Client, srcl *sr.Client, types *event.TypeSet, system, ns string, row *Row) error {
 	if system == ChoreoPostgres && e.pgErr != nil {
 		return e.pgErr
 	}

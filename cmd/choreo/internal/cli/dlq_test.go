@@ -10,7 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/dlq"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
@@ -201,11 +201,11 @@ func TestDLQEndToEnd(t *testing.T) {
 			if err := json.Unmarshal(r.stdout.Bytes(), &shown); err != nil {
 				t.Fatalf("dlq show: %v\n%s", err, r.stdout.String())
 			}
-			if shown.Topic != dlq.Topic(group) || shown.Partition != bad.Partition || shown.Offset != bad.Offset ||
+			if shown.Topic != deadletter.Topic(group) || shown.Partition != bad.Partition || shown.Offset != bad.Offset ||
 				shown.Type != "AccountCreated" || shown.ID != badID || shown.Event.AccountID != "acc-bad" ||
 				shown.Event.Email != "not an email" || shown.Replayed ||
-				shown.Headers[envelope.HeaderID] != badID || shown.Headers[consumer.HeaderDLQReason] != "handler" ||
-				shown.Headers[consumer.HeaderDLQTopic] != accounts {
+				shown.Headers[envelope.HeaderID] != badID || shown.Headers[deadletter.HeaderReason] != "handler" ||
+				shown.Headers[deadletter.HeaderTopic] != accounts {
 				t.Errorf("dlq show %v:\n%s", args, r.stdout.String())
 			}
 		}
@@ -219,12 +219,12 @@ func TestDLQEndToEnd(t *testing.T) {
 	// choreo_dlq_*, keyed like the original).
 	goodID := envelope.NewID()
 	good := record(goodID, "acc-fixed", "fixed@mail.com")
-	good.Topic = dlq.Topic(group)
+	good.Topic = deadletter.Topic(group)
 	for k, v := range map[string]string{
-		consumer.HeaderDLQTopic: accounts, consumer.HeaderDLQPartition: "0", consumer.HeaderDLQOffset: "999",
-		consumer.HeaderDLQGroup: group, consumer.HeaderDLQHandler: "create-user", consumer.HeaderDLQReason: "handler",
-		consumer.HeaderDLQClass: "transient", consumer.HeaderDLQError: "database is locked", consumer.HeaderDLQAttempts: "5",
-		consumer.HeaderDLQTime: time.Now().UTC().Format(time.RFC3339Nano),
+		deadletter.HeaderTopic: accounts, deadletter.HeaderPartition: "0", deadletter.HeaderOffset: "999",
+		deadletter.HeaderGroup: group, deadletter.HeaderHandler: "create-user", deadletter.HeaderReason: "handler",
+		deadletter.HeaderClass: "transient", deadletter.HeaderError: "database is locked", deadletter.HeaderAttempts: "5",
+		deadletter.HeaderTime: time.Now().UTC().Format(time.RFC3339Nano),
 	} {
 		good.Headers = append(good.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
 	}

@@ -22,7 +22,7 @@ import (
 // parseEvent parses the JSON of an event named name in Avro's JSON encoding (see package
 // avrojson: defaults applied, missing, unknown and mistyped fields refused). The key field must
 // not be empty either: an event without its key would be unroutable.
-func parseEvent(types *event.Registry, name, js string) (event.Event, *event.Type, error) {
+func parseEvent(types *event.TypeSet, name, js string) (event.Event, *event.Type, error) {
 	t, err := types.ByName(name)
 	if err != nil {
 		var names []string

@@ -25,7 +25,7 @@ func Handlers() []consumer.Handler {
 
 // rejectAccount compensates a registration the User Service refused: the account is marked
 // rejected, with the reason, and is never active again.
-func rejectAccount(ctx context.Context, tx *consumer.Tx, ev *event.UserRegistrationRejected) error {
+func rejectAccount(ctx context.Context, tx *consumer.UnitOfWork, ev *event.UserRegistrationRejected) error {
 	changed, err := store.MarkRejected(ctx, tx, ev.AccountID, ev.Reason)
 	if err != nil || !changed {
 		return err // an account deleted meanwhile is not rejected: no effect

@@ -59,7 +59,7 @@ func MessageID(kind, userID string) string {
 	return envelope.DeriveUUID("email/"+kind, userID) + "@choreo.local"
 }
 
-func (n *Notifier) welcome(ctx context.Context, tx *consumer.Tx, ev *event.UserCreated) error {
+func (n *Notifier) welcome(ctx context.Context, tx *consumer.UnitOfWork, ev *event.UserCreated) error {
 	subject, text := WelcomeEmail(ev.Locale, ev.Username)
 	return n.send(ctx, tx, Welcome, ev.UserID, ev.AccountID, ev.Email, subject, text)
 }
@@ -79,7 +79,7 @@ func WelcomeEmail(locale, username string) (subject, text string) {
 	}
 }
 
-func (n *Notifier) farewell(ctx context.Context, tx *consumer.Tx, ev *event.UserDeleted) error {
+func (n *Notifier) farewell(ctx context.Context, tx *consumer.UnitOfWork, ev *event.UserDeleted) error {
 	return n.send(ctx, tx, Farewell, ev.UserID, ev.AccountID, ev.Email,
 		"Goodbye from choreo, "+ev.Username,
 		fmt.Sprintf("Hello %s,\n\nyour account has been deleted. We are sorry to see you go.\n\n-- choreo\n", ev.Username))
@@ -87,7 +87,7 @@ func (n *Notifier) farewell(ctx context.Context, tx *consumer.Tx, ev *event.User
 
 // send queues the email in the handler's transaction; the Sender delivers it once the
 // transaction has committed. One email per (kind, user), whatever events arrive.
-func (n *Notifier) send(ctx context.Context, tx *consumer.Tx, kind, userID, accountID, to, subject, text string) error {
+func (n *Notifier) send(ctx context.Context, tx *consumer.UnitOfWork, kind, userID, accountID, to, subject, text string) error {
 	cause := tx.Cause()
 	date := cause.Time.UTC().Truncate(time.Second)
 	if date.IsZero() {

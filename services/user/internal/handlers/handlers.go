@@ -34,7 +34,7 @@ func Handlers() []consumer.Handler {
 	}
 }
 
-func createUser(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) error {
+func createUser(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
 	if err := validate(ev); err != nil {
 		return consumer.Permanent(err) // retrying cannot make the account valid
 	}
@@ -61,7 +61,7 @@ func createUser(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated) 
 }
 
 // reject records and emits the rejection of ev's registration, once per account.
-func reject(ctx context.Context, tx *consumer.Tx, ev *event.AccountCreated, reason string) error {
+func reject(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated, reason string) error {
 	at := tx.Cause().Time
 	if at.IsZero() {
 		at = ev.CreatedAt
@@ -90,7 +90,7 @@ func validate(ev *event.AccountCreated) error {
 	return nil
 }
 
-func deleteUser(ctx context.Context, tx *consumer.Tx, ev *event.AccountDeleted) error {
+func deleteUser(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountDeleted) error {
 	u, err := store.MarkDeleted(ctx, tx, ev.AccountID, ev.DeletedAt)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // no live user: already deleted, or never created (its creation was parked)

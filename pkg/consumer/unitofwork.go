@@ -12,9 +12,10 @@ import (
 	"github.com/choreo-dev/choreo/pkg/outbox"
 )
 
-// Tx is the unit of work a handler runs in. Its database changes, the inbox record of the event
-// and the events emitted with Emit commit together or not at all.
-type Tx struct {
+// UnitOfWork is what a handler runs in: more than a database transaction (it is not a *sql.Tx),
+// its statements, the inbox record of the event and the events emitted with Emit (the outbox)
+// commit together or not at all.
+type UnitOfWork struct {
 	sql     *sql.Tx
 	stmts   *stmts
 	r       *Runner
@@ -25,7 +26,7 @@ type Tx struct {
 
 // ExecContext runs a statement in the transaction. Statements are prepared on first use and
 // kept for the runner's life.
-func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (tx *UnitOfWork) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := tx.stmts.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -33,7 +34,7 @@ func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 }
 
 // QueryContext runs a query in the transaction.
-func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+func (tx *UnitOfWork) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := tx.stmts.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -41,7 +42,7 @@ func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql
 }
 
 // QueryRowContext runs a query returning at most one row in the transaction.
-func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+func (tx *UnitOfWork) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	if st := tx.stmts.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -49,12 +50,12 @@ func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *s
 }
 
 // Cause returns the envelope of the event being handled.
-func (tx *Tx) Cause() envelope.Envelope { return tx.cause }
+func (tx *UnitOfWork) Cause() envelope.Envelope { return tx.cause }
 
 // Emit adds ev to the outbox, caused by the event being handled: same correlation ID, causation
 // ID = the cause's ID, and an ID derived from the cause's, so that handling the same cause again
 // emits the very same fact. It is published once the transaction commits.
-func (tx *Tx) Emit(ctx context.Context, ev event.Event) error {
+func (tx *UnitOfWork) Emit(ctx context.Context, ev event.Event) error {
 	name := event.NameOf(ev)
 	if !slices.Contains(tx.h.emits, name) {
 		return fmt.Errorf("%s emits %s: %w", tx.h.name, name, ErrUndeclaredEmit)

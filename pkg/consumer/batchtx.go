@@ -1,0 +1,74 @@
+package consumer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// errNoSavepoint is rollbackTo's error in an unguarded transaction.
+var errNoSavepoint = errors.New("no savepoint")
+
+// batchTx is the transaction a batch of records is applied in, with the runner's statements
+// bound to it. Guarded, each handler runs under a savepoint, so that its failure undoes its own
+// changes only; unguarded, the savepoint methods do nothing.
+type batchTx struct {
+	sql     *sql.Tx
+	stmts   *stmts
+	inbox   inbox
+	guarded bool
+}
+
+func (r *Runner) begin(ctx context.Context, guarded bool) (*batchTx, error) {
+	tx, err := r.cfg.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	st := r.stmts.bind(ctx, tx)
+	return &batchTx{
+		sql: tx, stmts: st, guarded: guarded,
+		inbox: inbox{group: r.cfg.Group, stmt: st.inbox, now: r.opts.now().UnixMilli()},
+	}, nil
+}
+
+func (t *batchTx) commit() error {
+	if err := t.sql.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (t *batchTx) rollback() { _ = t.sql.Rollback() }
+
+func (t *batchTx) savepoint(ctx context.Context) error {
+	if !t.guarded {
+		return nil
+	}
+	if _, err := t.stmts.savepoint.ExecContext(ctx); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	return nil
+}
+
+func (t *batchTx) release(ctx context.Context) error {
+	if !t.guarded {
+		return nil
+	}
+	if _, err := t.stmts.release.ExecContext(ctx); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
+	}
+	return nil
+}
+
+// rollbackTo undoes what was done since the savepoint. Unguarded there is none: it fails with
+// errNoSavepoint.
+func (t *batchTx) rollbackTo(ctx context.Context) error {
+	if !t.guarded {
+		return errNoSavepoint
+	}
+	if _, err := t.stmts.rollbackTo.ExecContext(ctx); err != nil {
+		return fmt.Errorf("rollback to savepoint: %w", err)
+	}
+	return nil
+}
