@@ -4,11 +4,12 @@
 #   postgres.sh stop    stop it
 #   postgres.sh url     print the DATABASE_URL of the choreo database
 #   postgres.sh db NAME create database NAME (owned by choreo) if missing, print its DATABASE_URL
-# Settings: PG_PORT (default 55432, out of the way of a system server), PG_DATA (default
+# Settings: PG_PORT (default 25432: out of the way of a system server on 5432, and below Linux's
+# ephemeral range 32768-60999, where a busy machine's outgoing connection can hold a port), PG_DATA (default
 # /tmp/choreo-postgres-<uid>: the server runs as the postgres user, which must reach it).
 set -euo pipefail
 
-PG_PORT="${PG_PORT:-55432}"
+PG_PORT="${PG_PORT:-25432}"
 PG_DATA="${PG_DATA:-/tmp/choreo-postgres-$(id -u)}"
 PG_USER=choreo
 PG_DB=choreo

@@ -78,8 +78,8 @@ func (e env) startPostgres(ctx context.Context) (stop func(), err error) {
 	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl"); len(m) == 0 {
 		return func() {}, fmt.Errorf("%w: PostgreSQL is not installed (apt-get install postgresql)", errSkipped)
 	}
-	// PG_PORT lies in Linux's ephemeral range: a busy machine's outgoing connection can hold it
-	// for a moment, and the server then fails to bind. A few tries ride that out.
+	// A PG_PORT set in Linux's ephemeral range can be held for a moment by a busy machine's
+	// outgoing connection, and the server then fails to bind. A few tries ride that out.
 	var out []byte
 	for try := 1; ; try++ {
 		out, err = exec.CommandContext(ctx, "bash", e.pgScript(), "start").CombinedOutput()
