@@ -53,6 +53,7 @@ type Codec struct {
 	ids    map[*event.Type]int // immutable after New
 
 	readers sync.Pool // *avro.Reader, reused across Unmarshal calls
+	writers sync.Pool // *avro.Writer, reused across Marshal calls
 
 	mu       sync.Mutex        // serialises lookups of unseen schema IDs
 	notFound map[int]time.Time // IDs the registry did not know, and when it said so; under mu
@@ -99,9 +100,27 @@ func (c *Codec) AppendMarshal(b []byte, ev event.Event) ([]byte, error) {
 	if err != nil {
 		return b, err
 	}
-	body, err := avro.Marshal(t.Schema, ev)
-	if err != nil {
+	// A pooled Writer, not avro.Marshal: the body is built in a reused buffer and copied once
+	// behind the header, instead of allocated, then copied into a grown slice.
+	w, _ := c.writers.Get().(*avro.Writer)
+	if w == nil {
+		w = avro.NewWriter(nil, 256)
+	}
+	defer func() {
+		if cap(w.Buffer()) <= maxPooledBuffer {
+			w.Reset(nil)
+			c.writers.Put(w)
+		}
+	}()
+	w.Reset(nil)
+	w.WriteVal(t.Schema, ev)
+	if err := w.Error; err != nil {
+		w.Error = nil
 		return b, fmt.Errorf("encode %s: %w", t.Name, err)
+	}
+	body := w.Buffer()
+	if b == nil {
+		b = make([]byte, 0, 5+len(body))
 	}
 	out, err := c.header.AppendEncode(b, c.ids[t], nil)
 	if err != nil {
@@ -109,6 +128,10 @@ func (c *Codec) AppendMarshal(b []byte, ev event.Event) ([]byte, error) {
 	}
 	return append(out, body...), nil
 }
+
+// maxPooledBuffer bounds the encoding buffers kept for reuse: one huge event must not pin its
+// buffer for the process's life.
+const maxPooledBuffer = 64 << 10
 
 // Unmarshal decodes a Confluent-framed value into a new event of the type its schema names.
 // A schema ID this codec has not seen is fetched from the registry once; a writer schema that

@@ -5,6 +5,7 @@
 package envelope
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -111,18 +112,19 @@ func (e Envelope) AppendHeaders(hs []kgo.RecordHeader) []kgo.RecordHeader {
 			hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)})
 		}
 	}
+	addTime := func(k string, t time.Time) {
+		if !t.IsZero() { // formatted straight into the header's bytes: no string in between
+			hs = append(hs, kgo.RecordHeader{Key: k, Value: t.UTC().AppendFormat(make([]byte, 0, len(time.RFC3339Nano)), time.RFC3339Nano)})
+		}
+	}
 	add(HeaderSpecVersion, SpecVersion)
 	add(HeaderID, e.ID)
 	add(HeaderType, e.Type)
 	add(HeaderSource, e.Source)
-	if !e.Time.IsZero() {
-		add(HeaderTime, e.Time.UTC().Format(time.RFC3339Nano))
-	}
+	addTime(HeaderTime, e.Time)
 	add(HeaderCorrelationID, e.CorrelationID)
 	add(HeaderCausationID, e.CausationID)
-	if !e.ChainTime.IsZero() {
-		add(HeaderChainTime, e.ChainTime.UTC().Format(time.RFC3339Nano))
-	}
+	addTime(HeaderChainTime, e.ChainTime)
 	ct := e.ContentType
 	if ct == "" {
 		ct = ContentType
@@ -135,37 +137,57 @@ func (e Envelope) AppendHeaders(hs []kgo.RecordHeader) []kgo.RecordHeader {
 // the consumer fills ID and Type from the record's position and schema. Headers that are present
 // but contradict each other or do not parse are an error wrapping ErrMalformed.
 func FromHeaders(hs []kgo.RecordHeader) (Envelope, error) {
-	var e Envelope
-	seen := make(map[string]string, 8)
+	var (
+		e Envelope
+		// The value of each envelope header met so far, by slot: an array, not a map, as this
+		// runs for every record consumed.
+		seen [9]struct {
+			v  []byte
+			ok bool
+		}
+	)
 	for _, h := range hs {
-		var dst *string
+		var (
+			dst  *string
+			slot int
+		)
 		switch h.Key {
 		case HeaderID:
-			dst = &e.ID
+			dst, slot = &e.ID, 0
 		case HeaderType:
-			dst = &e.Type
+			dst, slot = &e.Type, 1
 		case HeaderSource:
-			dst = &e.Source
+			dst, slot = &e.Source, 2
 		case HeaderCorrelationID:
-			dst = &e.CorrelationID
+			dst, slot = &e.CorrelationID, 3
 		case HeaderCausationID:
-			dst = &e.CausationID
+			dst, slot = &e.CausationID, 4
 		case HeaderContentType:
-			dst = &e.ContentType
-		case HeaderSpecVersion, HeaderTime, HeaderChainTime:
+			dst, slot = &e.ContentType, 5
+		case HeaderSpecVersion:
+			slot = 6
+		case HeaderTime:
+			slot = 7
+		case HeaderChainTime:
+			slot = 8
 		default:
 			continue
 		}
-		v := string(h.Value)
-		if prev, dup := seen[h.Key]; dup && prev != v {
-			return e, fmt.Errorf("header %s given twice (%q, %q): %w", h.Key, prev, v, ErrMalformed)
-		}
-		seen[h.Key] = v
-		switch h.Key {
-		case HeaderSpecVersion:
-			if v != SpecVersion {
-				return e, fmt.Errorf("header %s=%q, want %q: %w", h.Key, v, SpecVersion, ErrMalformed)
+		if prev := &seen[slot]; prev.ok {
+			if !bytes.Equal(prev.v, h.Value) {
+				return e, fmt.Errorf("header %s given twice (%q, %q): %w", h.Key, prev.v, h.Value, ErrMalformed)
 			}
+			continue // the same value again: already taken
+		}
+		seen[slot].v, seen[slot].ok = h.Value, true
+		if h.Key == HeaderSpecVersion {
+			if string(h.Value) != SpecVersion { // compared without a copy
+				return e, fmt.Errorf("header %s=%q, want %q: %w", h.Key, h.Value, SpecVersion, ErrMalformed)
+			}
+			continue
+		}
+		v := string(h.Value)
+		switch h.Key {
 		case HeaderTime:
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {

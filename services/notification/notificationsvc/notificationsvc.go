@@ -11,8 +11,11 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/service"
+	"github.com/choreo-dev/choreo/services/notification/internal/api"
+	"github.com/choreo-dev/choreo/services/notification/internal/handlers"
 	"github.com/choreo-dev/choreo/services/notification/internal/mail"
-	"github.com/choreo-dev/choreo/services/notification/internal/notify"
+	"github.com/choreo-dev/choreo/services/notification/internal/sender"
+	"github.com/choreo-dev/choreo/services/notification/internal/store"
 )
 
 // Name is the service's name in the catalog.
@@ -46,19 +49,29 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 	}
 	var wake func() // the sender's, for emails queued through the API
 	return service.Open(ctx, Name, cfg, log,
-		service.Migrations(notify.Migrations()),
+		service.Migrations(store.Migrations()),
 		service.Setup(func(ctx context.Context, s *service.Service) error {
-			sender := notify.NewSender(s.DB, m, s.Log)
-			sender.Tracer, sender.Transport = s.Tracer, transport
-			// The effect as the catalog names it ("welcome email"): where the chain latency is measured.
-			sender.Delivered = func(kind string, chainStart time.Time) { s.EffectDone(kind+" email", chainStart) }
-			s.Metrics.MustRegister(notify.NewCollector(s.DB, Name))
-			s.Go(sender.Run)
-			wake = sender.Wake
-			return s.Consume(ctx, Group, (&notify.Notifier{Now: time.Now}).Handlers(), consumer.AfterCommit(sender.Wake))
+			opts := []sender.Opt{sender.Logger(s.Log), sender.Tracing(s.Tracer, transport),
+				// The effect as the catalog names it ("welcome email"): where the chain latency is measured.
+				sender.Delivered(func(kind string, chainStart time.Time) { s.EffectDone(kind+" email", chainStart) })}
+			if cfg.DatabaseURL != "" {
+				opts = append(opts, sender.Shared()) // replicas share the database
+			}
+			if transport == "file" {
+				// A resend rewrites the same file with the same bytes: a crash costs no second
+				// email, so emails are sent in large batches. Over SMTP a resend is a second
+				// delivery: the sender keeps its default of one email in flight.
+				opts = append(opts, sender.BatchSize(256))
+			}
+			snd := sender.New(s.DB, m, opts...)
+			s.Metrics.MustRegister(sender.NewCollector(s.DB, Name))
+			s.Go(snd.Run)
+			wake = snd.Wake
+			// The commit that queued an email wakes the sender: no email waits for a poll.
+			return s.Consume(ctx, Group, (&handlers.Notifier{}).Handlers(), consumer.AfterCommit(snd.Wake))
 		}),
 		service.API(func(s *service.Service) http.Handler {
-			return (&notify.API{DB: s.DB, Log: s.Log, Wake: wake}).Handler()
+			return (&api.API{DB: s.DB, Log: s.Log, Service: Name, Wake: wake}).Handler()
 		}),
 	)
 }

@@ -1,4 +1,4 @@
-package notify
+package api
 
 import (
 	"net/http"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/choreo-dev/choreo/pkg/httpapi"
+	"github.com/choreo-dev/choreo/services/notification/internal/handlers"
+	"github.com/choreo-dev/choreo/services/notification/internal/store"
 )
 
 // SendWelcomeRequest is the body of POST /emails/welcome, the synchronous SendEmail(email) of an
@@ -41,10 +43,10 @@ func (a *API) syncRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("/emails/welcome", httpapi.MethodNotAllowed("POST"))
 }
 
-// sendWelcome queues the welcome email exactly as the send-welcome-email handler does, through
-// the same function: one per user, so a retried call (or a UserCreated for the same user)
-// queues nothing more and answers the same Message-ID. 202: the email is queued durably, the
-// Sender delivers it.
+// sendWelcome queues the welcome email as the send-welcome-email handler does: the same text
+// (handlers.WelcomeEmail), the same Message-ID (handlers.MessageID) and the same store.Queue, so
+// one email per user: a retried call, or a UserCreated for the same user, queues nothing more
+// and answers the same Message-ID. 202: the email is queued durably, the sender delivers it.
 func (a *API) sendWelcome(w http.ResponseWriter, r *http.Request) {
 	var req SendWelcomeRequest
 	if err := httpapi.Decode(w, r, &req); err != nil {
@@ -63,11 +65,12 @@ func (a *API) sendWelcome(w http.ResponseWriter, r *http.Request) {
 	if req.StartedAt.IsZero() {
 		req.StartedAt = at
 	}
-	subject, text := WelcomeEmail(req.Locale, req.Username)
-	err := queue(r.Context(), a.DB, email{
-		kind: Welcome, userID: req.UserID, accountID: req.AccountID, to: req.Email, subject: subject, text: text,
-		date: req.StartedAt.UTC().Truncate(time.Second), causeID: req.OperationID, causeType: CallType,
-		correlationID: req.OperationID, queuedAt: at, chainStart: req.StartedAt,
+	subject, text := handlers.WelcomeEmail(req.Locale, req.Username)
+	id := handlers.MessageID(handlers.Welcome, req.UserID)
+	err := store.Queue(r.Context(), a.DB, store.Email{
+		MessageID: id, Kind: handlers.Welcome, UserID: req.UserID, AccountID: req.AccountID, To: req.Email, Subject: subject, Body: text,
+		Date: req.StartedAt.UTC().Truncate(time.Second), EventID: req.OperationID, EventType: CallType, CorrelationID: req.OperationID,
+		QueuedAt: at, ChainStart: req.StartedAt,
 	})
 	if err != nil {
 		httpapi.WriteError(w, a.Log, err)
@@ -76,7 +79,7 @@ func (a *API) sendWelcome(w http.ResponseWriter, r *http.Request) {
 	if a.Wake != nil {
 		a.Wake()
 	}
-	httpapi.WriteJSON(w, http.StatusAccepted, SendWelcomeResponse{MessageID: MessageID(Welcome, req.UserID), Status: "queued"})
+	httpapi.WriteJSON(w, http.StatusAccepted, SendWelcomeResponse{MessageID: id, Status: "queued"})
 }
 
 func (r SendWelcomeRequest) validate() error {

@@ -1,4 +1,4 @@
-package notify_test
+package api_test
 
 import (
 	"context"
@@ -13,7 +13,9 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/sqlite"
 	"github.com/choreo-dev/choreo/pkg/trace"
-	"github.com/choreo-dev/choreo/services/notification/internal/notify"
+	"github.com/choreo-dev/choreo/services/notification/internal/api"
+	"github.com/choreo-dev/choreo/services/notification/internal/handlers"
+	"github.com/choreo-dev/choreo/services/notification/internal/store"
 )
 
 // TestEffectsAPI: GET /effects lists one operation's emails as effects, in the shape choreo
@@ -21,7 +23,7 @@ import (
 func TestEffectsAPI(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "n.db"), notify.Migrations())
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "n.db"), store.Migrations())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,12 +38,12 @@ func TestEffectsAPI(t *testing.T) {
 		}
 		if _, err := db.ExecContext(ctx, `INSERT INTO notifications (message_id, kind, user_id, account_id, recipient, subject, body, msg_date,
 			event_id, event_type, correlation_id, status, queued_at, sent_at, last_error) VALUES ($1, $2, $3, 'a1', 'jane@mail.com', 'S', 'B',
-			0, $4, 'UserCreated', $5, $6, $7, $8, NULLIF($9, ''))`, notify.MessageID(r.kind, r.user), r.kind, r.user, "ev-"+r.corr, r.corr,
+			0, $4, 'UserCreated', $5, $6, $7, $8, NULLIF($9, ''))`, handlers.MessageID(r.kind, r.user), r.kind, r.user, "ev-"+r.corr, r.corr,
 			r.status, queued.UnixMilli(), sent, map[bool]string{true: "550 no such mailbox"}[r.status == "failed"]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer((&notify.API{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Handler())
+	srv := httptest.NewServer((&api.API{Service: "notification-service", DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Handler())
 	t.Cleanup(srv.Close)
 
 	effs, err := trace.FetchEffects(ctx, srv.Client(), srv.URL, "c1")

@@ -1,4 +1,4 @@
-package notify_test
+package handlers_test
 
 import (
 	"bytes"
@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/choreo-dev/choreo/services/notification/internal/handlers"
 	"github.com/choreo-dev/choreo/services/notification/internal/mail"
-	"github.com/choreo-dev/choreo/services/notification/internal/notify"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata golden files")
@@ -25,9 +25,9 @@ func TestWelcomeEmailGolden(t *testing.T) {
 		{"de", "welcome.de.golden.eml"},
 		{"de-AT", "welcome.de.golden.eml"},
 	} {
-		subject, text := notify.WelcomeEmail(tc.locale, "jöhn")
+		subject, text := handlers.WelcomeEmail(tc.locale, "jöhn")
 		m := mail.Message{
-			ID: notify.MessageID(notify.Welcome, "u-1"), From: notify.From, To: "john@mail.com",
+			ID: handlers.MessageID(handlers.Welcome, "u-1"), From: handlers.From, To: "john@mail.com",
 			Subject: subject, Text: text, Date: time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC),
 			Headers: map[string]string{"X-Choreo-Event-Id": "e-1", "X-Choreo-Correlation-Id": "c-1"},
 		}
@@ -48,5 +48,15 @@ func TestWelcomeEmailGolden(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("locale %q: email differs from %s (run with -update if intended):\ngot:\n%s\nwant:\n%s", tc.locale, golden, got, want)
 		}
+	}
+}
+
+// TestMessageIDIsGolden: the Message-ID is the idempotency key a mail server or a reader uses to
+// recognise a resend, and the notifications table's key; a change would make every email of an
+// upgraded service new.
+func TestMessageIDIsGolden(t *testing.T) {
+	t.Parallel()
+	if got, want := handlers.MessageID(handlers.Welcome, "ff643d8b-b51f-55e7-854e-cd748a9f47e0"), "cfb872b2-dd5f-56be-b534-0edd32caea94@choreo.local"; got != want {
+		t.Errorf("MessageID(welcome, user of acc-1) = %s, want %s", got, want)
 	}
 }

@@ -1,4 +1,4 @@
-package notify
+package sender
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/choreo-dev/choreo/services/notification/internal/store"
 )
 
 // MetricEmails is the gauge of queued emails by status (pending, sent, failed).
@@ -31,23 +33,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	rows, err := c.db.QueryContext(ctx, `SELECT status, count(*) FROM notifications GROUP BY status`)
+	counts, err := store.Counts(ctx, c.db)
 	if err != nil {
-		return
-	}
-	defer rows.Close()
-	counts := map[string]int64{"pending": 0, "sent": 0, "failed": 0}
-	for rows.Next() {
-		var (
-			status string
-			n      int64
-		)
-		if err := rows.Scan(&status, &n); err != nil {
-			return
-		}
-		counts[status] = n
-	}
-	if rows.Err() != nil {
 		return
 	}
 	for status, n := range counts {

@@ -1,0 +1,386 @@
+// Package sender delivers the emails that the Notification Service's handlers queue: woken by
+// the commit that queued them, it takes a batch of due emails, sends them in parallel up to a
+// bound, and records the outcomes of the batch in one transaction.
+package sender
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/choreo-dev/choreo/pkg/telemetry"
+	"github.com/choreo-dev/choreo/services/notification/internal/handlers"
+	"github.com/choreo-dev/choreo/services/notification/internal/mail"
+	"github.com/choreo-dev/choreo/services/notification/internal/store"
+)
+
+// Sender delivers queued emails: at least once, with the Message-ID as idempotency key. An
+// email is sent twice only if the process dies after the mail server accepted it and before
+// the transaction recording its batch commits; the resend carries the same Message-ID. The
+// batch size bounds those resends: with the default of one, a crash resends at most the one
+// email in flight.
+//
+// On a database that several replicas share (Shared), each batch is claimed in one statement
+// (FOR UPDATE SKIP LOCKED) for a lease, so two replicas never both send one email; what a
+// replica that dies had claimed is sent again once the lease ends.
+type Sender struct {
+	db     *sql.DB
+	mailer mail.Mailer
+	cfg    config
+	wake   chan struct{}
+
+	mu        sync.Mutex
+	nextRetry time.Time // the earliest retry this sender scheduled and has not yet woken for
+}
+
+type config struct {
+	log         *slog.Logger
+	now         func() time.Time
+	maxAttempts int
+	parallel    int
+	batch       int
+	shared      bool
+	lease       time.Duration
+	poll        time.Duration
+	tracer      *telemetry.Tracer
+	transport   string
+	from        string
+	delivered   func(kind string, chainStart time.Time)
+}
+
+// Opt configures a Sender.
+type Opt func(*config)
+
+// Logger sets where failed sends are reported. Default: discarded.
+func Logger(l *slog.Logger) Opt { return func(c *config) { c.log = l } }
+
+// Clock sets the sender's clock. Default time.Now.
+func Clock(now func() time.Time) Opt { return func(c *config) { c.now = now } }
+
+// MaxAttempts bounds the tries of an email a server keeps refusing temporarily. Default 10; a
+// value below 1 keeps the default.
+func MaxAttempts(n int) Opt {
+	return func(c *config) {
+		if n > 0 {
+			c.maxAttempts = n
+		}
+	}
+}
+
+// Parallel bounds the emails of a batch being sent at once. Default 16 (at most the batch
+// size); a value below 1 keeps the default.
+func Parallel(n int) Opt {
+	return func(c *config) {
+		if n > 0 {
+			c.parallel = n
+		}
+	}
+}
+
+// BatchSize sets how many emails are sent before their outcomes are recorded, together, in one
+// transaction. It is also how many emails a crash can send twice: those the mail server
+// accepted before the record committed (the second copy carries the same Message-ID). Default
+// 1, the one email in flight; raise it where a resend is harmless (the file mailer replaces the
+// file with the same bytes) or acceptable. A value below 1 keeps the default.
+func BatchSize(n int) Opt {
+	return func(c *config) {
+		if n > 0 {
+			c.batch = n
+		}
+	}
+}
+
+// Shared makes the sender claim emails so that replicas sharing the database (PostgreSQL)
+// never send one email twice. Default off: one sender per database, as with SQLite, which has
+// no FOR UPDATE SKIP LOCKED.
+func Shared() Opt { return func(c *config) { c.shared = true } }
+
+// Lease sets how long claimed emails are the sender's alone (Shared). No send begins in the
+// lease's last quarter, which must exceed one send's time (the SMTP mailer gives up on one email
+// after 10s). It is also how long the emails a replica that died had claimed wait before another
+// sends them. Default 1 minute; a value at or below zero keeps the default.
+func Lease(d time.Duration) Opt {
+	return func(c *config) {
+		if d > 0 {
+			c.lease = d
+		}
+	}
+}
+
+// PollInterval sets how often the sender looks for due emails when nothing woke it: the
+// safety net for emails another replica left behind. Emails retried later wake the sender when
+// they fall due. Default 1s; a value at or below zero keeps the default.
+func PollInterval(d time.Duration) Opt {
+	return func(c *config) {
+		if d > 0 {
+			c.poll = d
+		}
+	}
+}
+
+// Tracing traces each delivery in a span whose parent is the handler that queued the email;
+// transport names how mail leaves (smtp, file). Default: no spans.
+func Tracing(t *telemetry.Tracer, transport string) Opt {
+	return func(c *config) { c.tracer, c.transport = t, transport }
+}
+
+// From sets the From address of the emails. Default handlers.From.
+func From(addr string) Opt { return func(c *config) { c.from = addr } }
+
+// Delivered sets what is called for every email sent, with its kind and when its chain began
+// (zero if unknown), for the chain latency metric. Default: nothing.
+func Delivered(fn func(kind string, chainStart time.Time)) Opt {
+	return func(c *config) { c.delivered = fn }
+}
+
+// New returns a Sender of the emails queued in db, delivered through m.
+func New(db *sql.DB, m mail.Mailer, opts ...Opt) *Sender {
+	cfg := config{log: slog.New(slog.DiscardHandler), now: time.Now, maxAttempts: 10, parallel: 16, batch: 1, lease: time.Minute,
+		poll: time.Second, from: handlers.From}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Sender{db: db, mailer: m, cfg: cfg, wake: make(chan struct{}, 1)}
+}
+
+// Wake tells the sender that emails may have been queued. It never blocks.
+func (s *Sender) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends queued emails until ctx is done: woken by Wake, when the earliest email waiting for
+// a retry falls due, and at the poll interval.
+func (s *Sender) Run(ctx context.Context) error {
+	s.findRetry(ctx) // retries scheduled before this start
+	t := time.NewTimer(s.cfg.poll)
+	defer t.Stop()
+	for {
+		if err := s.SendPending(ctx); err != nil && ctx.Err() == nil {
+			s.cfg.log.Warn("sending queued emails failed; will retry", "err", err)
+		}
+		t.Reset(s.nextWait(ctx))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// noteRetry notes that an email falls due again at at.
+func (s *Sender) noteRetry(at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nextRetry.IsZero() || at.Before(s.nextRetry) {
+		s.nextRetry = at
+	}
+}
+
+// findRetry notes the earliest retry in the database, for those this sender did not schedule
+// itself (before a restart, or behind the earliest it had noted).
+func (s *Sender) findRetry(ctx context.Context) {
+	if at, ok, err := store.NextDue(ctx, s.db, s.cfg.now()); err == nil && ok {
+		s.noteRetry(at)
+	}
+}
+
+// nextWait returns how long to sleep when nothing wakes the sender: until the earliest retry
+// falls due, at most the poll interval. Retries the sender schedules are noted as it records
+// them, so a wake costs no query; once the noted one is due, the next is looked up.
+func (s *Sender) nextWait(ctx context.Context) time.Duration {
+	s.mu.Lock()
+	next := s.nextRetry
+	s.mu.Unlock()
+	if next.IsZero() {
+		return s.cfg.poll
+	}
+	d := next.Sub(s.cfg.now())
+	if d <= 0 {
+		// Due now: SendPending has just sent it or will at once. Look up the one after.
+		s.mu.Lock()
+		if s.nextRetry.Equal(next) {
+			s.nextRetry = time.Time{}
+		}
+		s.mu.Unlock()
+		s.findRetry(ctx)
+		return 0
+	}
+	return min(d, s.cfg.poll)
+}
+
+// SendPending sends every email that is due and records the outcome of each.
+func (s *Sender) SendPending(ctx context.Context) error {
+	for {
+		full, err := s.sendDue(ctx)
+		if err != nil || !full {
+			return err
+		}
+	}
+}
+
+// readAhead is how many due emails the sender reads (or claims) at once, to send in batches:
+// one query instead of one a batch.
+const readAhead = 256
+
+// outcome is what became of one email taken for sending.
+type outcome struct {
+	email store.Pending
+	tried bool // false: not sent because the sender is stopping; it stays pending
+	err   error
+}
+
+// sendDue sends the emails due now, up to one read, and reports whether the read was full (more
+// may be due).
+func (s *Sender) sendDue(ctx context.Context) (full bool, err error) {
+	var (
+		due   []store.Pending
+		n     = max(s.cfg.batch, readAhead)
+		now   = s.cfg.now()
+		until time.Time // zero: no lease
+	)
+	if s.cfg.shared {
+		// Claimed emails not yet sent are in no doubt (a crash only delays them until the lease
+		// ends), so a claim may hold more than a batch.
+		due, err = store.Claim(ctx, s.db, now, now.Add(s.cfg.lease), n)
+		// Sends begin only while the lease leaves time for one: past that point another replica
+		// may claim what is left.
+		until = now.Add(s.cfg.lease - s.cfg.lease/4)
+	} else {
+		due, err = store.Due(ctx, s.db, now, n)
+	}
+	if err != nil {
+		return false, err
+	}
+	for batch := range slices.Chunk(due, s.cfg.batch) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if !until.IsZero() && !s.cfg.now().Before(until) {
+			return false, nil // the rest falls due again when the lease ends
+		}
+		if err := s.deliver(ctx, batch); err != nil {
+			return false, err
+		}
+	}
+	return len(due) == n, ctx.Err()
+}
+
+// deliver sends a batch and records the outcomes.
+func (s *Sender) deliver(ctx context.Context, batch []store.Pending) error {
+	outs := s.sendAll(ctx, batch)
+	if err := s.record(context.WithoutCancel(ctx), outs); err != nil {
+		return err
+	}
+	if s.cfg.delivered != nil {
+		for _, o := range outs {
+			if o.tried && o.err == nil {
+				s.cfg.delivered(o.email.Kind, o.email.ChainStart)
+			}
+		}
+	}
+	return nil
+}
+
+// sendAll sends due, at most cfg.parallel at a time. Once ctx is done no send begins; one begun
+// is not cancelled (a stop would otherwise cut it off after the server accepted the message and
+// leave it unrecorded, to be sent again at the next start): the mailer's own timeout bounds it.
+func (s *Sender) sendAll(ctx context.Context, due []store.Pending) []outcome {
+	outs := make([]outcome, len(due))
+	sem := make(chan struct{}, s.cfg.parallel)
+	var wg sync.WaitGroup
+	for i, p := range due {
+		outs[i].email = p
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		outs[i].tried = true
+		wg.Go(func() {
+			defer func() { <-sem }()
+			outs[i].err = s.send(context.WithoutCancel(ctx), p)
+		})
+	}
+	wg.Wait()
+	return outs
+}
+
+func (s *Sender) send(ctx context.Context, p store.Pending) error {
+	var span trace.Span
+	if s.cfg.tracer != nil && p.Traceparent != "" {
+		ctx, span = s.cfg.tracer.Start(telemetry.WithTraceparent(ctx, p.Traceparent, p.Tracestate),
+			"send "+p.Kind+" email", trace.SpanKindClient, telemetry.AttrEmailKind.String(p.Kind),
+			telemetry.AttrEmailMessageID.String(p.MessageID), telemetry.AttrEmailTransport.String(s.cfg.transport))
+	}
+	err := s.mailer.Send(ctx, mail.Message{
+		ID: p.MessageID, From: s.cfg.from, To: p.To, Subject: p.Subject, Text: p.Body, Date: p.Date,
+		Headers: map[string]string{"X-Choreo-Event-Id": p.EventID, "X-Choreo-Correlation-Id": p.CorrelationID},
+	})
+	if span != nil {
+		telemetry.End(span, err)
+	}
+	return err
+}
+
+// record writes the outcomes of a batch in one transaction; the outcome of a single email is one
+// statement, which needs none.
+func (s *Sender) record(ctx context.Context, outs []outcome) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var (
+		ex store.Execer = s.db
+		tx *sql.Tx
+	)
+	if len(outs) > 1 {
+		var err error
+		if tx, err = s.db.BeginTx(ctx, nil); err != nil {
+			return fmt.Errorf("record sent emails: %w", err)
+		}
+		defer func() { _ = tx.Rollback() }() // after Commit, a no-op
+		ex = tx
+	}
+	now := s.cfg.now()
+	sent := make([]string, 0, len(outs))
+	var errs []error
+	for _, o := range outs {
+		p := o.email
+		switch {
+		case !o.tried:
+		case o.err == nil:
+			sent = append(sent, p.MessageID)
+		case mail.IsTemporary(o.err) && p.Attempts+1 < s.cfg.maxAttempts:
+			wait := time.Duration(1<<min(p.Attempts, 8)) * time.Second
+			s.cfg.log.Warn("email not sent; will retry", "message", p.MessageID, "attempt", p.Attempts+1, "in", wait, "err", o.err)
+			errs = append(errs, store.MarkRetry(ctx, ex, p.MessageID, o.err.Error(), now.Add(wait)))
+			s.noteRetry(now.Add(wait))
+		default:
+			s.cfg.log.Error("email cannot be sent; giving up", "message", p.MessageID, "attempts", p.Attempts+1, "err", o.err)
+			errs = append(errs, store.MarkFailed(ctx, ex, p.MessageID, o.err.Error()))
+		}
+	}
+	if len(sent) > 0 {
+		errs = append(errs, store.MarkSent(ctx, ex, sent, now))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if tx != nil {
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("record sent emails: %w", err)
+		}
+	}
+	return nil
+}
