@@ -55,6 +55,11 @@ bench-micro: ## micro benchmarks: codec, the in-process chain against bare franz
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./services/stack/
 	$(GO) test -run '^$$' -bench . ./pkg/catalog/
 
+.PHONY: compare
+COMPARE_N ?= 200
+compare: build ## registration choreographed vs orchestrated (REGISTRATION_MODE), Notification Service down, slow, hung: COMPARE_N (200) registrations per run, one table (BROKERS=host:port for a real broker); not in CI
+	bash -o pipefail -c "$(if $(BROKERS),KAFKA_BROKERS=$(BROKERS)) CHOREO_COMPARE_N=$(COMPARE_N) CHOREO_COMPARE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m -run '^TestCompare$$' -v ./deployments/compare/ | grep -Ev '^ *(=== (RUN|PAUSE|CONT)|--- PASS|PASS$$|ok )'"
+
 kafka: ## start a real Apache Kafka 4.x broker (KRaft, from Maven Central) on 127.0.0.1:9092
 	bash deployments/kafka/kafka.sh start
 

@@ -467,7 +467,39 @@ type proc struct {
 	done chan struct{}
 }
 
+// start starts the process and waits until it answers its health URL. A service that exits
+// because another process took its HTTP port between pickPort and its bind (any outgoing
+// connection may be given that port) is started again on a new one, up to three times.
 func (p *proc) start() error {
+	for try := 1; ; try++ {
+		err := p.startOnce()
+		if err == nil || try == 3 || !errors.Is(err, errExitedAtStart) || !strings.Contains(tail(p.logPath, 5), "address already in use") || !p.newHTTPAddr() {
+			return err
+		}
+	}
+}
+
+// errExitedAtStart marks a process that exited before it answered its health URL.
+var errExitedAtStart = errors.New("exited at start")
+
+// newHTTPAddr moves the process to a fresh HTTP_ADDR; false if its address is not set that way.
+func (p *proc) newHTTPAddr() bool {
+	port, err := pickPort()
+	if err != nil {
+		return false
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for i, kv := range p.env {
+		if strings.HasPrefix(kv, "HTTP_ADDR=") && strings.TrimPrefix(kv, "HTTP_ADDR=") == p.addr {
+			p.env = append(slices.Clone(p.env[:i]), append([]string{"HTTP_ADDR=" + addr}, p.env[i+1:]...)...)
+			p.addr, p.health = addr, "http://"+addr+"/healthz"
+			return true
+		}
+	}
+	return false
+}
+
+func (p *proc) startOnce() error {
 	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
@@ -495,7 +527,7 @@ func (p *proc) start() error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			return fmt.Errorf("%s exited at start (%s); last lines of %s:\n%s", p.name, cmd.ProcessState, p.logPath, tail(p.logPath, 30))
+			return fmt.Errorf("%s %w (%s); last lines of %s:\n%s", p.name, errExitedAtStart, cmd.ProcessState, p.logPath, tail(p.logPath, 30))
 		default:
 		}
 		if resp, err := httpClient.Get(p.health); err == nil {

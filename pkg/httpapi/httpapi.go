@@ -25,6 +25,7 @@ const (
 	CodeTooLarge         = "too_large"          // 413
 	CodeUnsupported      = "unsupported_media"  // 415
 	CodeInternal         = "internal"           // 500
+	CodeUnavailable      = "unavailable"        // 503
 )
 
 // Error is an application error with a code a client can act on.
@@ -57,6 +58,8 @@ func Status(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case CodeUnsupported:
 		return http.StatusUnsupportedMediaType
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
@@ -303,4 +304,20 @@ func TestMainBuildError(t *testing.T) {
 // equalConfig compares every field, so that a setting added later is compared too.
 func equalConfig(a, b service.Config) bool {
 	return reflect.DeepEqual(a, b)
+}
+
+// TestMainBuilderConfigError checks that a setting the service's builder reads itself (not one
+// of Config's) is reported as bad configuration, like Config's own: exit status 2.
+func TestMainBuilderConfigError(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	build := func(context.Context, service.Config, *slog.Logger) (*service.Service, error) {
+		return nil, fmt.Errorf("REGISTRATION_MODE=%q: want choreography or orchestrated: %w", "sideways", service.ErrConfig)
+	}
+	if code := service.Main("test-service", "127.0.0.1:8080", nil, env(nil), &stderr, build); code != 2 {
+		t.Errorf("Main = %d, want 2; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "REGISTRATION_MODE") {
+		t.Errorf("stderr does not name the setting:\n%s", stderr.String())
+	}
 }

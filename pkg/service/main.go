@@ -65,6 +65,9 @@ func Main(name, defaultHTTPAddr string, args []string, getenv func(string) strin
 	s, err := build(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		if errors.Is(err, ErrConfig) {
+			return 2 // a service's own setting, read by its builder
+		}
 		return 1
 	}
 	log.Info("started", "service", name, "http", s.HTTPAddr(), "brokers", cfg.Brokers, "registry", connect.RedactURL(cfg.RegistryURL))

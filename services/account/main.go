@@ -10,5 +10,5 @@ import (
 )
 
 func main() {
-	os.Exit(service.Main(accountsvc.Name, accountsvc.DefaultHTTPAddr, os.Args[1:], os.Getenv, os.Stderr, accountsvc.New))
+	os.Exit(service.Main(accountsvc.Name, accountsvc.DefaultHTTPAddr, os.Args[1:], os.Getenv, os.Stderr, accountsvc.Builder(os.Getenv)))
 }

@@ -26,14 +26,31 @@ const Group = "account-service"
 // DefaultHTTPAddr is where the API listens unless HTTP_ADDR says otherwise.
 const DefaultHTTPAddr = "127.0.0.1:8080"
 
-// New builds the Account Service.
+// New builds the Account Service with choreographed registration.
 func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Service, error) {
+	return NewWith(ctx, cfg, log, Registration{Mode: Choreography})
+}
+
+// NewWith builds the Account Service with the registration settings reg.
+func NewWith(ctx context.Context, cfg service.Config, log *slog.Logger, reg Registration) (*service.Service, error) {
+	if err := reg.Validate(); err != nil {
+		return nil, err
+	}
+	orch, err := reg.orchestrator()
+	if err != nil {
+		return nil, err
+	}
 	return service.Open(ctx, Name, cfg, log,
 		service.Migrations(store.Migrations()),
 		service.Emits(new(event.AccountCreated), new(event.AccountDeleted)),
 		service.Consume(Group, handlers.Handlers()),
 		service.API(func(s *service.Service) http.Handler {
-			return (&api.API{DB: s.DB, Emit: emitter{s}, Log: s.Log, Now: time.Now}).Handler()
+			a := &api.API{DB: s.DB, Emit: emitter{s}, Log: s.Log, Now: time.Now}
+			if orch != nil {
+				a.Orchestrator = orch
+				s.Log.Info("registration is orchestrated", "users", reg.UserURL, "notifications", reg.NotificationURL, "timeout", reg.Timeout)
+			}
+			return a.Handler()
 		}),
 	)
 }

@@ -49,6 +49,7 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 	if err != nil {
 		return nil, err
 	}
+	var wake func() // the sender's, for emails queued through the API
 	return service.Open(ctx, Name, cfg, log,
 		service.Migrations(store.Migrations()),
 		service.Setup(func(ctx context.Context, s *service.Service) error {
@@ -72,11 +73,12 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 				defer func() { _ = closeMail() }()
 				return snd.Run(ctx)
 			})
+			wake = snd.Wake
 			// The commit that queued an email wakes the sender: no email waits for a poll.
 			return s.Consume(ctx, Group, (&handlers.Notifier{}).Handlers(), consumer.AfterCommit(snd.Wake))
 		}),
 		service.API(func(s *service.Service) http.Handler {
-			return (&api.API{DB: s.DB, Log: s.Log, Service: Name}).Handler()
+			return (&api.API{DB: s.DB, Log: s.Log, Service: Name, Wake: wake}).Handler()
 		}),
 	)
 }

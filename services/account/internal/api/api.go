@@ -35,6 +35,10 @@ type API struct {
 	Emit Emitter
 	Log  *slog.Logger
 	Now  func() time.Time
+	// Orchestrator, when set, makes registration orchestrated: the API calls the User and
+	// Notification Services itself and emits no AccountCreated (see registerOrchestrated).
+	// Default nil: choreography.
+	Orchestrator Orchestrator
 }
 
 // Handler returns the API's routes.
@@ -138,6 +142,10 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 	}
 	now := a.Now().UTC().Truncate(time.Millisecond)
 	acc := store.Account{ID: uuid.NewString(), Username: username, Email: email, Status: "active", CreatedAt: now}
+	if a.Orchestrator != nil {
+		a.registerOrchestrated(w, r, acc, locale)
+		return
+	}
 	id := envelope.NewID()
 	err = a.inTx(r.Context(), func(tx *sql.Tx) error {
 		if err := store.Insert(r.Context(), tx, acc); err != nil {

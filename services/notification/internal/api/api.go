@@ -6,18 +6,25 @@ import (
 	"database/sql"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/choreo-dev/choreo/pkg/httpapi"
 	"github.com/choreo-dev/choreo/pkg/trace"
 	"github.com/choreo-dev/choreo/services/notification/internal/store"
 )
 
-// API serves GET /notifications?accountId= and GET /effects?correlationId=.
+// API serves GET /notifications?accountId= and GET /effects?correlationId=, and the synchronous
+// SendEmail of an orchestrated registration (POST /emails/welcome, see syncRoutes).
 type API struct {
 	DB  *sql.DB
 	Log *slog.Logger
 	// Service is the service's name in the catalog, which the effects carry.
 	Service string
+	// Wake, when set, is called after an email was queued through the API (the sender's Wake),
+	// so that it leaves without waiting for the sender's next poll. Default nil.
+	Wake func()
+	// Now is the clock of emails queued through the API. Default time.Now.
+	Now func() time.Time
 }
 
 // Handler returns the API's routes.
@@ -25,6 +32,7 @@ func (a *API) Handler() http.Handler {
 	mux := httpapi.NewServeMux()
 	mux.HandleFunc("GET /notifications", a.list)
 	mux.HandleFunc("/notifications", httpapi.MethodNotAllowed("GET"))
+	a.syncRoutes(mux)
 	mux.HandleFunc("GET /effects", a.effects)
 	mux.HandleFunc("/effects", httpapi.MethodNotAllowed("GET"))
 	return mux

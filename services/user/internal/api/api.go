@@ -17,7 +17,8 @@ type API struct {
 	Log *slog.Logger
 }
 
-// Handler returns the API's routes: GET /users/{id} and GET /users?accountId=.
+// Handler returns the API's routes: GET /users/{id} and GET /users?accountId=, and the
+// synchronous AddUser and DeleteUser (see syncRoutes).
 func (a *API) Handler() http.Handler {
 	mux := httpapi.NewServeMux()
 	mux.HandleFunc("GET /users/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -34,7 +35,8 @@ func (a *API) Handler() http.Handler {
 		u, err := store.ByAccount(r.Context(), a.DB, acc)
 		a.write(w, u, err, acc)
 	})
-	mux.HandleFunc("/users/{id}", httpapi.MethodNotAllowed("GET"))
+	a.syncRoutes(mux)
+	mux.HandleFunc("/users/{id}", httpapi.MethodNotAllowed("GET, DELETE"))
 	return mux
 }
 
