@@ -43,12 +43,16 @@ func (m Message) MessageID() string {
 type Server struct {
 	addr    string
 	replies map[string]string
+	rcpt    map[string]string // replies to RCPT by recipient
 	silent  bool
 	log     func(format string, args ...any)
 
 	mu       sync.Mutex
 	received []Message
 	commands []string
+	accepted int        // connections accepted so far
+	open     []net.Conn // connections not yet closed by Drop or the clean-up
+	closed   bool
 }
 
 // Option changes how the server answers.
@@ -58,6 +62,12 @@ type Option func(*Server)
 // "DATA", ...) or "." for the end of DATA. By default every stage succeeds.
 func WithReply(stage, reply string) Option {
 	return func(s *Server) { s.replies[stage] = reply }
+}
+
+// WithRecipientReply overrides the reply to RCPT for one recipient address, so one message of
+// a session can fail while the others succeed. By default every recipient is accepted.
+func WithRecipientReply(addr, reply string) Option {
+	return func(s *Server) { s.rcpt[addr] = reply }
 }
 
 // Silent makes the server accept connections and never write a byte, as a hung server does. The
@@ -73,30 +83,26 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if err != nil {
 		t.Fatalf("smtptest: listen: %v", err)
 	}
-	s := &Server{addr: ln.Addr().String(), replies: map[string]string{}, log: t.Logf}
+	s := &Server{addr: ln.Addr().String(), replies: map[string]string{}, rcpt: map[string]string{}, log: t.Logf}
 	for _, o := range opts {
 		o(s)
 	}
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		conns  []net.Conn
-		closed bool
-	)
+	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
 				return // listener closed by the clean-up
 			}
-			mu.Lock()
-			if closed {
-				mu.Unlock()
+			s.mu.Lock()
+			if s.closed {
+				s.mu.Unlock()
 				conn.Close()
 				return
 			}
-			conns = append(conns, conn)
-			mu.Unlock()
+			s.accepted++
+			s.open = append(s.open, conn)
+			s.mu.Unlock()
 			wg.Go(func() {
 				defer conn.Close()
 				if err := s.serve(conn); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
@@ -107,12 +113,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 	})
 	t.Cleanup(func() {
 		ln.Close()
-		mu.Lock()
-		closed = true
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.Drop()
 		wg.Wait()
 	})
 	return s
@@ -120,6 +124,25 @@ func Start(t testing.TB, opts ...Option) *Server {
 
 // Addr returns the server's host:port.
 func (s *Server) Addr() string { return s.addr }
+
+// Connections returns how many connections the server accepted so far.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted
+}
+
+// Drop closes every open connection without a word, as a server that restarts or times out
+// idle sessions does. The server keeps accepting new ones.
+func (s *Server) Drop() {
+	s.mu.Lock()
+	open := s.open
+	s.open = nil
+	s.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
+}
 
 // Messages returns every message accepted so far, in the order their DATA ended.
 func (s *Server) Messages() []Message {
@@ -238,6 +261,9 @@ func (s *Server) serve(conn net.Conn) error {
 		case "RCPT":
 			cur.To = envelopeAddr(arg)
 			reply = s.reply(verb, "250 2.1.5 ok")
+			if r, ok := s.rcpt[cur.To]; ok {
+				reply = r
+			}
 		case "DATA":
 			reply = s.reply(verb, "354 end with <CRLF>.<CRLF>")
 			if err := send(reply); err != nil {

@@ -35,12 +35,14 @@ func MailDir(cfg service.Config) string { return filepath.Join(cfg.DataDir, "mai
 func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Service, error) {
 	var (
 		m         mail.Mailer
+		closeMail = func() error { return nil }
 		err       error
 		transport = "file"
 	)
 	if cfg.SMTPAddr != "" {
-		m, err = mail.NewSMTPMailer(cfg.SMTPAddr)
-		transport = "smtp"
+		var sm *mail.SMTPMailer
+		sm, err = mail.NewSMTPMailer(cfg.SMTPAddr)
+		m, closeMail, transport = sm, sm.Close, "smtp"
 	} else {
 		m, err = mail.NewFileMailer(MailDir(cfg))
 	}
@@ -65,7 +67,12 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 			}
 			snd := sender.New(s.DB, m, opts...)
 			s.Metrics.MustRegister(sender.NewCollector(s.DB, Name))
-			s.Go(snd.Run)
+			s.Go(func(ctx context.Context) error {
+				// The sender is the mailer's only user: once it stops, the kept SMTP
+				// connection ends with QUIT.
+				defer func() { _ = closeMail() }()
+				return snd.Run(ctx)
+			})
 			wake = snd.Wake
 			// The commit that queued an email wakes the sender: no email waits for a poll.
 			return s.Consume(ctx, Group, (&handlers.Notifier{}).Handlers(), consumer.AfterCommit(snd.Wake))

@@ -51,10 +51,121 @@ func TestSMTPMailerSend(t *testing.T) {
 	if srv.SawCommand("AUTH") {
 		t.Error("client authenticated without WithAuth")
 	}
-	if !srv.SawCommand("QUIT") {
-		t.Error("client did not QUIT")
-	}
 	assertWelcome(t, m, r.Data)
+}
+
+// messageTo is the welcome message under another Message-ID, to another recipient.
+func messageTo(i int, to string) mail.Message {
+	m := welcomeMessage()
+	m.ID = fmt.Sprintf("welcome-%d@choreo.local", i)
+	m.To = to
+	return m
+}
+
+func TestSMTPMailerReusesConnection(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t)
+	host, _, _ := net.SplitHostPort(srv.Addr())
+	mailer := newSMTPMailer(t, srv.Addr(), mail.WithAuth(smtp.PlainAuth("", "choreo", "s3cret", host)))
+	const n = 5
+	for i := range n {
+		if err := mailer.Send(t.Context(), messageTo(i, fmt.Sprintf("user%d@example.com", i))); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+	}
+	if got := srv.Connections(); got != 1 {
+		t.Errorf("%d messages took %d connections, want 1", n, got)
+	}
+	got := srv.Messages()
+	if len(got) != n {
+		t.Fatalf("server received %d messages, want %d", len(got), n)
+	}
+	for i, m := range got {
+		if want := fmt.Sprintf("user%d@example.com", i); m.To != want || m.MessageID() != fmt.Sprintf("welcome-%d@choreo.local", i) {
+			t.Errorf("message %d to %q (%s), want to %q", i, m.To, m.MessageID(), want)
+		}
+		if m.Auth == "" {
+			t.Errorf("message %d: the session was not authenticated", i)
+		}
+	}
+	if srv.SawCommand("QUIT") {
+		t.Error("client sent QUIT before Close")
+	}
+	if err := mailer.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if !srv.SawCommand("QUIT") {
+		t.Error("Close did not QUIT")
+	}
+}
+
+func TestSMTPMailerReconnectsAfterDrop(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t)
+	mailer := newSMTPMailer(t, srv.Addr())
+	if err := mailer.Send(t.Context(), messageTo(1, "a@example.com")); err != nil {
+		t.Fatalf("Send 1: %v", err)
+	}
+	srv.Drop() // the server goes away between two messages
+	if err := mailer.Send(t.Context(), messageTo(2, "b@example.com")); err != nil {
+		t.Fatalf("Send 2 after the server dropped the connection: %v", err)
+	}
+	if got := srv.Connections(); got != 2 {
+		t.Errorf("%d connections, want 2 (the dropped one and its replacement)", got)
+	}
+	if got := srv.Count(); got != 2 {
+		t.Errorf("server received %d messages, want 2", got)
+	}
+	if r := srv.Repeats(); len(r) != 0 {
+		t.Errorf("messages delivered more than once: %v", r)
+	}
+}
+
+func TestSMTPMailerReplyKeepsConnection(t *testing.T) {
+	t.Parallel()
+	for _, reply := range []string{"451 4.3.0 greylisted", "550 5.1.1 no such user"} {
+		t.Run(reply[:3], func(t *testing.T) {
+			t.Parallel()
+			srv := smtptest.Start(t, smtptest.WithRecipientReply("bad@example.com", reply))
+			mailer := newSMTPMailer(t, srv.Addr())
+			var r *textproto.Error
+			if err := mailer.Send(t.Context(), messageTo(1, "bad@example.com")); !errors.As(err, &r) || r.Msg != reply[4:] {
+				t.Fatalf("Send to the rejected recipient = %v, want the reply %q", err, reply)
+			}
+			if err := mailer.Send(t.Context(), messageTo(2, "good@example.com")); err != nil {
+				t.Fatalf("Send after a rejected message: %v", err)
+			}
+			got := srv.Messages()
+			if len(got) != 1 || got[0].To != "good@example.com" {
+				t.Errorf("server received %v, want only the message to good@example.com", got)
+			}
+			if n := srv.Connections(); n != 1 {
+				t.Errorf("%d connections, want 1: a rejected message must not cost the session", n)
+			}
+		})
+	}
+}
+
+func TestSMTPMailerIdleTimeout(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t)
+	mailer := newSMTPMailer(t, srv.Addr(), mail.WithIdleTimeout(50*time.Millisecond))
+	if err := mailer.Send(t.Context(), messageTo(1, "a@example.com")); err != nil {
+		t.Fatalf("Send 1: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !srv.SawCommand("QUIT") {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection was not closed with QUIT within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := mailer.Send(t.Context(), messageTo(2, "b@example.com")); err != nil {
+		t.Fatalf("Send after the idle timeout: %v", err)
+	}
+	if got, n := srv.Count(), srv.Connections(); got != 2 || n != 2 {
+		t.Errorf("%d messages over %d connections, want 2 over 2", got, n)
+	}
 }
 
 func TestSMTPMailerAuth(t *testing.T) {
@@ -221,6 +332,7 @@ func TestNewSMTPMailer(t *testing.T) {
 		{name: "empty port", addr: "127.0.0.1:", wantErr: true},
 		{name: "empty host", addr: ":1025", wantErr: true},
 		{name: "empty", addr: "", wantErr: true},
+		{name: "zero idle timeout", addr: "127.0.0.1:1025", opts: []mail.SMTPOption{mail.WithIdleTimeout(0)}, wantErr: true},
 		{name: "zero timeout", addr: "127.0.0.1:1025", opts: []mail.SMTPOption{mail.WithTimeout(0)}, wantErr: true},
 		{name: "negative timeout", addr: "127.0.0.1:1025", opts: []mail.SMTPOption{mail.WithTimeout(-time.Second)}, wantErr: true},
 		{name: "empty helo", addr: "127.0.0.1:1025", opts: []mail.SMTPOption{mail.WithHelo("")}, wantErr: true},
@@ -276,5 +388,6 @@ func newSMTPMailer(t *testing.T, addr string, opts ...mail.SMTPOption) *mail.SMT
 	if err != nil {
 		t.Fatalf("NewSMTPMailer(%q): %v", addr, err)
 	}
+	t.Cleanup(func() { _ = m.Close() })
 	return m
 }
