@@ -87,18 +87,20 @@ type Pending struct {
 const pendingColumns = `message_id, recipient, subject, body, msg_date, event_id, correlation_id, attempts,
 	kind, traceparent, tracestate, chain_time, queued_at`
 
-// Due returns up to limit pending emails due at now, oldest first, for a sender that has the
-// database to itself (see Claim for one shared by replicas).
+// Due returns up to limit pending emails due at now, for a sender that has the database to
+// itself (see Claim for one shared by replicas): first-time sends oldest first, then retries by
+// the time they fell due (the order of the index notifications_pending, so a backlog costs
+// nothing per take).
 func Due(ctx context.Context, q Querier, now time.Time, limit int) ([]Pending, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+pendingColumns+` FROM notifications
-		WHERE status = 'pending' AND next_attempt <= $1 ORDER BY queued_at LIMIT $2`, now.UnixMilli(), limit)
+		WHERE status = 'pending' AND next_attempt <= $1 ORDER BY next_attempt, queued_at LIMIT $2`, now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read queued emails: %w", err)
 	}
 	return scanPending(rows, limit)
 }
 
-// Claim takes up to limit pending emails due at now, oldest first, for the caller alone until
+// Claim takes up to limit pending emails due at now, in Due's order, for the caller alone until
 // lease: in one statement, rows another replica is claiming are skipped (FOR UPDATE SKIP
 // LOCKED) and the claimed ones fall due again only at lease, so no other replica takes them
 // before. An email whose send outlasts the lease can be taken by another replica: the lease must
@@ -107,13 +109,13 @@ func Due(ctx context.Context, q Querier, now time.Time, limit int) ([]Pending, e
 func Claim(ctx context.Context, q Querier, now, lease time.Time, limit int) ([]Pending, error) {
 	rows, err := q.QueryContext(ctx, `UPDATE notifications SET next_attempt = $1 WHERE message_id IN (
 		SELECT message_id FROM notifications WHERE status = 'pending' AND next_attempt <= $2
-		ORDER BY queued_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING `+pendingColumns,
+		ORDER BY next_attempt, queued_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING `+pendingColumns,
 		lease.UnixMilli(), now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim queued emails: %w", err)
 	}
 	ps, err := scanPending(rows, limit)
-	// RETURNING follows no order: oldest first, as Due.
+	// RETURNING follows no order: within the batch, oldest first.
 	slices.SortStableFunc(ps, func(a, b Pending) int { return a.QueuedAt.Compare(b.QueuedAt) })
 	return ps, err
 }
