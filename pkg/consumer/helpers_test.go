@@ -363,7 +363,7 @@ func (n *node) flush(t *testing.T) {
 func (n *node) waitStats(t *testing.T, what string, done func(consumer.Stats) bool) consumer.Stats {
 	t.Helper()
 	var st consumer.Stats
-	eventually(t, 60*time.Second, func() error {
+	kafkatest.Eventually(t, 60*time.Second, func() error {
 		if st = n.runner.Stats(); !done(st) {
 			return fmt.Errorf("waiting for %s: stats %+v", what, st)
 		}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/choreo-dev/choreo/pkg/consumer"
+	"github.com/choreo-dev/choreo/pkg/kafkatest"
+	"github.com/choreo-dev/choreo/pkg/storetest"
 )
 
 // TestRebalanceAppliesEachEventOnce runs two members of one group over one database, as two
@@ -42,16 +44,16 @@ func TestRebalanceAppliesEachEventOnce(t *testing.T) {
 	a.stop() // leaves: its partitions move to b
 	burst(150)
 	total := produced
-	eventually(t, 30*time.Second, func() error {
-		if n := rowCount(t, db, `SELECT count(*) FROM calls`); n < total {
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		if n := storetest.Count(t, db, `SELECT count(*) FROM calls`); n < total {
 			return fmt.Errorf("%d of %d events applied", n, total)
 		}
 		return nil
 	})
-	if n := rowCount(t, db, `SELECT count(DISTINCT account_id) FROM calls`); n != total {
+	if n := storetest.Count(t, db, `SELECT count(DISTINCT account_id) FROM calls`); n != total {
 		t.Errorf("%d distinct accounts applied, want %d", n, total)
 	}
-	if n := rowCount(t, db, `SELECT count(*) FROM calls`); n != total {
+	if n := storetest.Count(t, db, `SELECT count(*) FROM calls`); n != total {
 		t.Errorf("%d handler effects for %d events: some event was applied twice", n, total)
 	}
 	sa, sb := a.runner.Stats(), b.runner.Stats()

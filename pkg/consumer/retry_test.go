@@ -13,6 +13,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/kafkatest"
 )
 
 var errDown = errors.New("dependency down")
@@ -112,7 +113,7 @@ func TestRetryDoesNotStallOtherPartitions(t *testing.T) {
 	n := h.start(t, openDB(t), group, []consumer.Handler{onAccountCreated("create", failFirst(1, "slow", &tries))},
 		consumer.Retry(consumer.RetryPolicy{MaxAttempts: 2, InitialBackoff: 10 * time.Minute, MaxElapsed: time.Hour}))
 	h.produce(t, h.accountCreated(t, 0, "id-slow", "acc-0", "slow"))
-	eventually(t, 10*time.Second, func() error {
+	kafkatest.Eventually(t, 10*time.Second, func() error {
 		if tries.Load() == 0 {
 			return errors.New("not tried yet")
 		}

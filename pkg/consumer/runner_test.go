@@ -25,7 +25,9 @@ import (
 	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
+	"github.com/choreo-dev/choreo/pkg/kafkatest"
 	"github.com/choreo-dev/choreo/pkg/outbox"
+	"github.com/choreo-dev/choreo/pkg/storetest"
 )
 
 func TestRunnerAppliesEveryEventOnceInPartitionOrder(t *testing.T) {
@@ -71,7 +73,7 @@ func TestRunnerAppliesEveryEventOnceInPartitionOrder(t *testing.T) {
 		}
 		lastOffset[r.Partition] = r.Offset
 	}
-	if got := rowCount(t, n.db, `SELECT count(*) FROM inbox WHERE consumer = $1 AND event_type = 'AccountCreated'`, h.scoped(group)); got != total {
+	if got := storetest.Count(t, n.db, `SELECT count(*) FROM inbox WHERE consumer = $1 AND event_type = 'AccountCreated'`, h.scoped(group)); got != total {
 		t.Errorf("%d inbox records, want %d", got, total)
 	}
 }
@@ -191,7 +193,7 @@ func TestRunnerParksAFailingHandlersRecord(t *testing.T) {
 			if !slices.Equal(got, []string{"before", "after"}) {
 				t.Errorf("committed calls %v, want [before after]: the failed handler's write must be rolled back", got)
 			}
-			if c := rowCount(t, n.db, `SELECT count(*) FROM inbox WHERE event_id = 'id-bad'`); c != 0 {
+			if c := storetest.Count(t, n.db, `SELECT count(*) FROM inbox WHERE event_id = 'id-bad'`); c != 0 {
 				t.Errorf("the parked event is in the inbox: re-driving it would be ignored")
 			}
 			if emitted := h.readTopic(t, "users"); len(emitted) != 0 {
@@ -717,7 +719,7 @@ func TestRunnerParksAHandlerErrorThatEndedTheTransaction(t *testing.T) {
 		h.accountCreated(t, 0, "id-2", "acc-2", "same"), // conflicts with the first
 		h.accountCreated(t, 0, "id-3", "acc-3", "other"))
 	// Wait until partition 0 is done or its conflict was seen twice (the batch is being retried).
-	eventually(t, 10*time.Second, func() error {
+	kafkatest.Eventually(t, 10*time.Second, func() error {
 		if st := n.runner.Stats(); st.Handled+st.Parked < 3 && conflicts.Load() < 2 {
 			return fmt.Errorf("stats %+v, %d conflicts", st, conflicts.Load())
 		}

@@ -302,3 +302,13 @@ func testPortableSQL(t *testing.T, open Opener) {
 		t.Fatalf("RETURNING of no row: %v, want sql.ErrNoRows", err)
 	}
 }
+
+// Count returns the integer query selects (a count(*)), failing t if the query fails.
+func Count(t testing.TB, db *sql.DB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}

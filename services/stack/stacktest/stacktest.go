@@ -26,6 +26,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
 	"github.com/choreo-dev/choreo/pkg/kafkatest"
+	"github.com/choreo-dev/choreo/pkg/storetest"
 	"github.com/choreo-dev/choreo/services/stack"
 )
 
@@ -73,21 +74,10 @@ func StartConfig(t testing.TB, cfg stack.Config) *stack.Stack {
 	return s
 }
 
-// Eventually calls fn every 20ms until it returns nil, and fails t with fn's last error if it
-// has not by the end of timeout.
+// Eventually is kafkatest.Eventually, kept here so a stack test needs one import.
 func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not after %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	kafkatest.Eventually(t, timeout, fn)
 }
 
 // URL returns the address of path on the HTTP API of the stack's service.
@@ -183,9 +173,5 @@ func Topic(t testing.TB, s *stack.Stack, eventName string) string {
 // Count returns the integer query selects (a count(*)), failing t if the query fails.
 func Count(t testing.TB, db *sql.DB, query string, args ...any) int {
 	t.Helper()
-	var n int
-	if err := db.QueryRow(query, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return n
+	return storetest.Count(t, db, query, args...)
 }
