@@ -1,0 +1,373 @@
+package sender_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/choreo-dev/choreo/pkg/smtptest"
+	"github.com/choreo-dev/choreo/services/notification/internal/mail"
+	"github.com/choreo-dev/choreo/services/notification/internal/sender"
+	"github.com/choreo-dev/choreo/services/notification/internal/store"
+)
+
+// twoStepMailer is a mail.Preparer double: it counts prepared messages (neither committed nor
+// aborted yet), records commits in order and aborts, and runs the hooks a test sets.
+type twoStepMailer struct {
+	onPrepare func(m mail.Message) // in Prepare, before the message counts as prepared
+	onCommit  func(m mail.Message) // in Commit, before the message counts as committed
+
+	mu        sync.Mutex
+	open      int // prepared, neither committed nor aborted
+	mostOpen  int
+	committed []mail.Message
+	aborted   []mail.Message
+}
+
+var _ mail.Preparer = (*twoStepMailer)(nil)
+
+func (f *twoStepMailer) Send(ctx context.Context, m mail.Message) error {
+	p, err := f.Prepare(ctx, m)
+	if err != nil {
+		return err
+	}
+	return p.Commit(ctx)
+}
+
+func (f *twoStepMailer) Prepare(_ context.Context, m mail.Message) (mail.Prepared, error) {
+	if f.onPrepare != nil {
+		f.onPrepare(m)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.open++
+	f.mostOpen = max(f.mostOpen, f.open)
+	return &twoStep{f: f, m: m}, nil
+}
+
+func (f *twoStepMailer) state() (open, committed, aborted int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.open, len(f.committed), len(f.aborted)
+}
+
+type twoStep struct {
+	f *twoStepMailer
+	m mail.Message
+}
+
+func (p *twoStep) Commit(context.Context) error {
+	if p.f.onCommit != nil {
+		p.f.onCommit(p.m)
+	}
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	p.f.open--
+	p.f.committed = append(p.f.committed, p.m)
+	return nil
+}
+
+func (p *twoStep) Abort() {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	p.f.open--
+	p.f.aborted = append(p.f.aborted, p.m)
+}
+
+// index returns i for the message ID msgID(i).
+func index(t *testing.T, id string) int {
+	t.Helper()
+	var i int
+	if _, err := fmt.Sscanf(id, "id-%d@test", &i); err != nil {
+		t.Fatalf("message ID %q: %v", id, err)
+	}
+	return i
+}
+
+// eventually waits for cond, up to a generous deadline, and reports whether it came.
+func eventually(cond func() bool) bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
+}
+
+func sentCount(t *testing.T, db *sql.DB) int {
+	t.Helper()
+	counts, err := store.Counts(context.Background(), db)
+	if err != nil {
+		t.Error(err)
+		return -1
+	}
+	return int(counts[store.StatusSent])
+}
+
+// With the default batch size, emails are prepared in parallel up to the bound, but each is
+// committed only once every email committed before it is recorded: at most one is ever accepted
+// and unrecorded. Emails to one address are committed in the order they were queued.
+func TestSenderPreparesInParallelAndCommitsOneAtATime(t *testing.T) {
+	t.Parallel()
+	db, shared := database(t)
+	const n, perRecipient, parallel = 48, 4, 8
+	queueTo(t, db, n, perRecipient)
+	var (
+		gate     sync.Mutex
+		entered  int
+		full     = make(chan struct{})
+		fullOnce sync.Once
+	)
+	m := &twoStepMailer{}
+	m.onPrepare = func(mail.Message) {
+		// The first prepares wait until the bound is reached, to show that it is; later ones
+		// take a little random time, so that workers overtake one another.
+		gate.Lock()
+		entered++
+		if entered == parallel {
+			fullOnce.Do(func() { close(full) })
+		}
+		first := entered <= parallel
+		gate.Unlock()
+		if first {
+			select {
+			case <-full:
+			case <-time.After(10 * time.Second):
+			}
+			return
+		}
+		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+	}
+	var committing atomic.Bool
+	m.onCommit = func(msg mail.Message) {
+		if !committing.CompareAndSwap(false, true) {
+			t.Errorf("committing %s while another commit runs", msg.ID)
+			return
+		}
+		defer committing.Store(false)
+		time.Sleep(100 * time.Microsecond) // room for a second commit, were one let in
+		_, committed, _ := m.state()
+		if got := sentCount(t, db); got != committed {
+			t.Errorf("committing %s while %d emails are recorded sent after %d commits: more than one unrecorded", msg.ID, got, committed)
+		}
+	}
+	opts := []sender.Opt{sender.Parallel(parallel)}
+	if shared {
+		opts = append(opts, sender.Shared())
+	}
+	if err := sender.New(db, m, opts...).SendPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m.mostOpen != parallel {
+		t.Errorf("at most %d emails prepared at once, want %d", m.mostOpen, parallel)
+	}
+	if len(m.committed) != n || len(m.aborted) != 0 {
+		t.Fatalf("%d committed, %d aborted; want %d committed", len(m.committed), len(m.aborted), n)
+	}
+	last := map[string]int{}
+	for _, msg := range m.committed {
+		i := index(t, msg.ID)
+		if prev, ok := last[msg.To]; ok && prev > i {
+			t.Errorf("email %d to %s committed before email %d, which was queued before it", prev, msg.To, i)
+		}
+		last[msg.To] = i
+	}
+	for i := range n {
+		if status, attempts := state(t, db, i); status != "sent" || attempts != 1 {
+			t.Errorf("email %d: %s after %d attempts, want sent after 1", i, status, attempts)
+		}
+	}
+}
+
+// A stop while emails are prepared abandons them: the commit under way finishes and is recorded,
+// the prepared ones are aborted, not counted as attempts, and sent by the next start.
+func TestSenderStopAbandonsPreparedEmails(t *testing.T) {
+	t.Parallel()
+	db, shared := database(t)
+	const n, parallel = 10, 4
+	queue(t, db, n)
+	var (
+		committing = make(chan string, 1)
+		release    = make(chan struct{})
+		once       sync.Once
+	)
+	m := &twoStepMailer{onCommit: func(msg mail.Message) {
+		once.Do(func() {
+			committing <- msg.ID
+			<-release
+		})
+	}}
+	opts := []sender.Opt{sender.Parallel(parallel)}
+	if shared {
+		opts = append(opts, sender.Shared())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- sender.New(db, m, opts...).SendPending(ctx) }()
+	first := <-committing
+	// Every worker holds an email: the one committing and one prepared each.
+	if !eventually(func() bool { open, _, _ := m.state(); return open == parallel }) {
+		t.Fatal("the workers did not all prepare an email within 20s")
+	}
+	cancel()
+	close(release)
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("SendPending: %v", err)
+	}
+	if open, committed, aborted := m.state(); open != 0 || committed != 1 || aborted != parallel-1 {
+		t.Fatalf("after the stop: %d prepared, %d committed, %d aborted; want 0, 1, %d", open, committed, aborted, parallel-1)
+	}
+	for i := range n {
+		status, attempts := state(t, db, i)
+		if msgID(i) == first {
+			if status != "sent" || attempts != 1 {
+				t.Errorf("the email committing at the stop: %s after %d attempts, want sent after 1", status, attempts)
+			}
+		} else if status != "pending" || attempts != 0 {
+			t.Errorf("email %d: %s after %d attempts, want pending after 0", i, status, attempts)
+		}
+	}
+	// The next start sends the rest, each once. Claimed emails wait for their lease to end: the
+	// restart's clock is past it.
+	again := &twoStepMailer{}
+	opts = append(opts, sender.Clock(func() time.Time { return time.Now().Add(2 * time.Minute) }))
+	if err := sender.New(db, again, opts...).SendPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(again.committed) != n-1 || slices.ContainsFunc(again.committed, func(m mail.Message) bool { return m.ID == first }) {
+		t.Errorf("the restart committed %d emails, want the %d others", len(again.committed), n-1)
+	}
+}
+
+// crashMailer is an SMTPMailer in which the process "dies" in the crashAt-th commit, after the
+// server accepted the message and before the sender records it.
+type crashMailer struct {
+	*mail.SMTPMailer
+	crashAt int
+	crash   func(id string) // in the crashAt-th Commit, after the server's acceptance
+
+	mu      sync.Mutex
+	open    int // prepared, neither committed nor aborted
+	commits int
+}
+
+func (c *crashMailer) Prepare(ctx context.Context, m mail.Message) (mail.Prepared, error) {
+	p, err := c.SMTPMailer.Prepare(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.open++
+	c.mu.Unlock()
+	return &crashPrepared{Prepared: p, c: c, id: m.ID}, nil
+}
+
+func (c *crashMailer) prepared() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.open
+}
+
+type crashPrepared struct {
+	mail.Prepared
+	c  *crashMailer
+	id string
+}
+
+func (p *crashPrepared) Commit(ctx context.Context) error {
+	err := p.Prepared.Commit(ctx)
+	p.c.mu.Lock()
+	p.c.open--
+	p.c.commits++
+	k := p.c.commits
+	p.c.mu.Unlock()
+	if k == p.c.crashAt {
+		p.c.crash(p.id)
+	}
+	return err
+}
+
+func (p *crashPrepared) Abort() {
+	p.Prepared.Abort()
+	p.c.mu.Lock()
+	p.c.open--
+	p.c.mu.Unlock()
+}
+
+// A crash between the server's acceptance of an email and its record, while other emails are
+// prepared on their connections, leaves exactly that one email accepted and unrecorded: the
+// prepared ones are not delivered (their connections close before the final dot), and the next
+// start sends each email that is not recorded, so only the one in doubt arrives twice.
+func TestSenderCrashLeavesAtMostOneEmailInDoubt(t *testing.T) {
+	t.Parallel()
+	db, shared, reopen := reopenable(t)
+	const n, parallel, crashAt = 60, 8, 20
+	queue(t, db, n)
+	srv := smtptest.Start(t)
+	// The crashing process has a database handle of its own, which dies with it.
+	dying := reopen()
+	sm, err := mail.NewSMTPMailer(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sm.Close() })
+	var inDoubt string
+	m := &crashMailer{SMTPMailer: sm, crashAt: crashAt}
+	m.crash = func(id string) {
+		inDoubt = id
+		// Wait until the other workers hold prepared emails, so the crash finds them at DATA.
+		if !eventually(func() bool { return m.prepared() == parallel-1 }) {
+			t.Errorf("%d emails prepared at the crash after 20s, want %d", m.prepared(), parallel-1)
+		}
+		if accepted, recorded := srv.Count(), sentCount(t, dying); accepted-recorded != 1 {
+			t.Errorf("at the crash the server accepted %d emails and %d are recorded: %d in doubt, want 1", accepted, recorded, accepted-recorded)
+		}
+		_ = dying.Close() // the record of this email fails, as if the process died here
+	}
+	opts := []sender.Opt{sender.Parallel(parallel)}
+	if shared {
+		opts = append(opts, sender.Shared())
+	}
+	if err := sender.New(dying, m, opts...).SendPending(context.Background()); err == nil {
+		t.Fatal("SendPending succeeded although the record failed")
+	}
+	if inDoubt == "" {
+		t.Fatal("no crash")
+	}
+	if got := srv.Count(); got != crashAt {
+		t.Errorf("the server accepted %d emails, want the %d committed before the crash", got, crashAt)
+	}
+	if got := sentCount(t, db); got != crashAt-1 {
+		t.Errorf("%d emails recorded sent, want %d", got, crashAt-1)
+	}
+
+	// The restart (past any lease the dead process held) sends every email not recorded.
+	sm2, err := mail.NewSMTPMailer(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sm2.Close() })
+	opts = append(opts, sender.Clock(func() time.Time { return time.Now().Add(2 * time.Minute) }))
+	if err := sender.New(db, sm2, opts...).SendPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := sentCount(t, db); got != n {
+		t.Errorf("%d emails recorded sent after the restart, want %d", got, n)
+	}
+	if got := srv.Count(); got != n+1 {
+		t.Errorf("%d deliveries, want %d: each email once and the one in doubt twice", got, n+1)
+	}
+	if rep := srv.Repeats(); len(rep) != 1 || rep[inDoubt] != 2 {
+		t.Errorf("delivered more than once: %v, want only %s, twice", rep, inDoubt)
+	}
+}
