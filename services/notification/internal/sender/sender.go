@@ -50,7 +50,8 @@ type Sender struct {
 	turn sync.Mutex
 
 	mu        sync.Mutex
-	nextRetry time.Time // the earliest retry this sender scheduled and has not yet woken for
+	nextRetry time.Time           // the earliest retry this sender scheduled and has not yet woken for
+	sent      *store.SentRecorder // prepared at the first email recorded alone; nil before
 }
 
 type config struct {
@@ -179,6 +180,7 @@ func (s *Sender) Run(ctx context.Context) error {
 	s.findRetry(ctx) // retries scheduled before this start
 	t := time.NewTimer(s.cfg.poll)
 	defer t.Stop()
+	defer s.closeRecorder()
 	for {
 		if err := s.SendPending(ctx); err != nil && ctx.Err() == nil {
 			s.cfg.log.Warn("sending queued emails failed; will retry", "err", err)
@@ -380,7 +382,7 @@ func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, 
 		return nil
 	}
 	err = prep.Commit(context.WithoutCancel(ctx))
-	rerr := s.record(context.WithoutCancel(ctx), []outcome{{email: p, tried: true, err: err}})
+	rerr := s.recordOne(context.WithoutCancel(ctx), outcome{email: p, tried: true, err: err})
 	if rerr != nil {
 		broken.Store(true)
 	}
@@ -390,6 +392,44 @@ func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, 
 		s.cfg.delivered(p.Kind, p.ChainStart)
 	}
 	return rerr
+}
+
+// recordOne records the outcome of one email, in one statement.
+func (s *Sender) recordOne(ctx context.Context, o outcome) error {
+	if o.err != nil {
+		return s.record(ctx, []outcome{o})
+	}
+	r := s.recorder(ctx)
+	if r == nil {
+		return s.record(ctx, []outcome{o})
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return r.MarkSent(ctx, o.email.MessageID, s.cfg.now())
+}
+
+// recorder returns the sender's SentRecorder, prepared at the first call; nil if it cannot be
+// prepared, and then the next call tries again.
+func (s *Sender) recorder(ctx context.Context) *store.SentRecorder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sent == nil {
+		r, err := store.PrepareSent(ctx, s.db)
+		if err != nil {
+			return nil
+		}
+		s.sent = r
+	}
+	return s.sent
+}
+
+func (s *Sender) closeRecorder() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sent != nil {
+		_ = s.sent.Close()
+		s.sent = nil
+	}
 }
 
 // prepare prepares p's message with the mailer; a mailer that cannot prepare sends it whole at

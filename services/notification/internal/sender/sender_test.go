@@ -56,7 +56,7 @@ func (temporary) Temporary() bool { return true }
 
 // database returns a notifications database: PostgreSQL in a schema of the test's own with
 // TEST_DATABASE_URL, else SQLite; shared says it is PostgreSQL (senders take sender.Shared).
-func database(t *testing.T) (db *sql.DB, shared bool) {
+func database(t testing.TB) (db *sql.DB, shared bool) {
 	t.Helper()
 	db, shared, _ = reopenable(t)
 	return db, shared
@@ -64,7 +64,7 @@ func database(t *testing.T) (db *sql.DB, shared bool) {
 
 // reopenable is database, also returning how to open another handle on the same database (closed
 // when the test ends, unless the test closed it), as a second process would.
-func reopenable(t *testing.T) (db *sql.DB, shared bool, reopen func() *sql.DB) {
+func reopenable(t testing.TB) (db *sql.DB, shared bool, reopen func() *sql.DB) {
 	t.Helper()
 	ctx := context.Background()
 	open := func(o func() (*sql.DB, error)) func() *sql.DB {
@@ -104,14 +104,20 @@ func reopenable(t *testing.T) (db *sql.DB, shared bool, reopen func() *sql.DB) {
 }
 
 // queue queues n welcome emails, to users u0..u<n-1>, with message IDs msgID(0..n-1).
-func queue(t *testing.T, db *sql.DB, n int) {
+func queue(t testing.TB, db *sql.DB, n int) {
 	t.Helper()
-	queueTo(t, db, n, 0)
+	queueRange(t, db, 0, n, 0)
 }
 
 // queueTo is queue, but with perRecipient > 0 the emails go perRecipient to an address, email i
 // to recipient(i, perRecipient), each address's emails queued one after the other.
-func queueTo(t *testing.T, db *sql.DB, n, perRecipient int) {
+func queueTo(t testing.TB, db *sql.DB, n, perRecipient int) {
+	t.Helper()
+	queueRange(t, db, 0, n, perRecipient)
+}
+
+// queueRange is queueTo for the emails from to from+n-1.
+func queueRange(t testing.TB, db *sql.DB, from, n, perRecipient int) {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := db.BeginTx(ctx, nil)
@@ -120,7 +126,7 @@ func queueTo(t *testing.T, db *sql.DB, n, perRecipient int) {
 	}
 	defer func() { _ = tx.Rollback() }()
 	now := time.Now()
-	for i := range n {
+	for i := from; i < from+n; i++ {
 		u := fmt.Sprint("u", i)
 		to := u + "@mail.com"
 		if perRecipient > 0 {

@@ -103,7 +103,7 @@ func eventually(cond func() bool) bool {
 	return true
 }
 
-func sentCount(t *testing.T, db *sql.DB) int {
+func sentCount(t testing.TB, db *sql.DB) int {
 	t.Helper()
 	counts, err := store.Counts(context.Background(), db)
 	if err != nil {
