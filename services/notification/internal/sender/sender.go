@@ -46,13 +46,31 @@ type Sender struct {
 	wake   chan struct{}
 
 	// turn is the turnstile of the default batch size: held from an email's commit until its
-	// outcome is recorded, so at most one email is ever accepted and unrecorded.
-	turn sync.Mutex
+	// outcome is recorded, so at most one email is ever accepted and unrecorded. held is the
+	// database connection its holders record on, only touched with turn held; waiting counts the
+	// prepared emails queued at the turnstile.
+	turn    sync.Mutex
+	held    heldConn
+	waiting atomic.Int32
 
 	mu        sync.Mutex
-	nextRetry time.Time           // the earliest retry this sender scheduled and has not yet woken for
-	sent      *store.SentRecorder // prepared at the first email recorded alone; nil before
+	nextRetry time.Time // the earliest retry this sender scheduled and has not yet woken for
 }
+
+// heldConn is a database connection kept across the records of emails that pass the turnstile
+// one after the other. With SQLite's one connection, shared with the handlers' transactions, a
+// connection taken for each record is granted to the sender about once per transaction of the
+// handlers, which at a steady rate bounded the sender to a few hundred emails a second.
+type heldConn struct {
+	conn  *sql.Conn
+	sent  *store.SentRecorder // nil if it could not be prepared
+	since time.Time
+	slow  bool // the last commit took longer than holdFor: do not keep the connection across one
+}
+
+// holdFor bounds how long the turnstile keeps a database connection for the emails queued at it,
+// so the handlers wait at most about that long (plus one commit) for SQLite's one connection.
+const holdFor = 2 * time.Millisecond
 
 type config struct {
 	log         *slog.Logger
@@ -180,7 +198,6 @@ func (s *Sender) Run(ctx context.Context) error {
 	s.findRetry(ctx) // retries scheduled before this start
 	t := time.NewTimer(s.cfg.poll)
 	defer t.Stop()
-	defer s.closeRecorder()
 	for {
 		if err := s.SendPending(ctx); err != nil && ctx.Err() == nil {
 			s.cfg.log.Warn("sending queued emails failed; will retry", "err", err)
@@ -336,6 +353,9 @@ func (s *Sender) pipeline(ctx context.Context, due []store.Pending, until time.T
 	}
 	close(work)
 	wg.Wait()
+	s.turn.Lock()
+	s.release() // normally released already, by the last email through the turnstile
+	s.turn.Unlock()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -370,21 +390,33 @@ func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, 
 			s.endSpan(span, err)
 			return nil // stopping: not an attempt, it stays pending
 		}
-		err = s.record(context.WithoutCancel(ctx), []outcome{{email: p, tried: true, err: err}})
+		err = s.record(context.WithoutCancel(ctx), s.db, []outcome{{email: p, tried: true, err: err}})
 		s.endSpan(span, err)
 		return err
 	}
+	s.waiting.Add(1)
 	s.turn.Lock()
+	s.waiting.Add(-1)
 	if ctx.Err() != nil || broken.Load() || s.leaseEnding(until) {
+		s.release()
 		s.turn.Unlock()
 		prep.Abort()
 		s.endSpan(span, errors.New("abandoned before delivery: the sender is stopping"))
 		return nil
 	}
+	if s.held.conn != nil && s.held.slow {
+		s.release() // not held across a slow commit: the handlers would wait for it
+	}
+	start := time.Now()
 	err = prep.Commit(context.WithoutCancel(ctx))
-	rerr := s.recordOne(context.WithoutCancel(ctx), outcome{email: p, tried: true, err: err})
+	committed := time.Since(start)
+	rerr := s.recordHeld(context.WithoutCancel(ctx), outcome{email: p, tried: true, err: err})
 	if rerr != nil {
 		broken.Store(true)
+	}
+	s.held.slow = committed > holdFor
+	if rerr != nil || s.waiting.Load() == 0 || time.Since(s.held.since) >= holdFor {
+		s.release()
 	}
 	s.turn.Unlock()
 	s.endSpan(span, err)
@@ -394,42 +426,36 @@ func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, 
 	return rerr
 }
 
-// recordOne records the outcome of one email, in one statement.
-func (s *Sender) recordOne(ctx context.Context, o outcome) error {
-	if o.err != nil {
-		return s.record(ctx, []outcome{o})
-	}
-	r := s.recorder(ctx)
-	if r == nil {
-		return s.record(ctx, []outcome{o})
-	}
+// recordHeld records the outcome of one email, in one statement, on the held connection,
+// taking one if none is held. Only with turn held.
+func (s *Sender) recordHeld(ctx context.Context, o outcome) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return r.MarkSent(ctx, o.email.MessageID, s.cfg.now())
-}
-
-// recorder returns the sender's SentRecorder, prepared at the first call; nil if it cannot be
-// prepared, and then the next call tries again.
-func (s *Sender) recorder(ctx context.Context) *store.SentRecorder {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sent == nil {
-		r, err := store.PrepareSent(ctx, s.db)
+	if s.held.conn == nil {
+		conn, err := s.db.Conn(ctx)
 		if err != nil {
-			return nil
+			return fmt.Errorf("record email %s: %w", o.email.MessageID, err)
 		}
-		s.sent = r
+		s.held = heldConn{conn: conn, since: time.Now()}
+		if r, err := store.PrepareSent(ctx, conn); err == nil {
+			s.held.sent = r
+		}
 	}
-	return s.sent
+	if o.err != nil || s.held.sent == nil {
+		return s.record(ctx, s.held.conn, []outcome{o})
+	}
+	return s.held.sent.MarkSent(ctx, o.email.MessageID, s.cfg.now())
 }
 
-func (s *Sender) closeRecorder() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sent != nil {
-		_ = s.sent.Close()
-		s.sent = nil
+// release gives the held connection back to the pool, if one is held. Only with turn held.
+func (s *Sender) release() {
+	if s.held.sent != nil {
+		_ = s.held.sent.Close()
 	}
+	if s.held.conn != nil {
+		_ = s.held.conn.Close()
+	}
+	s.held = heldConn{}
 }
 
 // prepare prepares p's message with the mailer; a mailer that cannot prepare sends it whole at
@@ -454,7 +480,7 @@ func (sendAtCommit) Abort()                             {}
 // deliver sends a batch and records the outcomes.
 func (s *Sender) deliver(ctx context.Context, batch []store.Pending) error {
 	outs := s.sendAll(ctx, batch)
-	if err := s.record(context.WithoutCancel(ctx), outs); err != nil {
+	if err := s.record(context.WithoutCancel(ctx), s.db, outs); err != nil {
 		return err
 	}
 	if s.cfg.delivered != nil {
@@ -525,13 +551,13 @@ func (s *Sender) endSpan(span trace.Span, err error) {
 	}
 }
 
-// record writes the outcomes of a batch in one transaction; the outcome of a single email is one
-// statement, which needs none.
-func (s *Sender) record(ctx context.Context, outs []outcome) error {
+// record writes the outcomes of a batch in one transaction on the database; the outcome of a
+// single email is one statement, which needs none, on one.
+func (s *Sender) record(ctx context.Context, one store.Execer, outs []outcome) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var (
-		ex store.Execer = s.db
+		ex = one
 		tx *sql.Tx
 	)
 	if len(outs) > 1 {

@@ -431,7 +431,8 @@ func TestSendersSharingADatabaseSendEachEmailOnce(t *testing.T) {
 }
 
 // recordedMailer checks, at each send, that every email it sent before is recorded as sent:
-// that at most one email is ever handed over and not yet recorded.
+// that at most one email is ever handed over and not yet recorded. It reads through a handle of
+// its own, as an observer would: the sender may hold a connection of its handle meanwhile.
 type recordedMailer struct {
 	t  *testing.T
 	db *sql.DB
@@ -452,10 +453,10 @@ func (r *recordedMailer) Send(ctx context.Context, m mail.Message) error {
 // the next begins.
 func TestSenderRecordsEachEmailBeforeTheNextByDefault(t *testing.T) {
 	t.Parallel()
-	db, shared := database(t)
+	db, shared, reopen := reopenable(t)
 	const n = 20
 	queue(t, db, n)
-	m := &recordedMailer{t: t, db: db}
+	m := &recordedMailer{t: t, db: reopen()}
 	var opts []sender.Opt
 	if shared {
 		opts = append(opts, sender.Shared())

@@ -118,7 +118,8 @@ func sentCount(t testing.TB, db *sql.DB) int {
 // and unrecorded. Emails to one address are committed in the order they were queued.
 func TestSenderPreparesInParallelAndCommitsOneAtATime(t *testing.T) {
 	t.Parallel()
-	db, shared := database(t)
+	db, shared, reopen := reopenable(t)
+	observer := reopen() // the sender may hold its handle's connection during a commit
 	const n, perRecipient, parallel = 48, 4, 8
 	queueTo(t, db, n, perRecipient)
 	var (
@@ -156,7 +157,7 @@ func TestSenderPreparesInParallelAndCommitsOneAtATime(t *testing.T) {
 		defer committing.Store(false)
 		time.Sleep(100 * time.Microsecond) // room for a second commit, were one let in
 		_, committed, _ := m.state()
-		if got := sentCount(t, db); got != committed {
+		if got := sentCount(t, observer); got != committed {
 			t.Errorf("committing %s while %d emails are recorded sent after %d commits: more than one unrecorded", msg.ID, got, committed)
 		}
 	}
@@ -249,16 +250,22 @@ func TestSenderStopAbandonsPreparedEmails(t *testing.T) {
 	}
 }
 
-// crashMailer is an SMTPMailer in which the process "dies" in the crashAt-th commit, after the
-// server accepted the message and before the sender records it.
+// crashMailer is an SMTPMailer whose process "dies" in the crashAt-th commit, after the server
+// accepted the message and before the sender records it: the connections of the other prepared
+// messages close, as the kernel closes a dead process's sockets, and the committing goroutine
+// stops until freeze is closed.
 type crashMailer struct {
 	*mail.SMTPMailer
 	crashAt int
-	crash   func(id string) // in the crashAt-th Commit, after the server's acceptance
+	crashed chan string   // receives the ID of the message in doubt
+	freeze  chan struct{} // closed when the test no longer needs the "dead" process stopped
+	inDoubt func() int    // emails accepted and not recorded, read at the crash
+	errorf  func(format string, args ...any)
 
-	mu      sync.Mutex
-	open    int // prepared, neither committed nor aborted
-	commits int
+	mu       sync.Mutex
+	prepared map[*crashPrepared]bool // neither committed nor aborted
+	commits  int
+	dead     bool
 }
 
 func (c *crashMailer) Prepare(ctx context.Context, m mail.Message) (mail.Prepared, error) {
@@ -266,16 +273,21 @@ func (c *crashMailer) Prepare(ctx context.Context, m mail.Message) (mail.Prepare
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	c.open++
-	c.mu.Unlock()
-	return &crashPrepared{Prepared: p, c: c, id: m.ID}, nil
-}
-
-func (c *crashMailer) prepared() int {
+	cp := &crashPrepared{Prepared: p, c: c, id: m.ID}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.open
+	if c.dead {
+		p.Abort()
+		return nil, errors.New("the process is dead")
+	}
+	c.prepared[cp] = true
+	return cp, nil
+}
+
+func (c *crashMailer) open() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.prepared)
 }
 
 type crashPrepared struct {
@@ -285,24 +297,41 @@ type crashPrepared struct {
 }
 
 func (p *crashPrepared) Commit(ctx context.Context) error {
+	c := p.c
+	c.mu.Lock()
+	delete(c.prepared, p)
+	c.commits++
+	k := c.commits
+	c.mu.Unlock()
 	err := p.Prepared.Commit(ctx)
-	p.c.mu.Lock()
-	p.c.open--
-	p.c.commits++
-	k := p.c.commits
-	p.c.mu.Unlock()
-	if k == p.c.crashAt {
-		p.c.crash(p.id)
+	if k != c.crashAt {
+		return err
 	}
+	// Die once the other workers hold prepared messages, so the crash finds them at DATA.
+	if !eventually(func() bool { return c.open() == parallelCrash-1 }) {
+		c.errorf("%d messages prepared at the crash after 20s, want %d", c.open(), parallelCrash-1)
+	}
+	n := c.inDoubt()
+	c.mu.Lock()
+	c.dead = true
+	for o := range c.prepared {
+		o.Prepared.Abort()
+	}
+	c.mu.Unlock()
+	c.crashed <- fmt.Sprint(p.id, " ", n)
+	<-c.freeze
 	return err
 }
 
 func (p *crashPrepared) Abort() {
-	p.Prepared.Abort()
 	p.c.mu.Lock()
-	p.c.open--
+	delete(p.c.prepared, p)
 	p.c.mu.Unlock()
+	p.Prepared.Abort()
 }
+
+// parallelCrash is the sender's parallelism in the crash test.
+const parallelCrash = 8
 
 // A crash between the server's acceptance of an email and its record, while other emails are
 // prepared on their connections, leaves exactly that one email accepted and unrecorded: the
@@ -311,38 +340,40 @@ func (p *crashPrepared) Abort() {
 func TestSenderCrashLeavesAtMostOneEmailInDoubt(t *testing.T) {
 	t.Parallel()
 	db, shared, reopen := reopenable(t)
-	const n, parallel, crashAt = 60, 8, 20
+	const n, crashAt = 60, 20
 	queue(t, db, n)
 	srv := smtptest.Start(t)
-	// The crashing process has a database handle of its own, which dies with it.
+	// The crashing process has a database handle of its own; the test observes through db.
 	dying := reopen()
 	sm, err := mail.NewSMTPMailer(srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sm.Close() })
-	var inDoubt string
-	m := &crashMailer{SMTPMailer: sm, crashAt: crashAt}
-	m.crash = func(id string) {
-		inDoubt = id
-		// Wait until the other workers hold prepared emails, so the crash finds them at DATA.
-		if !eventually(func() bool { return m.prepared() == parallel-1 }) {
-			t.Errorf("%d emails prepared at the crash after 20s, want %d", m.prepared(), parallel-1)
-		}
-		if accepted, recorded := srv.Count(), sentCount(t, dying); accepted-recorded != 1 {
-			t.Errorf("at the crash the server accepted %d emails and %d are recorded: %d in doubt, want 1", accepted, recorded, accepted-recorded)
-		}
-		_ = dying.Close() // the record of this email fails, as if the process died here
-	}
-	opts := []sender.Opt{sender.Parallel(parallel)}
+	m := &crashMailer{SMTPMailer: sm, crashAt: crashAt, crashed: make(chan string, 1), freeze: make(chan struct{}),
+		prepared: map[*crashPrepared]bool{}, inDoubt: func() int { return srv.Count() - sentCount(t, db) }, errorf: t.Errorf}
+	opts := []sender.Opt{sender.Parallel(parallelCrash)}
 	if shared {
 		opts = append(opts, sender.Shared())
 	}
-	if err := sender.New(dying, m, opts...).SendPending(context.Background()); err == nil {
-		t.Fatal("SendPending succeeded although the record failed")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sender.New(dying, m, opts...).SendPending(ctx) }()
+	defer func() {
+		// The "dead" process never runs again in a real crash; here it is stopped first.
+		cancel()
+		close(m.freeze)
+		<-done
+	}()
+	var (
+		inDoubt string
+		count   int
+	)
+	if _, err := fmt.Sscan(<-m.crashed, &inDoubt, &count); err != nil {
+		t.Fatal(err)
 	}
-	if inDoubt == "" {
-		t.Fatal("no crash")
+	if count != 1 {
+		t.Errorf("at the crash %d emails were accepted and not recorded, want 1", count)
 	}
 	if got := srv.Count(); got != crashAt {
 		t.Errorf("the server accepted %d emails, want the %d committed before the crash", got, crashAt)

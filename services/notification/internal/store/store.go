@@ -197,8 +197,13 @@ type SentRecorder struct {
 	stmt *sql.Stmt
 }
 
+// Preparer is where a statement is prepared: a *sql.DB, or one of its connections.
+type Preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
 // PrepareSent prepares a SentRecorder on db. Close it when done.
-func PrepareSent(ctx context.Context, db *sql.DB) (*SentRecorder, error) {
+func PrepareSent(ctx context.Context, db Preparer) (*SentRecorder, error) {
 	stmt, err := db.PrepareContext(ctx, `UPDATE notifications SET status = 'sent', sent_at = $1, attempts = attempts + 1, last_error = NULL
 		WHERE message_id = $2`)
 	if err != nil {
