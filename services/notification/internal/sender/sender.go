@@ -62,15 +62,21 @@ type Sender struct {
 // connection taken for each record is granted to the sender about once per transaction of the
 // handlers, which at a steady rate bounded the sender to a few hundred emails a second.
 type heldConn struct {
-	conn  *sql.Conn
-	sent  *store.SentRecorder // nil if it could not be prepared
-	since time.Time
-	slow  bool // the last commit took longer than holdFor: do not keep the connection across one
+	conn   *sql.Conn
+	sent   *store.SentRecorder // nil if it could not be prepared
+	since  time.Time
+	emails int  // recorded on it
+	slow   bool // the last commit took longer than holdFor: do not keep the connection across one
 }
 
-// holdFor bounds how long the turnstile keeps a database connection for the emails queued at it,
-// so the handlers wait at most about that long (plus one commit) for SQLite's one connection.
-const holdFor = 2 * time.Millisecond
+// The turnstile keeps a database connection for at most holdEmails emails queued at it and at
+// most holdFor, so the handlers wait at most about that long (plus one commit) for SQLite's one
+// connection. A count rather than only a time, so that on a loaded machine, where each email
+// takes longer, the sender still gets more than one email out of each grant.
+const (
+	holdEmails = 16
+	holdFor    = 10 * time.Millisecond
+)
 
 type config struct {
 	log         *slog.Logger
@@ -415,7 +421,8 @@ func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, 
 		broken.Store(true)
 	}
 	s.held.slow = committed > holdFor
-	if rerr != nil || s.waiting.Load() == 0 || time.Since(s.held.since) >= holdFor {
+	s.held.emails++
+	if rerr != nil || s.waiting.Load() == 0 || s.held.emails >= holdEmails || time.Since(s.held.since) >= holdFor {
 		s.release()
 	}
 	s.turn.Unlock()
