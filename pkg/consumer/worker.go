@@ -89,14 +89,22 @@ func (w *worker) enqueue(recs []*kgo.Record) {
 	}
 }
 
+// popBatch takes the first batch of a non-empty queue. Its slot is cleared: the backing array
+// would otherwise keep a handled batch (and the fetch buffers its records point into) reachable
+// until an append reallocates it, which under a backlog held several batches per partition.
+func popBatch(queue [][]*kgo.Record) ([]*kgo.Record, [][]*kgo.Record) {
+	batch := queue[0]
+	queue[0] = nil
+	return batch, queue[1:]
+}
+
 func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
 	for {
 		w.mu.Lock()
 		var batch []*kgo.Record
 		if len(w.queue) > 0 {
-			batch = w.queue[0]
-			w.queue = w.queue[1:]
+			batch, w.queue = popBatch(w.queue)
 		}
 		if len(w.queue) == 0 && w.paused && batch != nil {
 			// The last queued batch is being taken: let the next ones be fetched meanwhile.
