@@ -39,6 +39,13 @@ type Config struct {
 	// SMTPAddr is the SMTP server mail is sent through (SMTP_ADDR, host:port). Default "": mail
 	// is written as .eml files under DataDir/mail instead.
 	SMTPAddr string
+	// SMTPSendBatch is how many emails the Notification Service sends over SMTP before it
+	// records their deliveries, together (SMTP_SEND_BATCH). It is also how many emails a crash can
+	// deliver twice: those the server accepted and the service had not yet recorded (SMTP has no
+	// idempotent delivery; the second copy carries the same Message-ID). Default 1: each email is
+	// recorded before the next is committed, while up to 16 others are prepared; a larger batch
+	// trades that guarantee for throughput where the server's round trip is the limit.
+	SMTPSendBatch int
 	// StartTimeout bounds how long start-up waits for each dependency (database, schema
 	// registry, Kafka) to answer (START_TIMEOUT, a Go duration). Default 30s.
 	StartTimeout time.Duration
@@ -73,11 +80,12 @@ type Config struct {
 // DefaultConfig returns the defaults, with httpAddr as the service's HTTP address.
 func DefaultConfig(httpAddr string) Config {
 	return Config{
-		Brokers:      []string{"127.0.0.1:9092"},
-		RegistryURL:  "http://127.0.0.1:8081",
-		DataDir:      "var",
-		HTTPAddr:     httpAddr,
-		StartTimeout: 30 * time.Second,
+		Brokers:       []string{"127.0.0.1:9092"},
+		RegistryURL:   "http://127.0.0.1:8081",
+		DataDir:       "var",
+		HTTPAddr:      httpAddr,
+		StartTimeout:  30 * time.Second,
+		SMTPSendBatch: 1,
 		// Bounds on what the consumer holds ahead of its handlers: see the fields.
 		FetchMaxBytes:          1 << 20,
 		FetchMaxPartitionBytes: 256 << 10,
@@ -132,7 +140,8 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		name string
 		dst  *int
 	}{{"TOPIC_PARTITIONS", &c.Partitions}, {"TOPIC_REPLICATION_FACTOR", &c.ReplicationFactor},
-		{"KAFKA_FETCH_MAX_BYTES", &c.FetchMaxBytes}, {"KAFKA_FETCH_MAX_PARTITION_BYTES", &c.FetchMaxPartitionBytes}} {
+		{"KAFKA_FETCH_MAX_BYTES", &c.FetchMaxBytes}, {"KAFKA_FETCH_MAX_PARTITION_BYTES", &c.FetchMaxPartitionBytes},
+		{"SMTP_SEND_BATCH", &c.SMTPSendBatch}} {
 		if v := getenv(iv.name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -160,6 +169,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address (env HTTP_ADDR)")
 	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "prefix of topics and consumer groups, for sharing a cluster (env CHOREO_NAMESPACE)")
 	fs.StringVar(&c.SMTPAddr, "smtp", c.SMTPAddr, "SMTP server host:port; empty writes .eml files (env SMTP_ADDR)")
+	fs.IntVar(&c.SMTPSendBatch, "smtp-send-batch", c.SMTPSendBatch, "emails sent over SMTP before their deliveries are recorded together: how many a crash can resend (env SMTP_SEND_BATCH)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiles under /debug/pprof/ on the HTTP address (env CHOREO_PPROF)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of created topics; 0 takes the catalog's (env TOPIC_PARTITIONS)")
 	c.Conn.RegisterFlags(fs)
@@ -211,6 +221,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
 			bad("SMTP_ADDR %q is not host:port", c.SMTPAddr)
 		}
+	}
+	if c.SMTPSendBatch < 1 || c.SMTPSendBatch > 4096 {
+		bad("SMTP_SEND_BATCH is %d; it must be 1 to 4096 emails", c.SMTPSendBatch)
 	}
 	if c.StartTimeout <= 0 {
 		bad("START_TIMEOUT is %s; it must be positive", c.StartTimeout)

@@ -45,6 +45,7 @@ func TestFromEnv(t *testing.T) {
 		"KAFKA_FETCH_MAX_BYTES":           "4194304",
 		"KAFKA_FETCH_MAX_PARTITION_BYTES": "65536",
 		"CHOREO_PPROF":                    "true",
+		"SMTP_SEND_BATCH":                 "32",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +58,7 @@ func TestFromEnv(t *testing.T) {
 		HTTPAddr:               ":9000",
 		Namespace:              "staging",
 		SMTPAddr:               "mail.example.com:25",
+		SMTPSendBatch:          32,
 		StartTimeout:           90 * time.Second,
 		Partitions:             12,
 		ReplicationFactor:      -1,
@@ -98,6 +100,7 @@ func TestFromEnvRejects(t *testing.T) {
 		{"KAFKA_FETCH_MAX_BYTES", "1MiB"},
 		{"KAFKA_FETCH_MAX_PARTITION_BYTES", "lots"},
 		{"CHOREO_PPROF", "yes please"},
+		{"SMTP_SEND_BATCH", "all"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -133,14 +136,14 @@ func TestFlagsOverrideEnv(t *testing.T) {
 	c.RegisterFlags(fs)
 	if err := fs.Parse([]string{
 		"-brokers", "f1:1,f2:2", "-registry", "https://flag:1", "-data-dir", "/flag", "-http", "flag:2",
-		"-smtp", "flag:25", "-partitions", "9", "-replication-factor", "-1", "-pprof",
+		"-smtp", "flag:25", "-partitions", "9", "-replication-factor", "-1", "-pprof", "-smtp-send-batch", "8",
 	}); err != nil {
 		t.Fatal(err)
 	}
 	want := service.Config{
 		Brokers: []string{"f1:1", "f2:2"}, RegistryURL: "https://flag:1", DataDir: "/flag", HTTPAddr: "flag:2",
 		SMTPAddr: "flag:25", Partitions: 9, ReplicationFactor: -1, StartTimeout: 30 * time.Second,
-		FetchMaxBytes: 1 << 20, FetchMaxPartitionBytes: 256 << 10, Pprof: true,
+		FetchMaxBytes: 1 << 20, FetchMaxPartitionBytes: 256 << 10, Pprof: true, SMTPSendBatch: 8,
 	}
 	if !equalConfig(c, want) {
 		t.Errorf("after flags:\n got %+v\nwant %+v", c, want)
@@ -201,6 +204,8 @@ func TestValidate(t *testing.T) {
 		{name: "start timeout negative", mutate: func(c *service.Config) { c.StartTimeout = -time.Second }, wantVar: []string{"START_TIMEOUT"}},
 		{name: "fetch max bytes 0", mutate: func(c *service.Config) { c.FetchMaxBytes = 0 }, wantVar: []string{"KAFKA_FETCH_MAX_BYTES"}},
 		{name: "fetch max bytes beyond int32", mutate: func(c *service.Config) { c.FetchMaxBytes = 1 << 31 }, wantVar: []string{"KAFKA_FETCH_MAX_BYTES"}},
+		{name: "smtp send batch 0", mutate: func(c *service.Config) { c.SMTPSendBatch = 0 }, wantVar: []string{"SMTP_SEND_BATCH"}},
+		{name: "smtp send batch beyond 4096", mutate: func(c *service.Config) { c.SMTPSendBatch = 4097 }, wantVar: []string{"SMTP_SEND_BATCH"}},
 		{name: "fetch max partition bytes negative", mutate: func(c *service.Config) { c.FetchMaxPartitionBytes = -1 }, wantVar: []string{"KAFKA_FETCH_MAX_PARTITION_BYTES"}},
 		{
 			name:    "several bad settings, each reported",

@@ -61,10 +61,13 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 			}
 			if transport == "file" {
 				// A resend rewrites the same file with the same bytes: a crash costs no second
-				// email, so outcomes are recorded 256 to a transaction. Over SMTP a resend is a
-				// second delivery: the sender keeps its default, at most one email accepted and
-				// not yet recorded (others are prepared meanwhile, short of the final dot).
+				// email, so outcomes are recorded 256 to a transaction.
 				opts = append(opts, sender.BatchSize(256))
+			} else {
+				// Over SMTP a resend is a second delivery: by default (1) at most one email is
+				// accepted and not yet recorded (others are prepared meanwhile, short of the
+				// final dot); SMTP_SEND_BATCH lets an operator trade that bound for throughput.
+				opts = append(opts, sender.BatchSize(cfg.SMTPSendBatch))
 			}
 			snd := sender.New(s.DB, m, opts...)
 			s.Metrics.MustRegister(sender.NewCollector(s.DB, Name))
