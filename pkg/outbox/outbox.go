@@ -11,6 +11,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -45,6 +47,68 @@ func AddPrepared(ctx context.Context, stmt *sql.Stmt, rec *kgo.Record) error {
 		return fmt.Errorf("outbox: add record for %s: %w", rec.Topic, err)
 	}
 	return nil
+}
+
+// Entry is a record as Add writes it, taken when the record is emitted (with the trace context
+// of that moment), for AddAll to write later with others.
+type Entry struct {
+	topic string
+	args  []any
+}
+
+// NewEntry returns rec as Add would write it within ctx.
+func NewEntry(ctx context.Context, rec *kgo.Record) Entry {
+	return Entry{topic: rec.Topic, args: args(ctx, rec)}
+}
+
+// maxRows bounds the rows of one multi-row insert: 7 parameters a row stay far below SQLite's
+// and PostgreSQL's limits on parameters per statement.
+const maxRows = 256
+
+// AddAll writes entries within tx, in their order (their seqs ascend with it), with one
+// statement per up to 256 entries instead of one per entry: on PostgreSQL every statement is a
+// round trip. one, when not nil, is Insert prepared and bound to tx; a lone entry goes through it.
+func AddAll(ctx context.Context, tx Execer, one *sql.Stmt, entries []Entry) error {
+	if len(entries) == 1 && one != nil {
+		if _, err := one.ExecContext(ctx, entries[0].args...); err != nil {
+			return fmt.Errorf("outbox: add record for %s: %w", entries[0].topic, err)
+		}
+		return nil
+	}
+	for len(entries) > 0 {
+		n := min(len(entries), maxRows)
+		args := make([]any, 0, n*7)
+		for _, e := range entries[:n] {
+			args = append(args, e.args...)
+		}
+		if _, err := tx.ExecContext(ctx, insertRows(n), args...); err != nil {
+			return fmt.Errorf("outbox: add %d records: %w", n, err)
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// insertRows is Insert with n rows of values.
+func insertRows(n int) string {
+	var b strings.Builder
+	b.Grow(len(Insert) + n*40)
+	b.WriteString(`INSERT INTO outbox (topic, key, value, headers, created_at, traceparent, tracestate) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for j := range 7 {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(i*7 + j + 1))
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
 }
 
 func args(ctx context.Context, rec *kgo.Record) []any {
