@@ -35,7 +35,7 @@ func (r *Runner) begin(ctx context.Context, guarded bool) (*batchTx, error) {
 	st := r.stmts.bind(ctx, tx)
 	return &batchTx{
 		sql: tx, stmts: st, guarded: guarded,
-		inbox: inbox{group: r.cfg.Group, stmt: st.inbox, now: r.opts.now().UnixMilli()},
+		inbox: inbox{group: r.cfg.Group, params: r.params, stmt: st.inbox, now: r.opts.now().UnixMilli()},
 	}, nil
 }
 
@@ -50,7 +50,7 @@ func (t *batchTx) emit(ctx context.Context, rec *kgo.Record) error {
 
 // commit writes the outbox records held back and commits.
 func (t *batchTx) commit(ctx context.Context) error {
-	if err := outbox.AddAll(ctx, t.sql, t.stmts.outbox, t.emitted); err != nil {
+	if err := outbox.AddAll(ctx, t.sql, t.inbox.params, t.stmts.outbox, t.emitted); err != nil {
 		return err
 	}
 	if err := t.sql.Commit(); err != nil {

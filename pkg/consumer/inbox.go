@@ -4,8 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/choreo-dev/choreo/pkg/outbox"
 )
 
 // inboxInsert records that a consumer group processed an event; a second insert of the same
@@ -28,9 +29,10 @@ const (
 // applies them: the event's mark commits with the handler's changes or not at all, so an event
 // redelivered after a crash or a rebalance finds its mark and is acknowledged without effect.
 type inbox struct {
-	group string
-	stmt  *sql.Stmt // inboxInsert, bound to the batch's transaction
-	now   int64     // processed_at, Unix milliseconds
+	group  string
+	params outbox.Params
+	stmt   *sql.Stmt // inboxInsert, bound to the batch's transaction
+	now    int64     // processed_at, Unix milliseconds
 }
 
 // claim marks it's event as processed by the group, and reports false when it was already.
@@ -70,13 +72,9 @@ func (in inbox) claimAll(ctx context.Context, tx *sql.Tx, items []*item) error {
 func (in inbox) claimChunk(ctx context.Context, tx *sql.Tx, items []*item) error {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO inbox (consumer, event_id, event_type, processed_at) VALUES `)
+	in.params.Rows(&q, len(items), 4)
 	args := make([]any, 0, 4*len(items))
-	for i, it := range items {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		p := 4*i + 1
-		q.WriteString("($" + strconv.Itoa(p) + ",$" + strconv.Itoa(p+1) + ",$" + strconv.Itoa(p+2) + ",$" + strconv.Itoa(p+3) + ")")
+	for _, it := range items {
 		args = append(args, in.group, it.Envelope.ID, it.Type.Name, in.now)
 	}
 	q.WriteString(` ON CONFLICT DO NOTHING RETURNING event_id`)

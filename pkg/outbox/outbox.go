@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"modernc.org/sqlite"
 
 	"github.com/choreo-dev/choreo/pkg/telemetry"
 )
@@ -65,10 +66,45 @@ func NewEntry(ctx context.Context, rec *kgo.Record) Entry {
 // and PostgreSQL's limits on parameters per statement.
 const maxRows = 256
 
+// Params writes the placeholders of multi-row statements in the form their database binds
+// fastest.
+type Params struct{ positional bool }
+
+// ParamsOf returns the Params of db: ? for SQLite (modernc.org/sqlite), whose $N parameters
+// are looked up by name, which costs time quadratic in a statement's parameters (a 256-row
+// insert spent most of its time there); $1, $2, ... (PostgreSQL's form) for any other driver.
+func ParamsOf(db *sql.DB) Params {
+	_, ok := db.Driver().(*sqlite.Driver)
+	return Params{positional: ok}
+}
+
+// Rows appends rows of cols placeholders each, "(p1,p2),(p3,p4)", to b, numbered from 1.
+func (p Params) Rows(b *strings.Builder, rows, cols int) {
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for j := range cols {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			if p.positional {
+				b.WriteByte('?')
+				continue
+			}
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(i*cols + j + 1))
+		}
+		b.WriteByte(')')
+	}
+}
+
 // AddAll writes entries within tx, in their order (their seqs ascend with it), with one
 // statement per up to 256 entries instead of one per entry: on PostgreSQL every statement is a
-// round trip. one, when not nil, is Insert prepared and bound to tx; a lone entry goes through it.
-func AddAll(ctx context.Context, tx Execer, one *sql.Stmt, entries []Entry) error {
+// round trip. p is the database's ParamsOf. one, when not nil, is Insert prepared and bound to
+// tx; a lone entry goes through it.
+func AddAll(ctx context.Context, tx Execer, p Params, one *sql.Stmt, entries []Entry) error {
 	if len(entries) == 1 && one != nil {
 		if _, err := one.ExecContext(ctx, entries[0].args...); err != nil {
 			return fmt.Errorf("outbox: add record for %s: %w", entries[0].topic, err)
@@ -81,7 +117,7 @@ func AddAll(ctx context.Context, tx Execer, one *sql.Stmt, entries []Entry) erro
 		for _, e := range entries[:n] {
 			args = append(args, e.args...)
 		}
-		if _, err := tx.ExecContext(ctx, insertRows(n), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, insertRows(p, n), args...); err != nil {
 			return fmt.Errorf("outbox: add %d records: %w", n, err)
 		}
 		entries = entries[n:]
@@ -90,24 +126,11 @@ func AddAll(ctx context.Context, tx Execer, one *sql.Stmt, entries []Entry) erro
 }
 
 // insertRows is Insert with n rows of values.
-func insertRows(n int) string {
+func insertRows(p Params, n int) string {
 	var b strings.Builder
 	b.Grow(len(Insert) + n*40)
 	b.WriteString(`INSERT INTO outbox (topic, key, value, headers, created_at, traceparent, tracestate) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('(')
-		for j := range 7 {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(i*7 + j + 1))
-		}
-		b.WriteByte(')')
-	}
+	p.Rows(&b, n, 7)
 	return b.String()
 }
 

@@ -522,7 +522,7 @@ func TestAddAllWritesInOrder(t *testing.T) {
 			for i, r := range recs[:n] {
 				entries[i] = outbox.NewEntry(ctx, r)
 			}
-			if err := outbox.AddAll(ctx, tx, nil, entries); err != nil {
+			if err := outbox.AddAll(ctx, tx, outbox.ParamsOf(e.db), nil, entries); err != nil {
 				t.Fatalf("AddAll: %v", err)
 			}
 			if err := outbox.Add(ctx, tx, recs[n]); err != nil {
