@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -61,4 +62,81 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkHopLatency measures the same hop at a steady 1,000 records/s: from publishing an
+// AccountCreated to reading the UserCreated it caused (consumer, transaction, relay, broker).
+// Reports the 50th and 99th percentiles in milliseconds.
+func BenchmarkHopLatency(b *testing.B) {
+	h := newHarness(b)
+	h.start(b, openDB(b), group, []consumer.Handler{onAccountCreated("create-user",
+		func(ctx context.Context, tx *consumer.UnitOfWork, ev *event.AccountCreated) error {
+			return tx.Emit(ctx, userCreatedOf(ev))
+		}, consumer.Emits(new(event.UserCreated)))})
+	reader, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.ConsumeTopics(h.topic("users")),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer reader.Close()
+	// Linger 0, as choreo's producers: franz-go's default linger would add itself to every record.
+	producer, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer producer.Close()
+	recs := make([]*kgo.Record, b.N+1)
+	for i := range recs {
+		recs[i] = h.accountCreated(b, int32(i%partitions), fmt.Sprintf("cause-%d", i), fmt.Sprintf("acc-%d", i), fmt.Sprintf("u%d", i))
+	}
+	sent, got := make([]time.Time, len(recs)), make([]time.Time, len(recs))
+	read := func(from, to int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		for n := from; n < to; {
+			fs := reader.PollFetches(ctx)
+			if ctx.Err() != nil {
+				b.Fatalf("%d of %d events read: %v", n-from, to-from, ctx.Err())
+			}
+			now := time.Now()
+			fs.EachRecord(func(r *kgo.Record) {
+				var i int
+				if _, err := fmt.Sscanf(headers(r)[envelope.HeaderCausationID], "cause-%d", &i); err != nil {
+					b.Fatal(err)
+				}
+				got[i] = now
+				n++
+			})
+		}
+	}
+	// One record first: the group has joined and the statements are prepared before the clock runs.
+	h.produce(b, recs[0])
+	read(0, 1)
+	b.ResetTimer()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for i := 1; i < len(recs); i++ {
+			<-t.C
+			sent[i] = time.Now()
+			producer.Produce(context.Background(), recs[i], func(_ *kgo.Record, err error) {
+				if err != nil {
+					b.Error(err)
+				}
+			})
+		}
+	}()
+	read(1, len(recs))
+	<-done
+	b.StopTimer()
+	arrived := make([]time.Duration, 0, b.N)
+	for i := 1; i < len(recs); i++ {
+		arrived = append(arrived, got[i].Sub(sent[i]))
+	}
+	slices.Sort(arrived)
+	ms := func(q float64) float64 { return float64(arrived[int(q*float64(len(arrived)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(ms(0.5), "p50-ms")
+	b.ReportMetric(ms(0.99), "p99-ms")
 }

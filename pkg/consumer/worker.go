@@ -93,9 +93,12 @@ func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
 	for {
 		w.mu.Lock()
+		// Everything queued goes into one batch (one transaction): a partition that fell behind,
+		// with many small polls waiting, catches up with fewer, larger transactions instead of
+		// paying a transaction per poll.
 		var batch []*kgo.Record
-		if len(w.queue) > 0 {
-			batch = w.queue[0]
+		for len(w.queue) > 0 && (batch == nil || len(batch)+len(w.queue[0]) <= w.r.opts.maxPoll) {
+			batch = append(batch, w.queue[0]...)
 			w.queue = w.queue[1:]
 		}
 		if len(w.queue) == 0 && w.paused && batch != nil {
