@@ -13,9 +13,6 @@ import (
 // event is a no-op, which is how a redelivery is recognised.
 const inboxInsert = `INSERT INTO inbox (consumer, event_id, event_type, processed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`
 
-// maxClaimRows bounds the rows of one multi-row inbox insert (4 parameters a row).
-const maxClaimRows = 256
-
 // claimState is what the inbox said about an item's event in the current transaction.
 type claimState uint8
 
@@ -54,13 +51,13 @@ func (in inbox) claim(ctx context.Context, it *item) (fresh bool, err error) {
 	return n > 0, nil
 }
 
-// claimAll claims the events of items up front, with one statement per 256 items instead of one
-// per item (each a round trip on PostgreSQL), and notes each item's claim. Only a transaction
+// claimAll claims the events of items up front, with a few multi-row statements (see
+// outbox.NextRows) instead of one per item (each a round trip on PostgreSQL), and notes each item's claim. Only a transaction
 // that is applied whole or not at all may do so: a record left out of the commit (one stopped
 // before under a savepoint) would keep its claim and never be handled.
 func (in inbox) claimAll(ctx context.Context, tx *sql.Tx, items []*item) error {
 	for len(items) > 0 {
-		n := min(len(items), maxClaimRows)
+		n := outbox.NextRows(len(items))
 		if err := in.claimChunk(ctx, tx, items[:n]); err != nil {
 			return err
 		}

@@ -178,7 +178,7 @@ func (r *Runner) apply(ctx context.Context, batch []item, guarded bool) (applied
 }
 
 // claimAll resets the batch's inbox claims and, in an unguarded transaction (applied whole or
-// rolled back whole), claims every event a handler will see with one statement per 256 records
+// rolled back whole), claims every event a handler will see with a few multi-row statements
 // instead of one per record. A guarded one claims each record under its savepoint.
 func (r *Runner) claimAll(ctx context.Context, tx *batchTx, batch []item) error {
 	claims := make([]*item, 0, len(batch))

@@ -62,9 +62,21 @@ func NewEntry(ctx context.Context, rec *kgo.Record) Entry {
 	return Entry{topic: rec.Topic, args: args(ctx, rec)}
 }
 
-// maxRows bounds the rows of one multi-row insert: 7 parameters a row stay far below SQLite's
-// and PostgreSQL's limits on parameters per statement.
+// maxRows bounds the rows of one multi-row statement: 7 parameters a row stay far below
+// SQLite's and PostgreSQL's limits on parameters per statement.
 const maxRows = 256
+
+// NextRows returns how many of n rows (n > 0) the next multi-row statement takes: the largest
+// power of two up to n and 256. pgx prepares and caches each statement text per connection, and
+// the server keeps each prepared; powers of two bound that to 9 shapes a statement instead of
+// one per batch size, for at most 9 statements where one would do.
+func NextRows(n int) int {
+	k := 1
+	for k*2 <= min(n, maxRows) {
+		k *= 2
+	}
+	return k
+}
 
 // Params writes the placeholders of multi-row statements in the form their database binds
 // fastest.
@@ -100,9 +112,9 @@ func (p Params) Rows(b *strings.Builder, rows, cols int) {
 	}
 }
 
-// AddAll writes entries within tx, in their order (their seqs ascend with it), with one
-// statement per up to 256 entries instead of one per entry: on PostgreSQL every statement is a
-// round trip. p is the database's ParamsOf. one, when not nil, is Insert prepared and bound to
+// AddAll writes entries within tx, in their order (their seqs ascend with it), with a few
+// multi-row statements (see NextRows) instead of one per entry: on PostgreSQL every statement is
+// a round trip. p is the database's ParamsOf. one, when not nil, is Insert prepared and bound to
 // tx; a lone entry goes through it.
 func AddAll(ctx context.Context, tx Execer, p Params, one *sql.Stmt, entries []Entry) error {
 	if len(entries) == 1 && one != nil {
@@ -112,7 +124,7 @@ func AddAll(ctx context.Context, tx Execer, p Params, one *sql.Stmt, entries []E
 		return nil
 	}
 	for len(entries) > 0 {
-		n := min(len(entries), maxRows)
+		n := NextRows(len(entries))
 		args := make([]any, 0, n*7)
 		for _, e := range entries[:n] {
 			args = append(args, e.args...)

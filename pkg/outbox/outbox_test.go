@@ -541,3 +541,12 @@ func TestAddAllWritesInOrder(t *testing.T) {
 		})
 	}
 }
+
+func TestNextRowsTakesPowersOfTwo(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ n, want int }{{1, 1}, {2, 2}, {3, 2}, {255, 128}, {256, 256}, {257, 256}, {5000, 256}} {
+		if got := outbox.NextRows(tc.n); got != tc.want {
+			t.Errorf("NextRows(%d) = %d, want %d", tc.n, got, tc.want)
+		}
+	}
+}

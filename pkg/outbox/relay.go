@@ -350,9 +350,8 @@ func (r *Relay) read(ctx context.Context) ([]pending, error) {
 func (r *Relay) delete(ctx context.Context, seqs []int64) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	const chunk = 500
 	for len(seqs) > 0 {
-		n := min(chunk, len(seqs))
+		n := NextRows(len(seqs))
 		args := make([]any, n)
 		for i, s := range seqs[:n] {
 			args[i] = s
