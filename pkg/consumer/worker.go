@@ -89,6 +89,15 @@ func (w *worker) enqueue(recs []*kgo.Record) {
 	}
 }
 
+// popBatch takes the first batch of a non-empty queue. Its slot is cleared: the backing array
+// would otherwise keep a handled batch (and the fetch buffers its records point into) reachable
+// until an append reallocates it, which under a backlog held several batches per partition.
+func popBatch(queue [][]*kgo.Record) ([]*kgo.Record, [][]*kgo.Record) {
+	batch := queue[0]
+	queue[0] = nil
+	return batch, queue[1:]
+}
+
 func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
 	for {
@@ -98,8 +107,10 @@ func (w *worker) run(ctx context.Context) {
 		// paying a transaction per poll.
 		var batch []*kgo.Record
 		for len(w.queue) > 0 && (batch == nil || len(batch)+len(w.queue[0]) <= w.r.opts.maxPoll) {
-			batch = append(batch, w.queue[0]...)
-			w.queue = w.queue[1:]
+			var next []*kgo.Record
+			next, w.queue = popBatch(w.queue)
+			// Clipped: appending must not write into spare capacity of the fetch's slice.
+			batch = append(batch[:len(batch):len(batch)], next...)
 		}
 		if len(w.queue) == 0 && w.paused && batch != nil {
 			// The last queued batch is being taken: let the next ones be fetched meanwhile.

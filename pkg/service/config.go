@@ -52,6 +52,19 @@ type Config struct {
 	// Conn holds the connection settings of Kafka and the schema registry: TLS, SASL and
 	// registry credentials (see package connect for their variables). Default: plaintext.
 	Conn connect.Settings
+	// FetchMaxBytes bounds what one fetch of the consumer brings from Kafka
+	// (KAFKA_FETCH_MAX_BYTES, bytes; kgo.FetchMaxBytes). The consumer holds the records it has
+	// fetched until its handlers have applied them, so this bounds what a backlog takes in memory;
+	// a record batch larger than the bound is still fetched, alone. Default 1 MiB (franz-go's own
+	// default, 50 MiB, is most of a service's memory budget).
+	FetchMaxBytes int
+	// FetchMaxPartitionBytes bounds one partition's share of a fetch
+	// (KAFKA_FETCH_MAX_PARTITION_BYTES, bytes; kgo.FetchMaxPartitionBytes). Default 256 KiB.
+	FetchMaxPartitionBytes int
+	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on HTTPAddr, beside
+	// /metrics, for finding where memory or CPU goes in a running service (CHOREO_PPROF, true or
+	// false). Default false: profiles show internals and cost CPU while taken.
+	Pprof bool
 	// TracerProvider receives the service's spans. Default nil: tracing off. Main builds it from
 	// the OTEL_* variables (see telemetry.Provider).
 	TracerProvider trace.TracerProvider
@@ -65,6 +78,9 @@ func DefaultConfig(httpAddr string) Config {
 		DataDir:      "var",
 		HTTPAddr:     httpAddr,
 		StartTimeout: 30 * time.Second,
+		// Bounds on what the consumer holds ahead of its handlers: see the fields.
+		FetchMaxBytes:          1 << 20,
+		FetchMaxPartitionBytes: 256 << 10,
 	}
 }
 
@@ -98,6 +114,13 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	if v := getenv("SMTP_ADDR"); v != "" {
 		c.SMTPAddr = v
 	}
+	if v := getenv("CHOREO_PPROF"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("CHOREO_PPROF=%q: not true or false: %w", v, ErrConfig)
+		}
+		c.Pprof = b
+	}
 	if err := c.Conn.FromEnv(getenv); err != nil {
 		return err
 	}
@@ -108,7 +131,8 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	for _, iv := range []struct {
 		name string
 		dst  *int
-	}{{"TOPIC_PARTITIONS", &c.Partitions}, {"TOPIC_REPLICATION_FACTOR", &c.ReplicationFactor}} {
+	}{{"TOPIC_PARTITIONS", &c.Partitions}, {"TOPIC_REPLICATION_FACTOR", &c.ReplicationFactor},
+		{"KAFKA_FETCH_MAX_BYTES", &c.FetchMaxBytes}, {"KAFKA_FETCH_MAX_PARTITION_BYTES", &c.FetchMaxPartitionBytes}} {
 		if v := getenv(iv.name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -136,6 +160,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address (env HTTP_ADDR)")
 	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "prefix of topics and consumer groups, for sharing a cluster (env CHOREO_NAMESPACE)")
 	fs.StringVar(&c.SMTPAddr, "smtp", c.SMTPAddr, "SMTP server host:port; empty writes .eml files (env SMTP_ADDR)")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiles under /debug/pprof/ on the HTTP address (env CHOREO_PPROF)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of created topics; 0 takes the catalog's (env TOPIC_PARTITIONS)")
 	c.Conn.RegisterFlags(fs)
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of created topics; 0 takes the catalog's, -1 the broker default (env TOPIC_REPLICATION_FACTOR)")
@@ -192,6 +217,12 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 0 || c.Partitions > math.MaxInt32 {
 		bad("TOPIC_PARTITIONS is %d; it must be 0 (the catalog's) or a partition count", c.Partitions)
+	}
+	if c.FetchMaxBytes <= 0 || c.FetchMaxBytes > math.MaxInt32 {
+		bad("KAFKA_FETCH_MAX_BYTES is %d; it must be a positive number of bytes", c.FetchMaxBytes)
+	}
+	if c.FetchMaxPartitionBytes <= 0 || c.FetchMaxPartitionBytes > math.MaxInt32 {
+		bad("KAFKA_FETCH_MAX_PARTITION_BYTES is %d; it must be a positive number of bytes", c.FetchMaxPartitionBytes)
 	}
 	if c.ReplicationFactor < -1 || c.ReplicationFactor > math.MaxInt16 {
 		bad("TOPIC_REPLICATION_FACTOR is %d; it must be 0 (the catalog's), -1 (the broker's) or a replica count", c.ReplicationFactor)

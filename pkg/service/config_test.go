@@ -32,31 +32,37 @@ func TestFromEnv(t *testing.T) {
 	t.Parallel()
 	c := service.DefaultConfig("127.0.0.1:8080")
 	err := c.FromEnv(env(map[string]string{
-		"KAFKA_BROKERS":            " k1:9092, ,k2:9093,",
-		"SCHEMA_REGISTRY_URL":      "https://registry.example.com:8081",
-		"DATA_DIR":                 "/srv/choreo",
-		"HTTP_ADDR":                ":9000",
-		"SMTP_ADDR":                "mail.example.com:25",
-		"TOPIC_PARTITIONS":         "12",
-		"TOPIC_REPLICATION_FACTOR": "-1",
-		"DATABASE_URL":             "postgres://u:p@db:5432/choreo?search_path=users",
-		"CHOREO_NAMESPACE":         "staging",
-		"START_TIMEOUT":            "1m30s",
+		"KAFKA_BROKERS":                   " k1:9092, ,k2:9093,",
+		"SCHEMA_REGISTRY_URL":             "https://registry.example.com:8081",
+		"DATA_DIR":                        "/srv/choreo",
+		"HTTP_ADDR":                       ":9000",
+		"SMTP_ADDR":                       "mail.example.com:25",
+		"TOPIC_PARTITIONS":                "12",
+		"TOPIC_REPLICATION_FACTOR":        "-1",
+		"DATABASE_URL":                    "postgres://u:p@db:5432/choreo?search_path=users",
+		"CHOREO_NAMESPACE":                "staging",
+		"START_TIMEOUT":                   "1m30s",
+		"KAFKA_FETCH_MAX_BYTES":           "4194304",
+		"KAFKA_FETCH_MAX_PARTITION_BYTES": "65536",
+		"CHOREO_PPROF":                    "true",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := service.Config{
-		Brokers:           []string{"k1:9092", "k2:9093"},
-		RegistryURL:       "https://registry.example.com:8081",
-		DataDir:           "/srv/choreo",
-		DatabaseURL:       "postgres://u:p@db:5432/choreo?search_path=users",
-		HTTPAddr:          ":9000",
-		Namespace:         "staging",
-		SMTPAddr:          "mail.example.com:25",
-		StartTimeout:      90 * time.Second,
-		Partitions:        12,
-		ReplicationFactor: -1,
+		Brokers:                []string{"k1:9092", "k2:9093"},
+		RegistryURL:            "https://registry.example.com:8081",
+		DataDir:                "/srv/choreo",
+		DatabaseURL:            "postgres://u:p@db:5432/choreo?search_path=users",
+		HTTPAddr:               ":9000",
+		Namespace:              "staging",
+		SMTPAddr:               "mail.example.com:25",
+		StartTimeout:           90 * time.Second,
+		Partitions:             12,
+		ReplicationFactor:      -1,
+		FetchMaxBytes:          4 << 20,
+		FetchMaxPartitionBytes: 64 << 10,
+		Pprof:                  true,
 	}
 	if !equalConfig(c, want) {
 		t.Errorf("FromEnv:\n got %+v\nwant %+v", c, want)
@@ -89,6 +95,9 @@ func TestFromEnvRejects(t *testing.T) {
 		{"TOPIC_REPLICATION_FACTOR", "99999999999999999999"},
 		{"START_TIMEOUT", "30"},
 		{"START_TIMEOUT", "soon"},
+		{"KAFKA_FETCH_MAX_BYTES", "1MiB"},
+		{"KAFKA_FETCH_MAX_PARTITION_BYTES", "lots"},
+		{"CHOREO_PPROF", "yes please"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -124,13 +133,14 @@ func TestFlagsOverrideEnv(t *testing.T) {
 	c.RegisterFlags(fs)
 	if err := fs.Parse([]string{
 		"-brokers", "f1:1,f2:2", "-registry", "https://flag:1", "-data-dir", "/flag", "-http", "flag:2",
-		"-smtp", "flag:25", "-partitions", "9", "-replication-factor", "-1",
+		"-smtp", "flag:25", "-partitions", "9", "-replication-factor", "-1", "-pprof",
 	}); err != nil {
 		t.Fatal(err)
 	}
 	want := service.Config{
 		Brokers: []string{"f1:1", "f2:2"}, RegistryURL: "https://flag:1", DataDir: "/flag", HTTPAddr: "flag:2",
 		SMTPAddr: "flag:25", Partitions: 9, ReplicationFactor: -1, StartTimeout: 30 * time.Second,
+		FetchMaxBytes: 1 << 20, FetchMaxPartitionBytes: 256 << 10, Pprof: true,
 	}
 	if !equalConfig(c, want) {
 		t.Errorf("after flags:\n got %+v\nwant %+v", c, want)
@@ -189,6 +199,9 @@ func TestValidate(t *testing.T) {
 		{name: "replication factor -2", mutate: func(c *service.Config) { c.ReplicationFactor = -2 }, wantVar: []string{"TOPIC_REPLICATION_FACTOR"}},
 		{name: "start timeout 0", mutate: func(c *service.Config) { c.StartTimeout = 0 }, wantVar: []string{"START_TIMEOUT"}},
 		{name: "start timeout negative", mutate: func(c *service.Config) { c.StartTimeout = -time.Second }, wantVar: []string{"START_TIMEOUT"}},
+		{name: "fetch max bytes 0", mutate: func(c *service.Config) { c.FetchMaxBytes = 0 }, wantVar: []string{"KAFKA_FETCH_MAX_BYTES"}},
+		{name: "fetch max bytes beyond int32", mutate: func(c *service.Config) { c.FetchMaxBytes = 1 << 31 }, wantVar: []string{"KAFKA_FETCH_MAX_BYTES"}},
+		{name: "fetch max partition bytes negative", mutate: func(c *service.Config) { c.FetchMaxPartitionBytes = -1 }, wantVar: []string{"KAFKA_FETCH_MAX_PARTITION_BYTES"}},
 		{
 			name:    "several bad settings, each reported",
 			mutate:  func(c *service.Config) { c.Brokers, c.DataDir, c.Partitions = []string{"k1"}, "", -1 },

@@ -20,7 +20,8 @@ import (
 type Builder func(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error)
 
 // Main is the whole of a service binary: configuration from the environment, flags overriding,
-// build, run until SIGINT or SIGTERM. It returns the process exit code: 2 for bad
+// build, run until SIGINT or SIGTERM. Unless GOMEMLIMIT is set, Go's soft memory limit is
+// DefaultMemoryLimit while Main runs. It returns the process exit code: 2 for bad
 // configuration or flags, 1 for a failure to start or run.
 func Main(name, defaultHTTPAddr string, args []string, getenv func(string) string, stderr io.Writer, build Builder) int {
 	cfg := DefaultConfig(defaultHTTPAddr)
@@ -45,6 +46,7 @@ func Main(name, defaultHTTPAddr string, args []string, getenv func(string) strin
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
 	}
+	defer applyMemoryLimit(getenv)()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

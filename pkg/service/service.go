@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -295,7 +296,7 @@ func (s *Service) Consume(ctx context.Context, group string, handlers []consumer
 		DB:         s.DB,
 		Codec:      s.Codec,
 		Relay:      s.Relay,
-		ClientOpts: s.clientOpts(s.Name, kafkaHooks(s.Metrics, "consumer")),
+		ClientOpts: s.clientOpts(s.Name, append(s.fetchOpts(), kafkaHooks(s.Metrics, "consumer"))...),
 	}, handlers, append([]consumer.Opt{consumer.Logger(s.Log), consumer.Tracing(s.Tracer),
 		consumer.Observe(s.metrics.observer(scoped))}, opts...)...)
 	if err != nil {
@@ -304,6 +305,14 @@ func (s *Service) Consume(ctx context.Context, group string, handlers []consumer
 	s.Metrics.MustRegister(newLagCollector(kadm.NewClient(s.producer), scoped, r.DeadLetterTopic(), s.Log))
 	s.runner, s.group = r, group
 	return nil
+}
+
+// fetchOpts bounds what the consumer fetches ahead of its handlers, as configured.
+func (s *Service) fetchOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.FetchMaxBytes(int32(s.Config.FetchMaxBytes)),
+		kgo.FetchMaxPartitionBytes(int32(s.Config.FetchMaxPartitionBytes)),
+	}
 }
 
 // Emits declares the events the service emits outside its handlers (from its HTTP API).
@@ -450,6 +459,14 @@ func (s *Service) routes() http.Handler {
 	})
 	mux.HandleFunc("GET "+ReadinessPath, s.readyz)
 	mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{}))
+	if s.Config.Pprof {
+		// pprof.Index serves the named profiles (heap, allocs, goroutine...) below its prefix.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	if s.handler != nil {
 		mux.Handle("/", s.Tracer.HTTP(s.handler))
 	}

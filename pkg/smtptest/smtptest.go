@@ -3,8 +3,11 @@
 // second entry (a mailbox or a file named by Message-ID would merge the two).
 //
 // It speaks just enough of RFC 5321 for net/smtp clients: greeting, EHLO/HELO, AUTH PLAIN, MAIL,
-// RCPT, DATA (with dot-unstuffing), RSET, NOOP and QUIT. It advertises STARTTLS but refuses it
-// with a 454, so a client that tries it on loopback fails visibly.
+// RCPT, DATA (with dot-unstuffing), RSET, NOOP and QUIT, in order (RCPT needs MAIL, DATA a
+// recipient), and PIPELINING (RFC 2920) as real servers such as Postfix and Mailpit offer it:
+// replies in order, written together once the client's commands so far are answered. It
+// advertises STARTTLS but refuses it with a 454, so a client that tries it on loopback fails
+// visibly. A transaction whose connection closes before the end of its DATA is discarded.
 package smtptest
 
 import (
@@ -45,11 +48,13 @@ type Server struct {
 	replies map[string]string
 	rcpt    map[string]string // replies to RCPT by recipient
 	silent  bool
+	noPipe  bool
 	log     func(format string, args ...any)
 
 	mu       sync.Mutex
 	received []Message
 	commands []string
+	piped    int        // commands that came before the reply to the one before
 	accepted int        // connections accepted so far
 	open     []net.Conn // connections not yet closed by Drop or the clean-up
 	closed   bool
@@ -74,6 +79,13 @@ func WithRecipientReply(addr, reply string) Option {
 // default is to answer.
 func Silent() Option {
 	return func(s *Server) { s.silent = true }
+}
+
+// WithoutPipelining makes the server leave PIPELINING out of its EHLO reply and refuse, with a
+// 503 as Postfix does, a command sent before the reply to the previous one. The default is to
+// offer it.
+func WithoutPipelining() Option {
+	return func(s *Server) { s.noPipe = true }
 }
 
 // Start starts a server on a free port of 127.0.0.1 and stops it when t ends.
@@ -182,6 +194,14 @@ func (s *Server) Repeats() map[string]int {
 	return n
 }
 
+// Pipelined returns how many commands arrived before the server had answered the one before
+// them: commands a client pipelined.
+func (s *Server) Pipelined() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.piped
+}
+
 // SawCommand reports whether any client sent the verb.
 func (s *Server) SawCommand(verb string) bool {
 	s.mu.Lock()
@@ -207,6 +227,10 @@ func (s *Server) serve(conn net.Conn) error {
 		if _, err := w.WriteString(reply + "\r\n"); err != nil {
 			return err
 		}
+		if r.Buffered() > 0 {
+			// The client pipelined: answer its group at once (RFC 2920, 3.2).
+			return nil
+		}
 		return w.Flush()
 	}
 	readLine := func() (string, error) {
@@ -224,24 +248,41 @@ func (s *Server) serve(conn net.Conn) error {
 	if err := send(greeting); err != nil || !strings.HasPrefix(greeting, "2") {
 		return err
 	}
-	var cur Message
+	ehlo := "250-test.local\r\n250-8BITMIME\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 AUTH PLAIN"
+	if s.noPipe {
+		ehlo = "250-test.local\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 AUTH PLAIN"
+	}
+	var (
+		cur            Message
+		mailOK, rcptOK bool // the transaction has a sender, a recipient
+	)
 	for {
 		line, err := readLine()
 		if err != nil {
 			return err
 		}
+		piped := r.Buffered() > 0 // the next command came before this one's reply
 		cmd := strings.TrimSuffix(line, "\r\n")
 		verb, arg, _ := strings.Cut(cmd, " ")
 		verb = strings.ToUpper(verb)
 		s.mu.Lock()
 		s.commands = append(s.commands, verb)
+		if piped {
+			s.piped++
+		}
 		s.mu.Unlock()
+		if piped && s.noPipe {
+			if err := send("503 5.5.0 improper use of SMTP command pipelining"); err != nil {
+				return err
+			}
+			continue
+		}
 
 		var reply string
 		switch verb {
 		case "EHLO":
 			cur.Helo = arg
-			reply = s.reply(verb, "250-test.local\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 AUTH PLAIN")
+			reply = s.reply(verb, ehlo)
 		case "HELO":
 			cur.Helo = arg
 			reply = s.reply(verb, "250 ok")
@@ -254,23 +295,35 @@ func (s *Server) serve(conn net.Conn) error {
 			reply = s.reply(verb, "235 2.7.0 authenticated")
 		case "RSET":
 			cur = Message{Helo: cur.Helo, Auth: cur.Auth}
+			mailOK, rcptOK = false, false
 			reply = s.reply(verb, "250 ok")
 		case "MAIL":
 			cur.From = envelopeAddr(arg)
 			reply = s.reply(verb, "250 2.1.0 ok")
+			mailOK = strings.HasPrefix(reply, "2")
 		case "RCPT":
 			cur.To = envelopeAddr(arg)
 			reply = s.reply(verb, "250 2.1.5 ok")
 			if r, ok := s.rcpt[cur.To]; ok {
 				reply = r
 			}
+			if !mailOK {
+				reply = "503 5.5.1 need MAIL command"
+			}
+			rcptOK = rcptOK || strings.HasPrefix(reply, "2")
 		case "DATA":
 			reply = s.reply(verb, "354 end with <CRLF>.<CRLF>")
+			if !rcptOK {
+				reply = "554 5.5.1 no valid recipients"
+			}
 			if err := send(reply); err != nil {
 				return err
 			}
 			if !strings.HasPrefix(reply, "3") {
 				continue
+			}
+			if err := w.Flush(); err != nil { // the client waits for 354 before the message
+				return err
 			}
 			var data strings.Builder
 			for {
@@ -291,8 +344,12 @@ func (s *Server) serve(conn net.Conn) error {
 				s.mu.Unlock()
 			}
 			cur = Message{Helo: cur.Helo, Auth: cur.Auth}
+			mailOK, rcptOK = false, false
 		case "QUIT":
-			return send("221 2.0.0 bye")
+			if err := send("221 2.0.0 bye"); err != nil {
+				return err
+			}
+			return w.Flush()
 		default:
 			reply = "502 5.5.2 not implemented"
 		}

@@ -2,6 +2,8 @@ package smtptest_test
 
 import (
 	"net/smtp"
+	"net/textproto"
+	"strings"
 	"testing"
 
 	"github.com/choreo-dev/choreo/pkg/smtptest"
@@ -77,4 +79,96 @@ func send(addr, from, to string, data []byte) error {
 		return err
 	}
 	return c.Quit()
+}
+
+// session dials srv, reads the greeting and says EHLO, returning the EHLO reply's text.
+func session(t *testing.T, srv *smtptest.Server) (*textproto.Conn, string) {
+	t.Helper()
+	c, err := textproto.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, _, err := c.ReadResponse(220); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PrintfLine("EHLO test"); err != nil {
+		t.Fatal(err)
+	}
+	_, ext, err := c.ReadResponse(250)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, ext
+}
+
+// TestPipelining: commands written together are answered in order; a server without PIPELINING
+// does not offer it and refuses them; the transaction's commands come in order.
+func TestPipelining(t *testing.T) {
+	t.Parallel()
+	group := "MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n"
+	t.Run("offered", func(t *testing.T) {
+		t.Parallel()
+		srv := smtptest.Start(t)
+		c, ext := session(t, srv)
+		if !strings.Contains(ext, "\nPIPELINING") {
+			t.Fatalf("EHLO reply %q offers no PIPELINING", ext)
+		}
+		if _, err := c.W.WriteString(group); err != nil || c.W.Flush() != nil {
+			t.Fatal(err)
+		}
+		for _, code := range []int{250, 250, 354} {
+			if _, _, err := c.ReadResponse(code); err != nil {
+				t.Fatalf("pipelined reply: %v, want %d", err, code)
+			}
+		}
+		if err := c.PrintfLine("Message-ID: <p@x>\r\n\r\nhi\r\n."); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.ReadResponse(250); err != nil {
+			t.Fatalf("end of DATA: %v", err)
+		}
+		if srv.Count() != 1 || srv.Pipelined() < 1 {
+			t.Errorf("%d messages, %d commands pipelined; want 1 and at least 1", srv.Count(), srv.Pipelined())
+		}
+	})
+	t.Run("not offered", func(t *testing.T) {
+		t.Parallel()
+		srv := smtptest.Start(t, smtptest.WithoutPipelining())
+		c, ext := session(t, srv)
+		if strings.Contains(ext, "PIPELINING") {
+			t.Fatalf("EHLO reply %q offers PIPELINING", ext)
+		}
+		if _, err := c.W.WriteString(group); err != nil || c.W.Flush() != nil {
+			t.Fatal(err)
+		}
+		// Whatever arrives ahead of its turn is refused; nothing reaches DATA.
+		var codes []int
+		for range 3 {
+			code, _, _ := c.ReadResponse(0)
+			codes = append(codes, code)
+		}
+		for _, code := range codes {
+			if code/100 == 2 || code == 354 {
+				t.Errorf("replies %v to pipelined commands: want refusals", codes)
+				break
+			}
+		}
+	})
+	t.Run("in order", func(t *testing.T) {
+		t.Parallel()
+		srv := smtptest.Start(t)
+		c, _ := session(t, srv)
+		for _, step := range []struct {
+			cmd  string
+			code int
+		}{{"RCPT TO:<b@x>", 503}, {"DATA", 554}, {"MAIL FROM:<a@x>", 250}, {"DATA", 554}} {
+			if err := c.PrintfLine("%s", step.cmd); err != nil {
+				t.Fatal(err)
+			}
+			if code, msg, _ := c.ReadResponse(0); code != step.code {
+				t.Errorf("%s: %d %s, want %d", step.cmd, code, msg, step.code)
+			}
+		}
+	})
 }

@@ -3,8 +3,10 @@
 // to the end of DATA), which is when a chain counts as done.
 //
 // It speaks what net/smtp clients need: greeting, EHLO/HELO, MAIL, RCPT, DATA with the final
-// dot, RSET, NOOP and QUIT. It offers no STARTTLS and no AUTH: the chains send in the clear on
-// loopback, as choreo's SMTPMailer does to a local relay.
+// dot, RSET, NOOP and QUIT, and offers PIPELINING (RFC 2920) as Postfix and Mailpit do: replies
+// in order, written together once the commands received so far are answered. It offers no
+// STARTTLS and no AUTH: the chains send in the clear on loopback, as choreo's SMTPMailer does to
+// a local relay. A message whose connection closes before its final dot is not delivered.
 package smtpsink
 
 import (
@@ -87,6 +89,9 @@ func (s *Server) serve(c net.Conn) {
 	reply := func(line string) bool {
 		w.WriteString(line)
 		w.WriteString("\r\n")
+		if r.Buffered() > 0 {
+			return true // pipelined commands follow: their replies go out together
+		}
 		return w.Flush() == nil
 	}
 	if !reply("220 smtpsink ready") {
@@ -102,7 +107,7 @@ func (s *Server) serve(c net.Conn) {
 		verb, arg, _ := strings.Cut(line, " ")
 		switch strings.ToUpper(verb) {
 		case "EHLO":
-			if !reply("250-smtpsink\r\n250-8BITMIME\r\n250 SMTPUTF8") {
+			if !reply("250-smtpsink\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 SMTPUTF8") {
 				return
 			}
 		case "HELO", "NOOP":
@@ -120,7 +125,7 @@ func (s *Server) serve(c net.Conn) {
 				return
 			}
 		case "DATA":
-			if !reply("354 end with <CRLF>.<CRLF>") {
+			if !reply("354 end with <CRLF>.<CRLF>") || w.Flush() != nil {
 				return
 			}
 			for {

@@ -61,8 +61,9 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 			}
 			if transport == "file" {
 				// A resend rewrites the same file with the same bytes: a crash costs no second
-				// email, so emails are sent in large batches. Over SMTP a resend is a second
-				// delivery: the sender keeps its default of one email in flight.
+				// email, so outcomes are recorded 256 to a transaction. Over SMTP a resend is a
+				// second delivery: the sender keeps its default, at most one email accepted and
+				// not yet recorded (others are prepared meanwhile, short of the final dot).
 				opts = append(opts, sender.BatchSize(256))
 			}
 			snd := sender.New(s.DB, m, opts...)

@@ -27,7 +27,7 @@ type FileMailer struct {
 	dir string
 }
 
-var _ Mailer = (*FileMailer)(nil)
+var _ Preparer = (*FileMailer)(nil)
 
 // NewFileMailer creates dir (mode 0o755) if it does not exist yet, so the
 // mailer works on a fresh checkout without setup.
@@ -51,42 +51,76 @@ func (f *FileMailer) Path(id string) string {
 // Send writes m atomically to [FileMailer.Path](m.ID). It is safe for
 // concurrent use; concurrent Sends of the same ID leave one complete file.
 func (f *FileMailer) Send(ctx context.Context, m Message) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("mail: file send %s: %w", m.ID, err)
-	}
-	data, err := m.Bytes()
+	p, err := f.Prepare(ctx, m)
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(f.Path(m.ID), data); err != nil {
-		return fmt.Errorf("mail: file send %s: %w", m.ID, err)
+	return p.Commit(ctx)
+}
+
+// Prepare writes m to a temporary file beside [FileMailer.Path](m.ID); the
+// returned Prepared's Commit renames it into place (the delivery, atomic) and
+// Abort removes it. A temporary file left by a crash is never delivered.
+func (f *FileMailer) Prepare(ctx context.Context, m Message) (Prepared, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("mail: file send %s: %w", m.ID, err)
+	}
+	data, err := m.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	path := f.Path(m.ID)
+	tmp, err := writeTemp(path, data)
+	if err != nil {
+		return nil, fmt.Errorf("mail: file send %s: %w", m.ID, err)
+	}
+	return &filePrepared{id: m.ID, tmp: tmp, path: path}, nil
+}
+
+// filePrepared is a message written to its temporary file.
+type filePrepared struct {
+	id, tmp, path string
+}
+
+// Commit renames the temporary file into place. It ignores ctx: a rename is
+// not worth interrupting, and once begun it is the delivery.
+func (p *filePrepared) Commit(context.Context) error {
+	if err := os.Rename(p.tmp, p.path); err != nil {
+		_ = os.Remove(p.tmp) // nothing delivered: the temporary file is garbage
+		return fmt.Errorf("mail: file send %s: %w", p.id, err)
 	}
 	return nil
 }
 
-// writeAtomic writes data to path through a temp file and a rename, so a reader or a crash never
-// sees half a message. The file is not fsynced: this is the development mailer, and a process
-// crash loses nothing written; only an operating-system crash could lose the latest emails.
-func writeAtomic(path string, data []byte) (err error) {
-	tmpName := fmt.Sprintf("%s.%d.tmp", path, rand.Uint64())
-	tmp, err := os.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+// Abort removes the temporary file.
+func (p *filePrepared) Abort() { _ = os.Remove(p.tmp) }
+
+// writeTemp writes data to a new temporary file beside path and returns its
+// name, so that a rename delivers it whole: a reader or a crash never sees half
+// a message. The file is not fsynced: this is the development mailer, and a
+// process crash loses nothing written; only an operating-system crash could
+// lose the latest emails.
+func writeTemp(path string, data []byte) (name string, err error) {
+	dir, base := filepath.Split(path)
+	name = filepath.Join(dir, fmt.Sprintf(".%s.%d.tmp", base, rand.Uint64()))
+	tmp, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer func() {
 		if err != nil {
 			// The write already failed; the temp file is garbage either way.
 			_ = tmp.Close()
-			_ = os.Remove(tmpName)
+			_ = os.Remove(name)
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
-		return err
+		return "", err
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		return "", err
 	}
-	return os.Rename(tmpName, path)
+	return name, nil
 }
 
 // maxFileName keeps names well below the common 255-byte limit, leaving room

@@ -31,6 +31,33 @@ type Mailer interface {
 	Send(ctx context.Context, m Message) error
 }
 
+// Preparer is a Mailer that sends in two steps, so that a caller can do the
+// slow part of many sends at once and still let them pass the point of no
+// return one at a time, recording each outcome before the next (as package
+// sender does: a crash then leaves at most one message delivered and
+// unrecorded).
+//
+// Prepare does all of a send but the delivery: the backend holds the message
+// without having accepted it, and discards it when the [Prepared] is aborted
+// or the process dies. Prepare must be safe for concurrent use; its errors
+// are Send's. A nil error hands the caller a Prepared, on which it must call
+// exactly one of Commit and Abort.
+type Preparer interface {
+	Mailer
+	Prepare(ctx context.Context, m Message) (Prepared, error)
+}
+
+// Prepared is a message a [Preparer] holds ready for delivery.
+type Prepared interface {
+	// Commit delivers the message: nil means the backend accepted it. Once
+	// Commit has begun, a cancelled ctx can leave the outcome unknown (the
+	// backend may have accepted the message), so callers that record outcomes
+	// pass a context that outlives their own stop. Errors are Send's.
+	Commit(ctx context.Context) error
+	// Abort abandons the message: the backend discards it.
+	Abort()
+}
+
 // ErrInvalidMessage marks a message that can never be delivered as it stands,
 // so the caller should park it instead of retrying.
 var ErrInvalidMessage = errors.New("mail: invalid message")

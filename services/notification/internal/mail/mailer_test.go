@@ -88,6 +88,43 @@ func testMailer(t *testing.T, newHarness func(t *testing.T) mailerHarness) {
 		}
 	})
 
+	t.Run("prepared: abort delivers nothing, commit delivers", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		p, ok := h.mailer.(mail.Preparer)
+		if !ok {
+			t.Fatalf("%T is no mail.Preparer", h.mailer)
+		}
+		aborted, committed := welcomeMessage(), welcomeMessage()
+		aborted.ID, committed.ID = "aborted@choreo.local", "committed@choreo.local"
+		pa, err := p.Prepare(t.Context(), aborted)
+		if err != nil {
+			t.Fatalf("Prepare: %v", err)
+		}
+		pc, err := p.Prepare(t.Context(), committed)
+		if err != nil {
+			t.Fatalf("Prepare: %v", err)
+		}
+		if got := h.delivered(t); len(got) != 0 {
+			t.Fatalf("delivered %d messages before any Commit, want 0", len(got))
+		}
+		pa.Abort()
+		if err := pc.Commit(t.Context()); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		got := h.delivered(t)
+		if len(got) != 1 || !bytes.Equal(got[0], mustBytes(t, committed)) {
+			t.Fatalf("delivered %q, want only the committed message", got)
+		}
+		// The mailer still works after an abort.
+		if err := h.mailer.Send(t.Context(), welcomeMessage()); err != nil {
+			t.Fatalf("Send after Abort: %v", err)
+		}
+		if got := h.delivered(t); len(got) != 2 {
+			t.Errorf("delivered %d messages, want 2", len(got))
+		}
+	})
+
 	t.Run("concurrent sends", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/smtp"
 	"net/textproto"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,18 +17,134 @@ import (
 	"github.com/choreo-dev/choreo/services/notification/internal/mail"
 )
 
+// servers are the two kinds of SMTP server the mailer meets: one that offers PIPELINING (as
+// Postfix and Mailpit do) and one that does not, and refuses commands sent ahead of a reply.
+var servers = []struct {
+	name string
+	opts []smtptest.Option
+}{
+	{"pipelining", nil},
+	{"no pipelining", []smtptest.Option{smtptest.WithoutPipelining()}},
+}
+
 func TestSMTPMailerConformance(t *testing.T) {
 	t.Parallel()
-	testMailer(t, func(t *testing.T) mailerHarness {
-		srv := smtptest.Start(t)
-		return mailerHarness{mailer: newSMTPMailer(t, srv.Addr()), delivered: func(*testing.T) [][]byte {
-			var out [][]byte
-			for _, r := range srv.Messages() {
-				out = append(out, r.Data)
+	for _, server := range servers {
+		t.Run(server.name, func(t *testing.T) {
+			t.Parallel()
+			testMailer(t, func(t *testing.T) mailerHarness {
+				srv := smtptest.Start(t, server.opts...)
+				return mailerHarness{mailer: newSMTPMailer(t, srv.Addr()), delivered: func(*testing.T) [][]byte {
+					var out [][]byte
+					for _, r := range srv.Messages() {
+						out = append(out, r.Data)
+					}
+					return out
+				}}
+			})
+		})
+	}
+}
+
+// With PIPELINING the mailer sends MAIL, RCPT and DATA without waiting for each reply; without,
+// it waits (the server would refuse the commands otherwise).
+func TestSMTPMailerPipelinesWhereOffered(t *testing.T) {
+	t.Parallel()
+	for _, server := range servers {
+		t.Run(server.name, func(t *testing.T) {
+			t.Parallel()
+			srv := smtptest.Start(t, server.opts...)
+			mailer := newSMTPMailer(t, srv.Addr())
+			const n = 5
+			for i := range n {
+				if err := mailer.Send(t.Context(), messageTo(i, fmt.Sprintf("user%d@example.com", i))); err != nil {
+					t.Fatalf("Send %d: %v", i, err)
+				}
 			}
-			return out
-		}}
-	})
+			if got := srv.Count(); got != n {
+				t.Fatalf("server received %d messages, want %d", got, n)
+			}
+			piped := srv.Pipelined()
+			if server.opts == nil && piped < n {
+				t.Errorf("%d commands pipelined in %d messages, want at least one a message", piped, n)
+			}
+			if server.opts != nil && piped != 0 {
+				t.Errorf("%d commands pipelined to a server that does not offer PIPELINING", piped)
+			}
+		})
+	}
+}
+
+// A prepared message has reached the server up to its final dot; closing the connection then
+// (Abort, or the process dying) delivers nothing, and the message can be sent again later.
+func TestSMTPMailerAbortedMessageIsNotDelivered(t *testing.T) {
+	t.Parallel()
+	for _, server := range servers {
+		t.Run(server.name, func(t *testing.T) {
+			t.Parallel()
+			srv := smtptest.Start(t, server.opts...)
+			mailer := newSMTPMailer(t, srv.Addr())
+			m := welcomeMessage()
+			p, err := mailer.Prepare(t.Context(), m)
+			if err != nil {
+				t.Fatalf("Prepare: %v", err)
+			}
+			if !srv.SawCommand("DATA") {
+				t.Fatal("Prepare did not reach DATA")
+			}
+			p.Abort()
+			// The server must have seen the connection end before anything else is checked:
+			// a second message on a new connection is answered only after that.
+			if err := mailer.Send(t.Context(), messageTo(2, "other@example.com")); err != nil {
+				t.Fatalf("Send after Abort: %v", err)
+			}
+			if got := srv.Messages(); len(got) != 1 || got[0].To != "other@example.com" {
+				t.Fatalf("server received %v, want only the message sent after the abort", got)
+			}
+			// The aborted message is sent later, as after a restart.
+			if err := mailer.Send(t.Context(), m); err != nil {
+				t.Fatalf("Send of the aborted message: %v", err)
+			}
+			if r := srv.Repeats(); len(r) != 0 {
+				t.Errorf("delivered more than once: %v", r)
+			}
+			ids := map[string]bool{}
+			for _, r := range srv.Messages() {
+				ids[r.MessageID()] = true
+			}
+			if len(ids) != 2 || !ids[m.ID] {
+				t.Errorf("delivered %v, want the aborted message once, after its abort", ids)
+			}
+		})
+	}
+}
+
+// Connections are kept for parallel sends, not only one: a steady number of parallel senders
+// does not open a session per message.
+func TestSMTPMailerKeepsConnectionsForParallelSends(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t)
+	mailer := newSMTPMailer(t, srv.Addr())
+	const parallel, rounds = 8, 4
+	for r := range rounds {
+		var wg sync.WaitGroup
+		errs := make([]error, parallel)
+		for i := range parallel {
+			wg.Go(func() {
+				errs[i] = mailer.Send(t.Context(), messageTo(r*parallel+i, fmt.Sprintf("user%d@example.com", i)))
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := srv.Count(); got != parallel*rounds {
+		t.Fatalf("server received %d messages, want %d", got, parallel*rounds)
+	}
+	if got := srv.Connections(); got > parallel {
+		t.Errorf("%d rounds of %d parallel sends took %d connections, want at most %d", rounds, parallel, got, parallel)
+	}
 }
 
 func TestSMTPMailerSend(t *testing.T) {
@@ -193,6 +310,15 @@ func TestSMTPMailerAuth(t *testing.T) {
 
 func TestSMTPMailerReplies(t *testing.T) {
 	t.Parallel()
+	for _, server := range servers {
+		t.Run(server.name, func(t *testing.T) {
+			t.Parallel()
+			testReplies(t, server.opts)
+		})
+	}
+}
+
+func testReplies(t *testing.T, serverOpts []smtptest.Option) {
 	tests := []struct {
 		stage, reply  string
 		wantCode      int
@@ -212,8 +338,9 @@ func TestSMTPMailerReplies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s %d", tt.stage, tt.wantCode), func(t *testing.T) {
 			t.Parallel()
-			srv := smtptest.Start(t, smtptest.WithReply(tt.stage, tt.reply))
-			err := newSMTPMailer(t, srv.Addr()).Send(t.Context(), welcomeMessage())
+			srv := smtptest.Start(t, append([]smtptest.Option{smtptest.WithReply(tt.stage, tt.reply)}, serverOpts...)...)
+			mailer := newSMTPMailer(t, srv.Addr())
+			err := mailer.Send(t.Context(), welcomeMessage())
 			var reply *textproto.Error
 			if !errors.As(err, &reply) || reply.Code != tt.wantCode {
 				t.Fatalf("Send = %v, want SMTP reply %d", err, tt.wantCode)
@@ -226,6 +353,13 @@ func TestSMTPMailerReplies(t *testing.T) {
 			}
 			if got := srv.Messages(); len(got) != 0 {
 				t.Errorf("server accepted %d messages, want 0", len(got))
+			}
+			if tt.stage == "GREETING" {
+				return
+			}
+			// The session is in step after the refusal: the next message gets the same answer.
+			if err := mailer.Send(t.Context(), messageTo(2, "next@example.com")); !errors.As(err, &reply) || reply.Code != tt.wantCode {
+				t.Errorf("second Send = %v, want SMTP reply %d again", err, tt.wantCode)
 			}
 		})
 	}

@@ -1,6 +1,8 @@
 // Package sender delivers the emails that the Notification Service's handlers queue: woken by
-// the commit that queued them, it takes a batch of due emails, sends them in parallel up to a
-// bound, and records the outcomes of the batch in one transaction.
+// the commit that queued them, it reads the due emails and sends them in parallel up to a bound.
+// By default each email passes the mail server's point of no return alone and its outcome is
+// recorded before the next passes; with a larger batch size, a batch is sent and then recorded
+// in one transaction.
 package sender
 
 import (
@@ -11,6 +13,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -23,9 +26,15 @@ import (
 
 // Sender delivers queued emails: at least once, with the Message-ID as idempotency key. An
 // email is sent twice only if the process dies after the mail server accepted it and before
-// the transaction recording its batch commits; the resend carries the same Message-ID. The
-// batch size bounds those resends: with the default of one, a crash resends at most the one
-// email in flight.
+// the transaction recording it commits; the resend carries the same Message-ID. The batch size
+// bounds those resends: with the default of one, a crash resends at most one email.
+//
+// With the default, sends still overlap when the mailer is a [mail.Preparer] (SMTP, files): up
+// to the parallel bound of emails are prepared at once (for SMTP, everything up to the final dot
+// of DATA, on a connection each), and one at a time each is committed (the dot and the server's
+// verdict) and its outcome recorded, in one statement, before the next is committed. A crash
+// drops the prepared ones' connections, so the server discards them; they are still pending and
+// sent after the restart. Emails to one recipient in one read are sent in order, by one worker.
 //
 // On a database that several replicas share (Shared), each batch is claimed in one statement
 // (FOR UPDATE SKIP LOCKED) for a lease, so two replicas never both send one email; what a
@@ -36,9 +45,38 @@ type Sender struct {
 	cfg    config
 	wake   chan struct{}
 
+	// turn is the turnstile of the default batch size: held from an email's commit until its
+	// outcome is recorded, so at most one email is ever accepted and unrecorded. held is the
+	// database connection its holders record on, only touched with turn held; waiting counts the
+	// prepared emails queued at the turnstile.
+	turn    sync.Mutex
+	held    heldConn
+	waiting atomic.Int32
+
 	mu        sync.Mutex
 	nextRetry time.Time // the earliest retry this sender scheduled and has not yet woken for
 }
+
+// heldConn is a database connection kept across the records of emails that pass the turnstile
+// one after the other. With SQLite's one connection, shared with the handlers' transactions, a
+// connection taken for each record is granted to the sender about once per transaction of the
+// handlers, which at a steady rate bounded the sender to a few hundred emails a second.
+type heldConn struct {
+	conn   *sql.Conn
+	sent   *store.SentRecorder // nil if it could not be prepared
+	since  time.Time
+	emails int  // recorded on it
+	slow   bool // the last commit took longer than holdFor: do not keep the connection across one
+}
+
+// The turnstile keeps a database connection for at most holdEmails emails queued at it and at
+// most holdFor, so the handlers wait at most about that long (plus one commit) for SQLite's one
+// connection. A count rather than only a time, so that on a loaded machine, where each email
+// takes longer, the sender still gets more than one email out of each grant.
+const (
+	holdEmails = 16
+	holdFor    = 10 * time.Millisecond
+)
 
 type config struct {
 	log         *slog.Logger
@@ -74,8 +112,9 @@ func MaxAttempts(n int) Opt {
 	}
 }
 
-// Parallel bounds the emails of a batch being sent at once. Default 16 (at most the batch
-// size); a value below 1 keeps the default.
+// Parallel bounds the emails being sent at once: with the default batch size, how many are
+// prepared at once (for SMTP, connections held); with a larger one, how many of a batch are sent
+// at once. Default 16; a value below 1 keeps the default.
 func Parallel(n int) Opt {
 	return func(c *config) {
 		if n > 0 {
@@ -87,8 +126,9 @@ func Parallel(n int) Opt {
 // BatchSize sets how many emails are sent before their outcomes are recorded, together, in one
 // transaction. It is also how many emails a crash can send twice: those the mail server
 // accepted before the record committed (the second copy carries the same Message-ID). Default
-// 1, the one email in flight; raise it where a resend is harmless (the file mailer replaces the
-// file with the same bytes) or acceptable. A value below 1 keeps the default.
+// 1: each email is committed and recorded alone, while up to Parallel others are prepared; raise
+// it where a resend is harmless (the file mailer replaces the file with the same bytes) or
+// acceptable, to record many outcomes in one transaction. A value below 1 keeps the default.
 func BatchSize(n int) Opt {
 	return func(c *config) {
 		if n > 0 {
@@ -262,11 +302,14 @@ func (s *Sender) sendDue(ctx context.Context) (full bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if s.cfg.batch == 1 {
+		return len(due) == n, s.pipeline(ctx, due, until)
+	}
 	for batch := range slices.Chunk(due, s.cfg.batch) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		if !until.IsZero() && !s.cfg.now().Before(until) {
+		if s.leaseEnding(until) {
 			return false, nil // the rest falls due again when the lease ends
 		}
 		if err := s.deliver(ctx, batch); err != nil {
@@ -276,10 +319,175 @@ func (s *Sender) sendDue(ctx context.Context) (full bool, err error) {
 	return len(due) == n, ctx.Err()
 }
 
+// leaseEnding reports whether the lease of claimed emails that allows sends until until (zero:
+// no lease) has come too near its end for another send to begin.
+func (s *Sender) leaseEnding(until time.Time) bool {
+	return !until.IsZero() && !s.cfg.now().Before(until)
+}
+
+// pipeline sends due one email at a time through the turnstile, up to cfg.parallel being
+// prepared meanwhile; emails to one recipient go through one worker, in due's order. After a
+// failed record nothing more is committed: the email it was for is accepted and unrecorded.
+func (s *Sender) pipeline(ctx context.Context, due []store.Pending, until time.Time) error {
+	groups := byRecipient(due)
+	var (
+		work   = make(chan []store.Pending)
+		broken atomic.Bool // a record failed
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		errs   []error
+	)
+	for range min(s.cfg.parallel, len(groups)) {
+		wg.Go(func() {
+			for g := range work {
+				for _, p := range g {
+					if ctx.Err() != nil || broken.Load() || s.leaseEnding(until) {
+						break // it stays pending (claimed ones fall due again when the lease ends)
+					}
+					if err := s.sendOne(ctx, p, until, &broken); err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+						break
+					}
+				}
+			}
+		})
+	}
+	for _, g := range groups {
+		work <- g
+	}
+	close(work)
+	wg.Wait()
+	s.turn.Lock()
+	s.release() // normally released already, by the last email through the turnstile
+	s.turn.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// byRecipient groups due by recipient (as written, which is how handlers queue them), in the
+// order of each recipient's first email, each group in due's order.
+func byRecipient(due []store.Pending) [][]store.Pending {
+	at := make(map[string]int, len(due))
+	groups := make([][]store.Pending, 0, len(due))
+	for _, p := range due {
+		i, ok := at[p.To]
+		if !ok {
+			i = len(groups)
+			at[p.To] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], p)
+	}
+	return groups
+}
+
+// sendOne prepares p, then in the turnstile commits it and records the outcome. A prepared email
+// is abandoned, and stays pending, if ctx ends, a record failed or the lease runs out before its
+// turn; a commit once begun runs to its end and is recorded.
+func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, broken *atomic.Bool) error {
+	ctx, span := s.startSpan(ctx, p)
+	prep, err := s.prepare(ctx, p)
+	if err != nil {
+		if ctx.Err() != nil {
+			s.endSpan(span, err)
+			return nil // stopping: not an attempt, it stays pending
+		}
+		err = s.record(context.WithoutCancel(ctx), s.db, []outcome{{email: p, tried: true, err: err}})
+		s.endSpan(span, err)
+		return err
+	}
+	s.waiting.Add(1)
+	s.turn.Lock()
+	s.waiting.Add(-1)
+	if ctx.Err() != nil || broken.Load() || s.leaseEnding(until) {
+		s.release()
+		s.turn.Unlock()
+		prep.Abort()
+		s.endSpan(span, errors.New("abandoned before delivery: the sender is stopping"))
+		return nil
+	}
+	if s.held.conn != nil && s.held.slow {
+		s.release() // not held across a slow commit: the handlers would wait for it
+	}
+	start := time.Now()
+	err = prep.Commit(context.WithoutCancel(ctx))
+	committed := time.Since(start)
+	rerr := s.recordHeld(context.WithoutCancel(ctx), outcome{email: p, tried: true, err: err})
+	if rerr != nil {
+		broken.Store(true)
+	}
+	s.held.slow = committed > holdFor
+	s.held.emails++
+	if rerr != nil || s.waiting.Load() == 0 || s.held.emails >= holdEmails || time.Since(s.held.since) >= holdFor {
+		s.release()
+	}
+	s.turn.Unlock()
+	s.endSpan(span, err)
+	if rerr == nil && err == nil && s.cfg.delivered != nil {
+		s.cfg.delivered(p.Kind, p.ChainStart)
+	}
+	return rerr
+}
+
+// recordHeld records the outcome of one email, in one statement, on the held connection,
+// taking one if none is held. Only with turn held.
+func (s *Sender) recordHeld(ctx context.Context, o outcome) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if s.held.conn == nil {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("record email %s: %w", o.email.MessageID, err)
+		}
+		s.held = heldConn{conn: conn, since: time.Now()}
+		if r, err := store.PrepareSent(ctx, conn); err == nil {
+			s.held.sent = r
+		}
+	}
+	if o.err != nil || s.held.sent == nil {
+		return s.record(ctx, s.held.conn, []outcome{o})
+	}
+	return s.held.sent.MarkSent(ctx, o.email.MessageID, s.cfg.now())
+}
+
+// release gives the held connection back to the pool, if one is held. Only with turn held.
+func (s *Sender) release() {
+	if s.held.sent != nil {
+		_ = s.held.sent.Close()
+	}
+	if s.held.conn != nil {
+		_ = s.held.conn.Close()
+	}
+	s.held = heldConn{}
+}
+
+// prepare prepares p's message with the mailer; a mailer that cannot prepare sends it whole at
+// the commit.
+func (s *Sender) prepare(ctx context.Context, p store.Pending) (mail.Prepared, error) {
+	m := s.message(p)
+	if pr, ok := s.mailer.(mail.Preparer); ok {
+		return pr.Prepare(ctx, m)
+	}
+	return sendAtCommit{mailer: s.mailer, m: m}, nil
+}
+
+// sendAtCommit is the Prepared of a Mailer that is no Preparer: Commit is the whole send.
+type sendAtCommit struct {
+	mailer mail.Mailer
+	m      mail.Message
+}
+
+func (c sendAtCommit) Commit(ctx context.Context) error { return c.mailer.Send(ctx, c.m) }
+func (sendAtCommit) Abort()                             {}
+
 // deliver sends a batch and records the outcomes.
 func (s *Sender) deliver(ctx context.Context, batch []store.Pending) error {
 	outs := s.sendAll(ctx, batch)
-	if err := s.record(context.WithoutCancel(ctx), outs); err != nil {
+	if err := s.record(context.WithoutCancel(ctx), s.db, outs); err != nil {
 		return err
 	}
 	if s.cfg.delivered != nil {
@@ -319,29 +527,44 @@ func (s *Sender) sendAll(ctx context.Context, due []store.Pending) []outcome {
 }
 
 func (s *Sender) send(ctx context.Context, p store.Pending) error {
-	var span trace.Span
-	if s.cfg.tracer != nil && p.Traceparent != "" {
-		ctx, span = s.cfg.tracer.Start(telemetry.WithTraceparent(ctx, p.Traceparent, p.Tracestate),
-			"send "+p.Kind+" email", trace.SpanKindClient, telemetry.AttrEmailKind.String(p.Kind),
-			telemetry.AttrEmailMessageID.String(p.MessageID), telemetry.AttrEmailTransport.String(s.cfg.transport))
-	}
-	err := s.mailer.Send(ctx, mail.Message{
-		ID: p.MessageID, From: s.cfg.from, To: p.To, Subject: p.Subject, Text: p.Body, Date: p.Date,
-		Headers: map[string]string{"X-Choreo-Event-Id": p.EventID, "X-Choreo-Correlation-Id": p.CorrelationID},
-	})
-	if span != nil {
-		telemetry.End(span, err)
-	}
+	ctx, span := s.startSpan(ctx, p)
+	err := s.mailer.Send(ctx, s.message(p))
+	s.endSpan(span, err)
 	return err
 }
 
-// record writes the outcomes of a batch in one transaction; the outcome of a single email is one
-// statement, which needs none.
-func (s *Sender) record(ctx context.Context, outs []outcome) error {
+// message is the email p.
+func (s *Sender) message(p store.Pending) mail.Message {
+	return mail.Message{
+		ID: p.MessageID, From: s.cfg.from, To: p.To, Subject: p.Subject, Text: p.Body, Date: p.Date,
+		Headers: map[string]string{"X-Choreo-Event-Id": p.EventID, "X-Choreo-Correlation-Id": p.CorrelationID},
+	}
+}
+
+// startSpan starts the span of p's delivery, if tracing is on and p was queued in a trace; the
+// span is nil otherwise.
+func (s *Sender) startSpan(ctx context.Context, p store.Pending) (context.Context, trace.Span) {
+	if s.cfg.tracer == nil || p.Traceparent == "" {
+		return ctx, nil
+	}
+	return s.cfg.tracer.Start(telemetry.WithTraceparent(ctx, p.Traceparent, p.Tracestate),
+		"send "+p.Kind+" email", trace.SpanKindClient, telemetry.AttrEmailKind.String(p.Kind),
+		telemetry.AttrEmailMessageID.String(p.MessageID), telemetry.AttrEmailTransport.String(s.cfg.transport))
+}
+
+func (s *Sender) endSpan(span trace.Span, err error) {
+	if span != nil {
+		telemetry.End(span, err)
+	}
+}
+
+// record writes the outcomes of a batch in one transaction on the database; the outcome of a
+// single email is one statement, which needs none, on one.
+func (s *Sender) record(ctx context.Context, one store.Execer, outs []outcome) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var (
-		ex store.Execer = s.db
+		ex = one
 		tx *sql.Tx
 	)
 	if len(outs) > 1 {

@@ -56,9 +56,27 @@ func (temporary) Temporary() bool { return true }
 
 // database returns a notifications database: PostgreSQL in a schema of the test's own with
 // TEST_DATABASE_URL, else SQLite; shared says it is PostgreSQL (senders take sender.Shared).
-func database(t *testing.T) (db *sql.DB, shared bool) {
+func database(t testing.TB) (db *sql.DB, shared bool) {
+	t.Helper()
+	db, shared, _ = reopenable(t)
+	return db, shared
+}
+
+// reopenable is database, also returning how to open another handle on the same database (closed
+// when the test ends, unless the test closed it), as a second process would.
+func reopenable(t testing.TB) (db *sql.DB, shared bool, reopen func() *sql.DB) {
 	t.Helper()
 	ctx := context.Background()
+	open := func(o func() (*sql.DB, error)) func() *sql.DB {
+		return func() *sql.DB {
+			db, err := o()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = db.Close() })
+			return db
+		}
+	}
 	if base := os.Getenv("TEST_DATABASE_URL"); base != "" {
 		b := make([]byte, 6)
 		_, _ = rand.Read(b)
@@ -74,18 +92,32 @@ func database(t *testing.T) (db *sql.DB, shared bool) {
 			_, _ = db.Exec(`DROP SCHEMA "` + schema + `" CASCADE`)
 			_ = db.Close()
 		})
-		return db, true
+		return db, true, open(func() (*sql.DB, error) { return postgres.Open(ctx, u, store.Migrations()) })
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "n.db"), store.Migrations())
+	path := filepath.Join(t.TempDir(), "n.db")
+	db, err := sqlite.Open(ctx, path, store.Migrations())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	return db, false
+	return db, false, open(func() (*sql.DB, error) { return sqlite.Open(ctx, path, store.Migrations()) })
 }
 
 // queue queues n welcome emails, to users u0..u<n-1>, with message IDs msgID(0..n-1).
-func queue(t *testing.T, db *sql.DB, n int) {
+func queue(t testing.TB, db *sql.DB, n int) {
+	t.Helper()
+	queueRange(t, db, 0, n, 0)
+}
+
+// queueTo is queue, but with perRecipient > 0 the emails go perRecipient to an address, email i
+// to recipient(i, perRecipient), each address's emails queued one after the other.
+func queueTo(t testing.TB, db *sql.DB, n, perRecipient int) {
+	t.Helper()
+	queueRange(t, db, 0, n, perRecipient)
+}
+
+// queueRange is queueTo for the emails from to from+n-1.
+func queueRange(t testing.TB, db *sql.DB, from, n, perRecipient int) {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := db.BeginTx(ctx, nil)
@@ -94,10 +126,14 @@ func queue(t *testing.T, db *sql.DB, n int) {
 	}
 	defer func() { _ = tx.Rollback() }()
 	now := time.Now()
-	for i := range n {
+	for i := from; i < from+n; i++ {
 		u := fmt.Sprint("u", i)
+		to := u + "@mail.com"
+		if perRecipient > 0 {
+			to = recipient(i, perRecipient)
+		}
 		if err := store.Queue(ctx, tx, store.Email{
-			MessageID: msgID(i), Kind: "welcome", UserID: u, AccountID: "a" + u, To: u + "@mail.com",
+			MessageID: msgID(i), Kind: "welcome", UserID: u, AccountID: "a" + u, To: to,
 			Subject: "Welcome", Body: "Hello", Date: now, EventID: "e" + u, EventType: "UserCreated", CorrelationID: "c" + u,
 			QueuedAt: now.Add(time.Duration(i) * time.Millisecond), ChainStart: now,
 		}); err != nil {
@@ -108,6 +144,9 @@ func queue(t *testing.T, db *sql.DB, n int) {
 		t.Fatal(err)
 	}
 }
+
+// recipient is the address of the i-th email queueTo queues perRecipient to an address.
+func recipient(i, perRecipient int) string { return fmt.Sprint("r", i/perRecipient, "@mail.com") }
 
 // msgID is the message ID of the i-th email queue queues.
 func msgID(i int) string { return fmt.Sprint("id-", i, "@test") }
@@ -392,7 +431,8 @@ func TestSendersSharingADatabaseSendEachEmailOnce(t *testing.T) {
 }
 
 // recordedMailer checks, at each send, that every email it sent before is recorded as sent:
-// that at most one email is ever handed over and not yet recorded.
+// that at most one email is ever handed over and not yet recorded. It reads through a handle of
+// its own, as an observer would: the sender may hold a connection of its handle meanwhile.
 type recordedMailer struct {
 	t  *testing.T
 	db *sql.DB
@@ -413,10 +453,10 @@ func (r *recordedMailer) Send(ctx context.Context, m mail.Message) error {
 // the next begins.
 func TestSenderRecordsEachEmailBeforeTheNextByDefault(t *testing.T) {
 	t.Parallel()
-	db, shared := database(t)
+	db, shared, reopen := reopenable(t)
 	const n = 20
 	queue(t, db, n)
-	m := &recordedMailer{t: t, db: db}
+	m := &recordedMailer{t: t, db: reopen()}
 	var opts []sender.Opt
 	if shared {
 		opts = append(opts, sender.Shared())
