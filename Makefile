@@ -50,10 +50,11 @@ bench: build ## the registration chain end to end (publish to SMTP): choreo's se
 bench-check: ## go vet and the test of make bench's harness (a tiny run of every system on the embedded broker; about half a minute)
 	cd bench && GOFLAGS=-mod=mod $(GO) vet ./... && GOFLAGS=-mod=mod $(GO) test -count=1 -timeout 10m ./...
 
-bench-micro: ## micro benchmarks: codec, the in-process chain against bare franz-go on the embedded broker, the 300-event catalog
+bench-micro: ## micro benchmarks: codec, the in-process chain against bare franz-go on the embedded broker, the 300-event catalog, one hop (consumer, transaction, outbox, relay) in process
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/codec/
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./services/stack/
 	$(GO) test -run '^$$' -bench . ./pkg/catalog/
+	$(GO) test -run '^$$' -bench Hop -benchtime 10000x ./pkg/consumer/
 
 .PHONY: compare
 COMPARE_N ?= 200

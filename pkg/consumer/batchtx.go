@@ -5,6 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/choreo-dev/choreo/pkg/outbox"
 )
 
 // errNoSavepoint is rollbackTo's error in an unguarded transaction.
@@ -18,6 +22,9 @@ type batchTx struct {
 	stmts   *stmts
 	inbox   inbox
 	guarded bool
+	// emitted are the outbox records of an unguarded transaction, written together at commit
+	// (one statement instead of one per record); a guarded one writes each under its savepoint.
+	emitted []outbox.Entry
 }
 
 func (r *Runner) begin(ctx context.Context, guarded bool) (*batchTx, error) {
@@ -28,11 +35,24 @@ func (r *Runner) begin(ctx context.Context, guarded bool) (*batchTx, error) {
 	st := r.stmts.bind(ctx, tx)
 	return &batchTx{
 		sql: tx, stmts: st, guarded: guarded,
-		inbox: inbox{group: r.cfg.Group, stmt: st.inbox, now: r.opts.now().UnixMilli()},
+		inbox: inbox{group: r.cfg.Group, params: r.params, stmt: st.inbox, now: r.opts.now().UnixMilli()},
 	}, nil
 }
 
-func (t *batchTx) commit() error {
+// emit adds rec to the outbox of the transaction.
+func (t *batchTx) emit(ctx context.Context, rec *kgo.Record) error {
+	if t.guarded {
+		return outbox.AddPrepared(ctx, t.stmts.outbox, rec)
+	}
+	t.emitted = append(t.emitted, outbox.NewEntry(ctx, rec))
+	return nil
+}
+
+// commit writes the outbox records held back and commits.
+func (t *batchTx) commit(ctx context.Context) error {
+	if err := outbox.AddAll(ctx, t.sql, t.inbox.params, t.stmts.outbox, t.emitted); err != nil {
+		return err
+	}
 	if err := t.sql.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}

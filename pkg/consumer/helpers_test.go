@@ -88,7 +88,7 @@ type harness struct {
 
 // newHarness creates the topics of the catalog and the dead-letter topics of groups (default:
 // group) on the cluster of kafkatest.Brokers, all in the test's namespace.
-func newHarness(t *testing.T, groups ...string) *harness {
+func newHarness(t testing.TB, groups ...string) *harness {
 	t.Helper()
 	if len(groups) == 0 {
 		groups = []string{group}
@@ -162,7 +162,7 @@ func (h *harness) topic(name string) string { return h.ns + "." + name }
 func (h *harness) scoped(g string) string { return h.ns + "." + g }
 
 // produce publishes recs and returns them with their partitions and offsets set.
-func (h *harness) produce(t *testing.T, recs ...*kgo.Record) []*kgo.Record {
+func (h *harness) produce(t testing.TB, recs ...*kgo.Record) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -174,7 +174,7 @@ func (h *harness) produce(t *testing.T, recs ...*kgo.Record) []*kgo.Record {
 
 // record returns ev as a record on partition p of its topic, with an envelope of ID id and
 // correlation ID "corr-"+id.
-func (h *harness) record(t *testing.T, p int32, id string, ev event.Event) *kgo.Record {
+func (h *harness) record(t testing.TB, p int32, id string, ev event.Event) *kgo.Record {
 	t.Helper()
 	rec, err := h.codec.Record(envelope.Envelope{ID: id, Source: "/test", Time: time.Now(), CorrelationID: "corr-" + id}, ev)
 	if err != nil {
@@ -184,7 +184,7 @@ func (h *harness) record(t *testing.T, p int32, id string, ev event.Event) *kgo.
 	return rec
 }
 
-func (h *harness) accountCreated(t *testing.T, p int32, id, accountID, username string) *kgo.Record {
+func (h *harness) accountCreated(t testing.TB, p int32, id, accountID, username string) *kgo.Record {
 	t.Helper()
 	return h.record(t, p, id, &event.AccountCreated{
 		AccountID: accountID, Username: username, Email: username + "@mail.com",
@@ -194,7 +194,7 @@ func (h *harness) accountCreated(t *testing.T, p int32, id, accountID, username 
 
 // readTopic returns every record of topic (named as a test names it) up to its current end
 // offsets.
-func (h *harness) readTopic(t *testing.T, topic string) []*kgo.Record {
+func (h *harness) readTopic(t testing.TB, topic string) []*kgo.Record {
 	t.Helper()
 	topic = h.topic(topic)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -243,7 +243,7 @@ func (h *harness) readTopic(t *testing.T, topic string) []*kgo.Record {
 
 // committed returns the group's committed offsets by topic (named as a test names it) and
 // partition.
-func (h *harness) committed(t *testing.T, g string) map[string]map[int32]int64 {
+func (h *harness) committed(t testing.TB, g string) map[string]map[int32]int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -275,7 +275,7 @@ type node struct {
 
 // openDB opens a database of the test's own: a schema of its own on the PostgreSQL server of
 // TEST_DATABASE_URL when that is set, else a SQLite file.
-func openDB(t *testing.T) *sql.DB {
+func openDB(t testing.TB) *sql.DB {
 	t.Helper()
 	var (
 		db  *sql.DB
@@ -304,7 +304,7 @@ func openDB(t *testing.T) *sql.DB {
 }
 
 // start runs a relay and a runner of group g on db until stop or the end of the test.
-func (h *harness) start(t *testing.T, db *sql.DB, g string, handlers []consumer.Handler, opts ...consumer.Opt) *node {
+func (h *harness) start(t testing.TB, db *sql.DB, g string, handlers []consumer.Handler, opts ...consumer.Opt) *node {
 	t.Helper()
 	prod, err := kgo.NewClient(kafka.ClientOpts(h.brokers, "relay")...)
 	if err != nil {
@@ -349,7 +349,7 @@ func (h *harness) start(t *testing.T, db *sql.DB, g string, handlers []consumer.
 }
 
 // flush waits until the node's outbox has been published.
-func (n *node) flush(t *testing.T) {
+func (n *node) flush(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -360,7 +360,7 @@ func (n *node) flush(t *testing.T) {
 
 // waitStats waits until done(stats) holds. The deadline is generous (a real broker's
 // rebalance, two loaded cores under -race); it only bounds a failure.
-func (n *node) waitStats(t *testing.T, what string, done func(consumer.Stats) bool) consumer.Stats {
+func (n *node) waitStats(t testing.TB, what string, done func(consumer.Stats) bool) consumer.Stats {
 	t.Helper()
 	var st consumer.Stats
 	kafkatest.Eventually(t, 60*time.Second, func() error {
@@ -384,7 +384,7 @@ type call struct {
 }
 
 // calls returns the committed handler calls in the order they were made.
-func calls(t *testing.T, db *sql.DB) []call {
+func calls(t testing.TB, db *sql.DB) []call {
 	t.Helper()
 	rows, err := db.Query(`SELECT handler, event_id, account_id, username FROM calls ORDER BY seq`)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"github.com/choreo-dev/choreo/pkg/codec"
 	"github.com/choreo-dev/choreo/pkg/deadletter"
 	"github.com/choreo-dev/choreo/pkg/envelope"
-	"github.com/choreo-dev/choreo/pkg/outbox"
 )
 
 // park puts the record on the group's dead-letter topic through the outbox, so parking commits
@@ -28,7 +27,7 @@ func (r *Runner) park(ctx context.Context, tx *batchTx, it *item, handler string
 	if info.FirstFailure.IsZero() {
 		info.FirstFailure, info.LastFailure = info.Time, info.Time
 	}
-	if err := outbox.AddPrepared(ctx, tx.stmts.outbox, deadletter.Build(r.dlq, it.rec, info)); err != nil {
+	if err := tx.emit(ctx, deadletter.Build(r.dlq, it.rec, info)); err != nil {
 		return result{handler: handler}, fmt.Errorf("park %s/%d@%d: %w", it.rec.Topic, it.rec.Partition, it.rec.Offset, err)
 	}
 	return result{outcome: OutcomeParked, handler: handler, err: cause}, nil

@@ -15,6 +15,7 @@ type item struct {
 	rec *kgo.Record
 	codec.Decoded
 	decodeErr error // the record cannot be decoded: it is parked
+	claim     claimState
 	// parkErr is set once the record's handler has failed for good: the next apply parks the
 	// record without calling the handler again.
 	parkErr                   error
@@ -144,6 +145,9 @@ func (r *Runner) apply(ctx context.Context, batch []item, guarded bool) (applied
 			r.abandon(notes)
 		}
 	}()
+	if err := r.claimAll(ctx, tx, batch); err != nil {
+		return 0, nil, err
+	}
 	for i := range batch {
 		it := &batch[i]
 		n := note{eventTime: it.Envelope.Time, chainTime: it.Envelope.ChainStart()}
@@ -162,7 +166,7 @@ func (r *Runner) apply(ctx context.Context, batch []item, guarded bool) (applied
 		}
 		applied++
 	}
-	if err := tx.commit(); err != nil {
+	if err := tx.commit(ctx); err != nil {
 		return 0, nil, err
 	}
 	r.cfg.Relay.Notify()
@@ -171,6 +175,24 @@ func (r *Runner) apply(ctx context.Context, batch []item, guarded bool) (applied
 	}
 	r.report(notes)
 	return applied, failed, nil
+}
+
+// claimAll resets the batch's inbox claims and, in an unguarded transaction (applied whole or
+// rolled back whole), claims every event a handler will see with a few multi-row statements
+// instead of one per record. A guarded one claims each record under its savepoint.
+func (r *Runner) claimAll(ctx context.Context, tx *batchTx, batch []item) error {
+	claims := make([]*item, 0, len(batch))
+	for i := range batch {
+		it := &batch[i]
+		it.claim = claimPending
+		if it.decodeErr == nil && it.parkErr == nil && r.handlers[it.Type.Name] != nil {
+			claims = append(claims, it)
+		}
+	}
+	if tx.guarded || len(claims) < 2 {
+		return nil
+	}
+	return tx.inbox.claimAll(ctx, tx.sql, claims)
 }
 
 // applyOne applies one record in the batch's transaction. An error is the transaction's: the
@@ -204,7 +226,7 @@ func (r *Runner) handle(ctx context.Context, tx *batchTx, it *item, h *Handler) 
 		return res, tx.release(ctx)
 	}
 	start := time.Now()
-	res.err = h.fn(ctx, &UnitOfWork{sql: tx.sql, stmts: tx.stmts, r: r, h: h, cause: it.Envelope}, it.Event)
+	res.err = h.fn(ctx, &UnitOfWork{tx: tx, r: r, h: h, cause: it.Envelope}, it.Event)
 	res.took = time.Since(start)
 	if res.err != nil {
 		return r.handlerFailed(ctx, tx, it, res)

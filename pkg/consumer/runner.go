@@ -119,6 +119,7 @@ type Runner struct {
 	client   *kgo.Client
 	metrics  *metrics
 	stmts    *stmts
+	params   outbox.Params // of cfg.DB, for multi-row statements
 	member   membership
 
 	mu      sync.Mutex
@@ -138,6 +139,7 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 	r := &Runner{
 		cfg: cfg, opts: o, source: "/" + cfg.Service, dlq: deadletter.Topic(cfg.Group),
 		handlers: make(map[string]*Handler), metrics: newMetrics(), workers: make(map[topicPartition]*worker),
+		params: outbox.ParamsOf(cfg.DB),
 	}
 	if err := r.register(handlers); err != nil {
 		return nil, err

@@ -9,15 +9,13 @@ import (
 
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/event"
-	"github.com/choreo-dev/choreo/pkg/outbox"
 )
 
 // UnitOfWork is what a handler runs in: more than a database transaction (it is not a *sql.Tx),
 // its statements, the inbox record of the event and the events emitted with Emit (the outbox)
 // commit together or not at all.
 type UnitOfWork struct {
-	sql     *sql.Tx
-	stmts   *stmts
+	tx      *batchTx
 	r       *Runner
 	h       *Handler
 	cause   envelope.Envelope
@@ -27,26 +25,26 @@ type UnitOfWork struct {
 // ExecContext runs a statement in the transaction. Statements are prepared on first use and
 // kept for the runner's life.
 func (tx *UnitOfWork) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if st := tx.stmts.stmt(ctx, query); st != nil {
+	if st := tx.tx.stmts.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
-	return tx.sql.ExecContext(ctx, query, args...)
+	return tx.tx.sql.ExecContext(ctx, query, args...)
 }
 
 // QueryContext runs a query in the transaction.
 func (tx *UnitOfWork) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st := tx.stmts.stmt(ctx, query); st != nil {
+	if st := tx.tx.stmts.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return tx.sql.QueryContext(ctx, query, args...)
+	return tx.tx.sql.QueryContext(ctx, query, args...)
 }
 
 // QueryRowContext runs a query returning at most one row in the transaction.
 func (tx *UnitOfWork) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := tx.stmts.stmt(ctx, query); st != nil {
+	if st := tx.tx.stmts.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return tx.sql.QueryRowContext(ctx, query, args...)
+	return tx.tx.sql.QueryRowContext(ctx, query, args...)
 }
 
 // Cause returns the envelope of the event being handled.
@@ -74,5 +72,5 @@ func (tx *UnitOfWork) Emit(ctx context.Context, ev event.Event) error {
 	if err != nil {
 		return err
 	}
-	return outbox.AddPrepared(ctx, tx.stmts.outbox, rec)
+	return tx.tx.emit(ctx, rec)
 }

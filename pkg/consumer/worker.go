@@ -102,9 +102,15 @@ func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
 	for {
 		w.mu.Lock()
+		// Everything queued goes into one batch (one transaction): a partition that fell behind,
+		// with many small polls waiting, catches up with fewer, larger transactions instead of
+		// paying a transaction per poll.
 		var batch []*kgo.Record
-		if len(w.queue) > 0 {
-			batch, w.queue = popBatch(w.queue)
+		for len(w.queue) > 0 && (batch == nil || len(batch)+len(w.queue[0]) <= w.r.opts.maxPoll) {
+			var next []*kgo.Record
+			next, w.queue = popBatch(w.queue)
+			// Clipped: appending must not write into spare capacity of the fetch's slice.
+			batch = append(batch[:len(batch):len(batch)], next...)
 		}
 		if len(w.queue) == 0 && w.paused && batch != nil {
 			// The last queued batch is being taken: let the next ones be fetched meanwhile.

@@ -11,9 +11,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"modernc.org/sqlite"
 
 	"github.com/choreo-dev/choreo/pkg/telemetry"
 )
@@ -45,6 +48,102 @@ func AddPrepared(ctx context.Context, stmt *sql.Stmt, rec *kgo.Record) error {
 		return fmt.Errorf("outbox: add record for %s: %w", rec.Topic, err)
 	}
 	return nil
+}
+
+// Entry is a record as Add writes it, taken when the record is emitted (with the trace context
+// of that moment), for AddAll to write later with others.
+type Entry struct {
+	topic string
+	args  []any
+}
+
+// NewEntry returns rec as Add would write it within ctx.
+func NewEntry(ctx context.Context, rec *kgo.Record) Entry {
+	return Entry{topic: rec.Topic, args: args(ctx, rec)}
+}
+
+// maxRows bounds the rows of one multi-row statement: 7 parameters a row stay far below
+// SQLite's and PostgreSQL's limits on parameters per statement.
+const maxRows = 256
+
+// NextRows returns how many of n rows (n > 0) the next multi-row statement takes: the largest
+// power of two up to n and 256. pgx prepares and caches each statement text per connection, and
+// the server keeps each prepared; powers of two bound that to 9 shapes a statement instead of
+// one per batch size, for at most 9 statements where one would do.
+func NextRows(n int) int {
+	k := 1
+	for k*2 <= min(n, maxRows) {
+		k *= 2
+	}
+	return k
+}
+
+// Params writes the placeholders of multi-row statements in the form their database binds
+// fastest.
+type Params struct{ positional bool }
+
+// ParamsOf returns the Params of db: ? for SQLite (modernc.org/sqlite), whose $N parameters
+// are looked up by name, which costs time quadratic in a statement's parameters (a 256-row
+// insert spent most of its time there); $1, $2, ... (PostgreSQL's form) for any other driver.
+func ParamsOf(db *sql.DB) Params {
+	_, ok := db.Driver().(*sqlite.Driver)
+	return Params{positional: ok}
+}
+
+// Rows appends rows of cols placeholders each, "(p1,p2),(p3,p4)", to b, numbered from 1.
+func (p Params) Rows(b *strings.Builder, rows, cols int) {
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for j := range cols {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			if p.positional {
+				b.WriteByte('?')
+				continue
+			}
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(i*cols + j + 1))
+		}
+		b.WriteByte(')')
+	}
+}
+
+// AddAll writes entries within tx, in their order (their seqs ascend with it), with a few
+// multi-row statements (see NextRows) instead of one per entry: on PostgreSQL every statement is
+// a round trip. p is the database's ParamsOf. one, when not nil, is Insert prepared and bound to
+// tx; a lone entry goes through it.
+func AddAll(ctx context.Context, tx Execer, p Params, one *sql.Stmt, entries []Entry) error {
+	if len(entries) == 1 && one != nil {
+		if _, err := one.ExecContext(ctx, entries[0].args...); err != nil {
+			return fmt.Errorf("outbox: add record for %s: %w", entries[0].topic, err)
+		}
+		return nil
+	}
+	for len(entries) > 0 {
+		n := NextRows(len(entries))
+		args := make([]any, 0, n*7)
+		for _, e := range entries[:n] {
+			args = append(args, e.args...)
+		}
+		if _, err := tx.ExecContext(ctx, insertRows(p, n), args...); err != nil {
+			return fmt.Errorf("outbox: add %d records: %w", n, err)
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// insertRows is Insert with n rows of values.
+func insertRows(p Params, n int) string {
+	var b strings.Builder
+	b.Grow(len(Insert) + n*40)
+	b.WriteString(`INSERT INTO outbox (topic, key, value, headers, created_at, traceparent, tracestate) VALUES `)
+	p.Rows(&b, n, 7)
+	return b.String()
 }
 
 func args(ctx context.Context, rec *kgo.Record) []any {

@@ -502,3 +502,51 @@ func TestRelayWithANonPositiveBatchSize(t *testing.T) {
 		})
 	}
 }
+
+// AddAll writes many records in few statements; the relay must publish them exactly as Add's,
+// in the order given, across the statements' chunks and beside records written by Add.
+func TestAddAllWritesInOrder(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, 2, 600} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			ctx := context.Background()
+			recs := testRecords(e.topic(ordered), n+1)
+			tx, err := e.db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback() }()
+			entries := make([]outbox.Entry, n)
+			for i, r := range recs[:n] {
+				entries[i] = outbox.NewEntry(ctx, r)
+			}
+			if err := outbox.AddAll(ctx, tx, outbox.ParamsOf(e.db), nil, entries); err != nil {
+				t.Fatalf("AddAll: %v", err)
+			}
+			if err := outbox.Add(ctx, tx, recs[n]); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if got := pending(t, e.db); got != n+1 {
+				t.Fatalf("%d records in the outbox, want %d", got, n+1)
+			}
+			r := outbox.NewRelay(e.db, e.producer(t))
+			run(t, r)
+			flush(t, r)
+			checkSame(t, e.readTopic(t, ordered), recs)
+		})
+	}
+}
+
+func TestNextRowsTakesPowersOfTwo(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ n, want int }{{1, 1}, {2, 2}, {3, 2}, {255, 128}, {256, 256}, {257, 256}, {5000, 256}} {
+		if got := outbox.NextRows(tc.n); got != tc.want {
+			t.Errorf("NextRows(%d) = %d, want %d", tc.n, got, tc.want)
+		}
+	}
+}

@@ -31,6 +31,7 @@ type Relay struct {
 	db     *sql.DB
 	client *kgo.Client
 	cfg    relayConfig
+	params Params
 	wake   chan struct{}
 
 	mu           sync.Mutex
@@ -119,7 +120,7 @@ func NewRelay(db *sql.DB, client *kgo.Client, opts ...RelayOpt) *Relay {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return &Relay{db: db, client: client, cfg: cfg, wake: make(chan struct{}, 1)}
+	return &Relay{db: db, client: client, cfg: cfg, params: ParamsOf(db), wake: make(chan struct{}, 1)}
 }
 
 // Notify tells the relay that a transaction with outbox records committed. It never blocks.
@@ -349,16 +350,16 @@ func (r *Relay) read(ctx context.Context) ([]pending, error) {
 func (r *Relay) delete(ctx context.Context, seqs []int64) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	const chunk = 500
 	for len(seqs) > 0 {
-		n := min(chunk, len(seqs))
+		n := NextRows(len(seqs))
 		args := make([]any, n)
-		ph := make([]string, n)
 		for i, s := range seqs[:n] {
 			args[i] = s
-			ph[i] = fmt.Sprintf("$%d", i+1)
 		}
-		if _, err := r.db.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (`+strings.Join(ph, ",")+`)`, args...); err != nil {
+		var q strings.Builder
+		q.WriteString(`DELETE FROM outbox WHERE seq IN `)
+		r.params.Rows(&q, 1, n)
+		if _, err := r.db.ExecContext(ctx, q.String(), args...); err != nil {
 			return fmt.Errorf("outbox: delete published: %w", err)
 		}
 		seqs = seqs[n:]
