@@ -74,8 +74,8 @@ type heldConn struct {
 // connection. A count rather than only a time, so that on a loaded machine, where each email
 // takes longer, the sender still gets more than one email out of each grant.
 const (
-	holdEmails = 16
-	holdFor    = 10 * time.Millisecond
+	holdEmails = 64
+	holdFor    = 25 * time.Millisecond
 )
 
 type config struct {
