@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/choreo-dev/choreo/pkg/kafkatest"
 )
 
 // TestStack runs docker-compose.yml for real: `up --wait` under a project name and host ports
@@ -87,7 +89,7 @@ func TestStack(t *testing.T) {
 	email := "stack-" + suffix + "@mail.example"
 	body := fmt.Sprintf(`{"username":"stack%s","email":%q}`, suffix, email)
 	var accountID string
-	eventually(t, 2*time.Minute, func() error {
+	kafkatest.Eventually(t, 2*time.Minute, func() error {
 		resp, err := http.Post("http://127.0.0.1:"+ports["ACCOUNT"]+"/accounts", "application/json", strings.NewReader(body))
 		if err != nil {
 			return err
@@ -112,7 +114,7 @@ func TestStack(t *testing.T) {
 	t.Logf("account %s registered", accountID)
 
 	// The welcome email, in the mail server's API (Mailpit's /api/v1/messages).
-	eventually(t, 3*time.Minute, func() error {
+	kafkatest.Eventually(t, 3*time.Minute, func() error {
 		resp, err := http.Get("http://127.0.0.1:" + ports["MAILPIT"] + "/api/v1/messages")
 		if err != nil {
 			return err
@@ -183,21 +185,4 @@ func freePort(t *testing.T) string {
 	}
 	defer l.Close()
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
-// eventually calls fn every 500ms until it returns nil, and fails t with its last error when
-// timeout has passed.
-func eventually(t *testing.T, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }
