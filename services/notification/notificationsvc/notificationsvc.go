@@ -15,6 +15,7 @@ import (
 	"github.com/choreo-dev/choreo/services/notification/internal/handlers"
 	"github.com/choreo-dev/choreo/services/notification/internal/mail"
 	"github.com/choreo-dev/choreo/services/notification/internal/sender"
+	"github.com/choreo-dev/choreo/services/notification/internal/sentlog"
 	"github.com/choreo-dev/choreo/services/notification/internal/store"
 )
 
@@ -29,6 +30,10 @@ const DefaultHTTPAddr = "127.0.0.1:8083"
 
 // MailDir is where, without SMTP_ADDR, emails are written as .eml files.
 func MailDir(cfg service.Config) string { return filepath.Join(cfg.DataDir, "mail") }
+
+// SentLogPath is where, on SQLite and over SMTP, the sender records each email the mail server
+// accepted until the database records it (see the sender's SentLog).
+func SentLogPath(cfg service.Config) string { return filepath.Join(cfg.DataDir, Name, "sent.log") }
 
 // New builds the Notification Service. It sends mail through cfg.SMTPAddr when set, and writes
 // .eml files under MailDir otherwise.
@@ -69,12 +74,23 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 				// final dot); SMTP_SEND_BATCH lets an operator trade that bound for throughput.
 				opts = append(opts, sender.BatchSize(cfg.SMTPSendBatch))
 			}
+			closeLog := func() error { return nil }
+			if transport == "smtp" && cfg.DatabaseURL == "" && cfg.SMTPSendBatch <= 1 {
+				// On SQLite each send is recorded in a file of the sender's own, and the file in
+				// the database after each read: the handlers hold SQLite's one connection most
+				// of the time under load, and the next email waited for it.
+				l, err := sentlog.Open(SentLogPath(cfg))
+				if err != nil {
+					return err
+				}
+				opts, closeLog = append(opts, sender.SentLog(l)), l.Close
+			}
 			snd := sender.New(s.DB, m, opts...)
 			s.Metrics.MustRegister(sender.NewCollector(s.DB, Name))
 			s.Go(func(ctx context.Context) error {
 				// The sender is the mailer's only user: once it stops, the kept SMTP
 				// connection ends with QUIT.
-				defer func() { _ = closeMail() }()
+				defer func() { _, _ = closeMail(), closeLog() }()
 				return snd.Run(ctx)
 			})
 			wake = snd.Wake

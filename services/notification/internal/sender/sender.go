@@ -21,6 +21,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/telemetry"
 	"github.com/choreo-dev/choreo/services/notification/internal/handlers"
 	"github.com/choreo-dev/choreo/services/notification/internal/mail"
+	"github.com/choreo-dev/choreo/services/notification/internal/sentlog"
 	"github.com/choreo-dev/choreo/services/notification/internal/store"
 )
 
@@ -32,7 +33,8 @@ import (
 // With the default, sends still overlap when the mailer is a [mail.Preparer] (SMTP, files): up
 // to the parallel bound of emails are prepared at once (for SMTP, everything up to the final dot
 // of DATA, on a connection each), and one at a time each is committed (the dot and the server's
-// verdict) and its outcome recorded, in one statement, before the next is committed. A crash
+// verdict) and its outcome recorded, in one statement or one line of the SentLog, before the
+// next is committed. A crash
 // drops the prepared ones' connections, so the server discards them; they are still pending and
 // sent after the restart. Emails to one recipient in one read are sent in order, by one worker.
 //
@@ -87,6 +89,7 @@ type config struct {
 	shared      bool
 	lease       time.Duration
 	poll        time.Duration
+	sentLog     *sentlog.Log
 	tracer      *telemetry.Tracer
 	transport   string
 	from        string
@@ -165,6 +168,16 @@ func PollInterval(d time.Duration) Opt {
 	}
 }
 
+// SentLog records each email the mail server accepts in l, a file of the sender's own, instead
+// of in the database, and folds l into the database after each read's emails are sent (and
+// before the first read, for what a previous process left in it). At most one email is still
+// accepted and unrecorded at a time; what changes is that committing the next no longer waits
+// for the database, whose one SQLite connection the handlers hold most of the time under load.
+// A failed append falls back to the database. Only with the default batch size and without
+// Shared, where it is ignored: a replica's file is its own, and the emails a dead replica
+// claimed are sent again by others. Default: none, each email is recorded in the database.
+func SentLog(l *sentlog.Log) Opt { return func(c *config) { c.sentLog = l } }
+
 // Tracing traces each delivery in a span whose parent is the handler that queued the email;
 // transport names how mail leaves (smtp, file). Default: no spans.
 func Tracing(t *telemetry.Tracer, transport string) Opt {
@@ -186,6 +199,9 @@ func New(db *sql.DB, m mail.Mailer, opts ...Opt) *Sender {
 		poll: time.Second, from: handlers.From}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.shared || cfg.batch != 1 {
+		cfg.sentLog = nil
 	}
 	return &Sender{db: db, mailer: m, cfg: cfg, wake: make(chan struct{}, 1)}
 }
@@ -289,6 +305,11 @@ func (s *Sender) sendDue(ctx context.Context) (full bool, err error) {
 		now   = s.cfg.now()
 		until time.Time // zero: no lease
 	)
+	// What the sent log holds is pending in the database: it is folded before the read, which
+	// would otherwise return it.
+	if err := s.fold(ctx); err != nil {
+		return false, err
+	}
 	if s.cfg.shared {
 		// Claimed emails not yet sent are in no doubt (a crash only delays them until the lease
 		// ends), so a claim may hold more than a batch.
@@ -303,7 +324,9 @@ func (s *Sender) sendDue(ctx context.Context) (full bool, err error) {
 		return false, err
 	}
 	if s.cfg.batch == 1 {
-		return len(due) == n, s.pipeline(ctx, due, until)
+		err := s.pipeline(ctx, due, until)
+		// Folded now rather than at the next read, so the database soon shows them sent.
+		return len(due) == n, errors.Join(err, s.fold(context.WithoutCancel(ctx)))
 	}
 	for batch := range slices.Chunk(due, s.cfg.batch) {
 		if err := ctx.Err(); err != nil {
@@ -416,7 +439,7 @@ func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, 
 	start := time.Now()
 	err = prep.Commit(context.WithoutCancel(ctx))
 	committed := time.Since(start)
-	rerr := s.recordHeld(context.WithoutCancel(ctx), outcome{email: p, tried: true, err: err})
+	rerr := s.recordOne(context.WithoutCancel(ctx), outcome{email: p, tried: true, err: err})
 	if rerr != nil {
 		broken.Store(true)
 	}
@@ -431,6 +454,35 @@ func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, 
 		s.cfg.delivered(p.Kind, p.ChainStart)
 	}
 	return rerr
+}
+
+// recordOne records the outcome of one email: a send in the sent log if there is one, anything
+// else (and a send the log failed to take) in the database. Only with turn held.
+func (s *Sender) recordOne(ctx context.Context, o outcome) error {
+	if o.err == nil && s.cfg.sentLog != nil {
+		err := s.cfg.sentLog.Append(o.email.MessageID, s.cfg.now())
+		if err == nil {
+			return nil
+		}
+		s.cfg.log.Warn("recording a sent email in the database instead of the sent log", "message", o.email.MessageID, "err", err)
+	}
+	return s.recordHeld(ctx, o)
+}
+
+// fold records in the database the sends the sent log holds, if there is one.
+func (s *Sender) fold(ctx context.Context) error {
+	if s.cfg.sentLog == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return s.cfg.sentLog.Fold(func(es []sentlog.Entry) error {
+		sent := make([]store.Sent, len(es))
+		for i, e := range es {
+			sent[i] = store.Sent{MessageID: e.MessageID, At: e.At}
+		}
+		return store.RecordSent(ctx, s.db, sent)
+	})
 }
 
 // recordHeld records the outcome of one email, in one statement, on the held connection,

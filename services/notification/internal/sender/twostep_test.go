@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -339,6 +341,13 @@ const parallelCrash = 8
 // start sends each email that is not recorded, so only the one in doubt arrives twice.
 func TestSenderCrashLeavesAtMostOneEmailInDoubt(t *testing.T) {
 	t.Parallel()
+	t.Run("recorded in the database", func(t *testing.T) { t.Parallel(); testCrash(t, false) })
+	if os.Getenv("TEST_DATABASE_URL") == "" { // senders on PostgreSQL are Shared, where no log is kept
+		t.Run("recorded in the sent log", func(t *testing.T) { t.Parallel(); testCrash(t, true) })
+	}
+}
+
+func testCrash(t *testing.T, withLog bool) {
 	db, shared, reopen := reopenable(t)
 	const n, crashAt = 60, 20
 	queue(t, db, n)
@@ -350,15 +359,25 @@ func TestSenderCrashLeavesAtMostOneEmailInDoubt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sm.Close() })
-	m := &crashMailer{SMTPMailer: sm, crashAt: crashAt, crashed: make(chan string, 1), freeze: make(chan struct{}),
-		prepared: map[*crashPrepared]bool{}, inDoubt: func() int { return srv.Count() - sentCount(t, db) }, errorf: t.Errorf}
-	opts := []sender.Opt{sender.Parallel(parallelCrash)}
+	var (
+		logPath = filepath.Join(t.TempDir(), "sent.log")
+		logged  = func() int { return 0 } // emails recorded in the dying process's sent log
+		opts    = []sender.Opt{sender.Parallel(parallelCrash)}
+	)
 	if shared {
 		opts = append(opts, sender.Shared())
 	}
+	dyingOpts := opts
+	if withLog {
+		l := openLog(t, logPath)
+		logged = l.Len
+		dyingOpts = append(slices.Clip(opts), sender.SentLog(l))
+	}
+	m := &crashMailer{SMTPMailer: sm, crashAt: crashAt, crashed: make(chan string, 1), freeze: make(chan struct{}),
+		prepared: map[*crashPrepared]bool{}, inDoubt: func() int { return srv.Count() - sentCount(t, db) - logged() }, errorf: t.Errorf}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sender.New(dying, m, opts...).SendPending(ctx) }()
+	go func() { done <- sender.New(dying, m, dyingOpts...).SendPending(ctx) }()
 	defer func() {
 		// The "dead" process never runs again in a real crash; here it is stopped first.
 		cancel()
@@ -378,8 +397,11 @@ func TestSenderCrashLeavesAtMostOneEmailInDoubt(t *testing.T) {
 	if got := srv.Count(); got != crashAt {
 		t.Errorf("the server accepted %d emails, want the %d committed before the crash", got, crashAt)
 	}
-	if got := sentCount(t, db); got != crashAt-1 {
+	if got := sentCount(t, db) + logged(); got != crashAt-1 {
 		t.Errorf("%d emails recorded sent, want %d", got, crashAt-1)
+	}
+	if withLog && logged() != crashAt-1 {
+		t.Errorf("%d emails in the sent log at the crash, want all %d recorded ones (one read)", logged(), crashAt-1)
 	}
 
 	// The restart (past any lease the dead process held) sends every email not recorded.
@@ -389,6 +411,9 @@ func TestSenderCrashLeavesAtMostOneEmailInDoubt(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = sm2.Close() })
 	opts = append(opts, sender.Clock(func() time.Time { return time.Now().Add(2 * time.Minute) }))
+	if withLog {
+		opts = append(opts, sender.SentLog(openLog(t, logPath))) // what the dead process logged
+	}
 	if err := sender.New(db, sm2, opts...).SendPending(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -190,6 +190,44 @@ func MarkSent(ctx context.Context, tx Execer, ids []string, at time.Time) error 
 	return nil
 }
 
+// Sent is an email the mail server accepted, and when.
+type Sent struct {
+	MessageID string
+	At        time.Time
+}
+
+// foldChunk bounds the rows of one RecordSent statement (two parameters a row).
+const foldChunk = 256
+
+// RecordSent records that the mail server accepted the emails sent, each at its own time, in
+// as few statements as it can. Emails no longer pending are left as they are, so recording an
+// email again (a log of sends folded twice after a crash) changes nothing.
+func RecordSent(ctx context.Context, tx Execer, sent []Sent) error {
+	args := make([]any, 0, 2*min(foldChunk, len(sent)))
+	var b strings.Builder
+	for len(sent) > 0 {
+		n := min(foldChunk, len(sent))
+		args = args[:0]
+		b.Reset()
+		// CAST: PostgreSQL types an untyped parameter in VALUES as text.
+		b.WriteString(`UPDATE notifications SET status = 'sent', sent_at = v.column2, attempts = attempts + 1, last_error = NULL
+			FROM (VALUES `)
+		for i, s := range sent[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "($%d, CAST($%d AS BIGINT))", 2*i+1, 2*i+2)
+			args = append(args, s.MessageID, s.At.UnixMilli())
+		}
+		b.WriteString(`) AS v WHERE notifications.message_id = v.column1 AND notifications.status = 'pending'`)
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("record %d sent emails: %w", n, err)
+		}
+		sent = sent[n:]
+	}
+	return nil
+}
+
 // SentRecorder records emails as sent one at a time through a statement prepared once, for a
 // sender that records each email alone: on SQLite, parsing the statement costs about as much as
 // running it. It is safe for concurrent use.
