@@ -277,6 +277,9 @@ func (s *Sender) nextWait(ctx context.Context) time.Duration {
 
 // SendPending sends every email that is due and records the outcome of each.
 func (s *Sender) SendPending(ctx context.Context) error {
+	if s.cfg.batch == 1 {
+		return s.stream(ctx)
+	}
 	for {
 		full, err := s.sendDue(ctx)
 		if err != nil || !full {
@@ -305,28 +308,8 @@ func (s *Sender) sendDue(ctx context.Context) (full bool, err error) {
 		now   = s.cfg.now()
 		until time.Time // zero: no lease
 	)
-	// What the sent log holds is pending in the database: it is folded before the read, which
-	// would otherwise return it.
-	if err := s.fold(ctx); err != nil {
+	if due, until, err = s.read(ctx, now, n); err != nil {
 		return false, err
-	}
-	if s.cfg.shared {
-		// Claimed emails not yet sent are in no doubt (a crash only delays them until the lease
-		// ends), so a claim may hold more than a batch.
-		due, err = store.Claim(ctx, s.db, now, now.Add(s.cfg.lease), n)
-		// Sends begin only while the lease leaves time for one: past that point another replica
-		// may claim what is left.
-		until = now.Add(s.cfg.lease - s.cfg.lease/4)
-	} else {
-		due, err = store.Due(ctx, s.db, now, n)
-	}
-	if err != nil {
-		return false, err
-	}
-	if s.cfg.batch == 1 {
-		err := s.pipeline(ctx, due, until)
-		// Folded now rather than at the next read, so the database soon shows them sent.
-		return len(due) == n, errors.Join(err, s.fold(context.WithoutCancel(ctx)))
 	}
 	for batch := range slices.Chunk(due, s.cfg.batch) {
 		if err := ctx.Err(); err != nil {
@@ -342,53 +325,228 @@ func (s *Sender) sendDue(ctx context.Context) (full bool, err error) {
 	return len(due) == n, ctx.Err()
 }
 
+// read reads (or, Shared, claims) up to n emails due at now; until is when the sends of claimed
+// ones must have begun (zero: no lease).
+func (s *Sender) read(ctx context.Context, now time.Time, n int) (due []store.Pending, until time.Time, err error) {
+	if !s.cfg.shared {
+		due, err = store.Due(ctx, s.db, now, n)
+		return due, time.Time{}, err
+	}
+	// Claimed emails not yet sent are in no doubt (a crash only delays them until the lease
+	// ends), so a claim may hold more than a batch.
+	due, err = store.Claim(ctx, s.db, now, now.Add(s.cfg.lease), n)
+	// Sends begin only while the lease leaves time for one: past that point another replica may
+	// claim what is left.
+	return due, now.Add(s.cfg.lease - s.cfg.lease/4), err
+}
+
 // leaseEnding reports whether the lease of claimed emails that allows sends until until (zero:
 // no lease) has come too near its end for another send to begin.
 func (s *Sender) leaseEnding(until time.Time) bool {
 	return !until.IsZero() && !s.cfg.now().Before(until)
 }
 
-// pipeline sends due one email at a time through the turnstile, up to cfg.parallel being
-// prepared meanwhile; emails to one recipient go through one worker, in due's order. After a
-// failed record nothing more is committed: the email it was for is accepted and unrecorded.
-func (s *Sender) pipeline(ctx context.Context, due []store.Pending, until time.Time) error {
-	groups := byRecipient(due)
+// group is emails to one recipient, in the order they are to be sent, and until when their
+// sends may begin (zero: no lease).
+type group struct {
+	emails []store.Pending
+	until  time.Time
+}
+
+// stream sends the emails due, one at a time through the turnstile with up to cfg.parallel
+// prepared meanwhile, until none is due or in flight. Reads overlap sends: the next read is
+// taken while earlier emails are still being sent, when a wake says more were queued, so the
+// turnstile never idles for a read. Emails to one recipient go through one worker in the
+// order read, and none is handed out while an earlier one to its recipient is in flight.
+// After a failed record nothing more is committed: the email it was for is accepted and
+// unrecorded.
+func (s *Sender) stream(ctx context.Context) error {
+	// What the sent log holds (left by an earlier stream, or process) is pending in the
+	// database, and a read would return it: it is folded first.
+	if err := s.fold(ctx); err != nil {
+		return err
+	}
 	var (
-		work   = make(chan []store.Pending)
-		broken atomic.Bool // a record failed
+		st     = flight{busy: map[string]bool{}, taken: map[string]bool{}}
+		work   = make(chan group)
+		done   = make(chan struct{}, 1) // a group left a worker
+		broken atomic.Bool              // a record failed
 		wg     sync.WaitGroup
-		mu     sync.Mutex
-		errs   []error
 	)
-	for range min(s.cfg.parallel, len(groups)) {
+	for range s.cfg.parallel {
 		wg.Go(func() {
 			for g := range work {
-				for _, p := range g {
-					if ctx.Err() != nil || broken.Load() || s.leaseEnding(until) {
+				var err error
+				for _, p := range g.emails {
+					if ctx.Err() != nil || broken.Load() || s.leaseEnding(g.until) {
 						break // it stays pending (claimed ones fall due again when the lease ends)
 					}
-					if err := s.sendOne(ctx, p, until, &broken); err != nil {
-						mu.Lock()
-						errs = append(errs, err)
-						mu.Unlock()
+					if err = s.sendOne(ctx, p, g.until, &broken); err != nil {
 						break
 					}
+				}
+				st.finish(g, err, s.cfg.sentLog != nil)
+				select {
+				case done <- struct{}{}:
+				default:
 				}
 			}
 		})
 	}
-	for _, g := range groups {
-		work <- g
-	}
+	err := s.feed(ctx, &st, work, done, &broken)
 	close(work)
 	wg.Wait()
 	s.turn.Lock()
 	s.release() // normally released already, by the last email through the turnstile
 	s.turn.Unlock()
-	if err := errors.Join(errs...); err != nil {
+	// Folded now rather than at the next read, so the database soon shows them sent.
+	err = errors.Join(err, errors.Join(st.errs...), s.fold(context.WithoutCancel(ctx)))
+	if err != nil {
 		return err
 	}
 	return ctx.Err()
+}
+
+// foldAt is how many entries the sent log gathers, while the sender streams without a pause,
+// before they are folded into the database.
+const foldAt = 256
+
+// feed reads due emails and hands them to the workers until none is due or in flight, ctx
+// ends, or a record fails.
+func (s *Sender) feed(ctx context.Context, st *flight, work chan<- group, done <-chan struct{}, broken *atomic.Bool) error {
+	for {
+		if ctx.Err() != nil || broken.Load() {
+			return nil
+		}
+		if s.cfg.sentLog != nil && s.cfg.sentLog.Len() >= foldAt {
+			if err := s.foldFlight(ctx, st); err != nil {
+				return err
+			}
+		}
+		gs, full, skipped, err := s.next(ctx, st)
+		if err != nil {
+			return err
+		}
+		for _, g := range gs {
+			select {
+			case work <- g:
+			case <-ctx.Done():
+				return nil // what was not handed out stays pending
+			}
+		}
+		if full {
+			continue // more are due behind this read
+		}
+		if len(gs) == 0 && st.idle() {
+			return nil
+		}
+		// Read again when emails were queued, when nothing is in flight any more (to see that
+		// nothing is due), or, if emails were left for a busy recipient, when a group is done.
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-s.wake:
+				break wait
+			case <-done:
+				if skipped || st.idle() {
+					break wait
+				}
+			}
+		}
+	}
+}
+
+// next reads the due emails that are neither taken nor to a recipient with an email in flight,
+// takes them and groups them by recipient. full says the read was full: more may be due; skipped
+// that emails were left for a busy recipient.
+func (s *Sender) next(ctx context.Context, st *flight) (gs []group, full, skipped bool, err error) {
+	st.mu.Lock()
+	n := readAhead + len(st.taken) // the taken ones are the oldest, so the read returns them too
+	st.mu.Unlock()
+	due, until, err := s.read(ctx, s.cfg.now(), n)
+	if err != nil {
+		return nil, false, false, err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	fresh := due[:0]
+	for _, p := range due {
+		switch {
+		case st.taken[p.MessageID]:
+		case st.busy[p.To]:
+			skipped = true
+		default:
+			fresh = append(fresh, p)
+		}
+	}
+	for _, ps := range byRecipient(fresh) {
+		st.busy[ps[0].To] = true
+		for _, p := range ps {
+			st.taken[p.MessageID] = true
+		}
+		st.inflight++
+		gs = append(gs, group{emails: ps, until: until})
+	}
+	return gs, len(due) == n, skipped, nil
+}
+
+// foldFlight folds the sent log and forgets the emails it held: they are recorded, and a read
+// no longer returns them.
+func (s *Sender) foldFlight(ctx context.Context, st *flight) error {
+	st.mu.Lock()
+	logged := st.logged
+	st.logged = nil
+	st.mu.Unlock()
+	if err := s.fold(ctx); err != nil {
+		st.mu.Lock()
+		st.logged = append(st.logged, logged...)
+		st.mu.Unlock()
+		return err
+	}
+	st.mu.Lock()
+	for _, id := range logged {
+		delete(st.taken, id)
+	}
+	st.mu.Unlock()
+	return nil
+}
+
+// flight is what a stream has handed to its workers.
+type flight struct {
+	mu       sync.Mutex
+	busy     map[string]bool // recipients with a group in a worker
+	taken    map[string]bool // emails handed out that a read may still return as pending
+	logged   []string        // taken emails done since the last fold, forgotten at the next
+	inflight int             // groups in workers
+	errs     []error
+}
+
+// finish notes that g left its worker, after err. The emails of g are forgotten at once when
+// their outcomes are in the database; with a sent log, only after the next fold.
+func (st *flight) finish(g group, err error, withLog bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.busy, g.emails[0].To)
+	st.inflight--
+	if err != nil {
+		st.errs = append(st.errs, err)
+	}
+	for _, p := range g.emails {
+		if withLog {
+			st.logged = append(st.logged, p.MessageID)
+		} else {
+			delete(st.taken, p.MessageID)
+		}
+	}
+}
+
+// idle reports whether no group is in a worker.
+func (st *flight) idle() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.inflight == 0
 }
 
 // byRecipient groups due by recipient (as written, which is how handlers queue them), in the

@@ -427,3 +427,59 @@ func testCrash(t *testing.T, withLog bool) {
 		t.Errorf("delivered more than once: %v, want only %s, twice", rep, inDoubt)
 	}
 }
+
+// Reads overlap sends: with more emails due than one read takes, the next read is taken while
+// the first read's emails are in flight. An email read while an earlier one to its address is
+// in flight waits for it, so each address still gets its emails in the order they were queued,
+// and no email is sent twice.
+func TestSenderKeepsOrderPerAddressAcrossOverlappingReads(t *testing.T) {
+	t.Parallel()
+	db, shared := database(t)
+	const n, addresses = 700, 7 // every read holds emails to every address
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i := range n {
+		u := fmt.Sprint("u", i)
+		if err := store.Queue(ctx, tx, store.Email{
+			MessageID: msgID(i), Kind: "welcome", UserID: u, AccountID: "a" + u, To: fmt.Sprint("r", i%addresses, "@mail.com"),
+			Subject: "Welcome", Body: "Hello", Date: now, EventID: "e" + u, EventType: "UserCreated", CorrelationID: "c" + u,
+			QueuedAt: now.Add(time.Duration(i) * time.Millisecond), ChainStart: now,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	m := &twoStepMailer{}
+	m.onPrepare = func(mail.Message) { time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond) }
+	opts := []sender.Opt{sender.Parallel(4)}
+	if shared {
+		opts = append(opts, sender.Shared())
+	}
+	if err := sender.New(db, m, opts...).SendPending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.committed) != n {
+		t.Fatalf("%d committed, want %d", len(m.committed), n)
+	}
+	last, seen := map[string]int{}, map[string]bool{}
+	for _, msg := range m.committed {
+		if seen[msg.ID] {
+			t.Errorf("%s committed twice", msg.ID)
+		}
+		seen[msg.ID] = true
+		i := index(t, msg.ID)
+		if prev, ok := last[msg.To]; ok && prev > i {
+			t.Errorf("email %d to %s committed before email %d, which was queued before it", prev, msg.To, i)
+		}
+		last[msg.To] = i
+	}
+	if got := sentCount(t, db); got != n {
+		t.Errorf("%d recorded sent, want %d", got, n)
+	}
+}
