@@ -39,12 +39,14 @@ type Config struct {
 	// SMTPAddr is the SMTP server mail is sent through (SMTP_ADDR, host:port). Default "": mail
 	// is written as .eml files under DataDir/mail instead.
 	SMTPAddr string
-	// SMTPSendBatch is how many emails the Notification Service sends over SMTP before it
-	// records their deliveries, together (SMTP_SEND_BATCH). It is also how many emails a crash can
-	// deliver twice: those the server accepted and the service had not yet recorded (SMTP has no
-	// idempotent delivery; the second copy carries the same Message-ID). Default 1: each email is
-	// recorded before the next is committed, while up to 16 others are prepared; a larger batch
-	// trades that guarantee for throughput where the server's round trip is the limit.
+	// SMTPSendBatch is how many emails the Notification Service may have sent over SMTP and not
+	// yet recorded (SMTP_SEND_BATCH): on SQLite, how many are committed at once, each recorded
+	// in its log of sends as the server accepts it; on PostgreSQL, how many are sent before their
+	// deliveries are recorded together. It is also how many emails a crash can deliver twice
+	// (SMTP has no idempotent delivery; the second copy carries the same Message-ID). Default 1:
+	// each email is recorded before the next is committed, while up to 16 others are prepared; a
+	// larger value trades that guarantee for throughput where the server's round trip is the
+	// limit.
 	SMTPSendBatch int
 	// StartTimeout bounds how long start-up waits for each dependency (database, schema
 	// registry, Kafka) to answer (START_TIMEOUT, a Go duration). Default 30s.
@@ -169,7 +171,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen address (env HTTP_ADDR)")
 	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "prefix of topics and consumer groups, for sharing a cluster (env CHOREO_NAMESPACE)")
 	fs.StringVar(&c.SMTPAddr, "smtp", c.SMTPAddr, "SMTP server host:port; empty writes .eml files (env SMTP_ADDR)")
-	fs.IntVar(&c.SMTPSendBatch, "smtp-send-batch", c.SMTPSendBatch, "emails sent over SMTP before their deliveries are recorded together: how many a crash can resend (env SMTP_SEND_BATCH)")
+	fs.IntVar(&c.SMTPSendBatch, "smtp-send-batch", c.SMTPSendBatch, "emails that may be sent over SMTP and not yet recorded: how many a crash can resend (env SMTP_SEND_BATCH)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiles under /debug/pprof/ on the HTTP address (env CHOREO_PPROF)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of created topics; 0 takes the catalog's (env TOPIC_PARTITIONS)")
 	c.Conn.RegisterFlags(fs)

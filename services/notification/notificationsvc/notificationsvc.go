@@ -75,10 +75,11 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 				opts = append(opts, sender.BatchSize(cfg.SMTPSendBatch))
 			}
 			closeLog := func() error { return nil }
-			if transport == "smtp" && cfg.DatabaseURL == "" && cfg.SMTPSendBatch <= 1 {
-				// On SQLite each send is recorded in a file of the sender's own, and the file in
-				// the database after each read: the handlers hold SQLite's one connection most
-				// of the time under load, and the next email waited for it.
+			if transport == "smtp" && cfg.DatabaseURL == "" {
+				// On SQLite each send is recorded in a file of the sender's own, folded into the
+				// database a few hundred at a time: the handlers hold SQLite's one connection
+				// most of the time under load, and the next email waited for it. With it,
+				// SMTP_SEND_BATCH is a window of emails committed at once.
 				l, err := sentlog.Open(SentLogPath(cfg))
 				if err != nil {
 					return err

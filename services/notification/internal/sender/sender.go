@@ -2,7 +2,7 @@
 // the commit that queued them, it reads the due emails and sends them in parallel up to a bound.
 // By default each email passes the mail server's point of no return alone and its outcome is
 // recorded before the next passes; with a larger batch size, a batch is sent and then recorded
-// in one transaction.
+// in one transaction, or, with a log of sends, that many pass at once.
 package sender
 
 import (
@@ -47,13 +47,14 @@ type Sender struct {
 	cfg    config
 	wake   chan struct{}
 
-	// turn is the turnstile of the default batch size: held from an email's commit until its
-	// outcome is recorded, so at most one email is ever accepted and unrecorded. held is the
-	// database connection its holders record on, only touched with turn held; waiting counts the
-	// prepared emails queued at the turnstile.
-	turn    sync.Mutex
-	held    heldConn
+	// turn is the turnstile that emails pass from their commit until their outcome is
+	// recorded: as many at once as may be accepted and unrecorded (one, or the batch size with
+	// a sent log). waiting counts the prepared emails queued at it. held is the database
+	// connection outcomes are recorded on, guarded by heldMu.
+	turn    chan struct{}
 	waiting atomic.Int32
+	heldMu  sync.Mutex
+	held    heldConn
 
 	mu        sync.Mutex
 	nextRetry time.Time // the earliest retry this sender scheduled and has not yet woken for
@@ -131,7 +132,9 @@ func Parallel(n int) Opt {
 // accepted before the record committed (the second copy carries the same Message-ID). Default
 // 1: each email is committed and recorded alone, while up to Parallel others are prepared; raise
 // it where a resend is harmless (the file mailer replaces the file with the same bytes) or
-// acceptable, to record many outcomes in one transaction. A value below 1 keeps the default.
+// acceptable, to record many outcomes in one transaction. With a SentLog it is a window instead:
+// up to that many emails are committed at once, each recorded in the log as soon as the server
+// accepts it, so the bound holds without waiting for a batch. A value below 1 keeps the default.
 func BatchSize(n int) Opt {
 	return func(c *config) {
 		if n > 0 {
@@ -169,13 +172,13 @@ func PollInterval(d time.Duration) Opt {
 }
 
 // SentLog records each email the mail server accepts in l, a file of the sender's own, instead
-// of in the database, and folds l into the database after each read's emails are sent (and
-// before the first read, for what a previous process left in it). At most one email is still
-// accepted and unrecorded at a time; what changes is that committing the next no longer waits
-// for the database, whose one SQLite connection the handlers hold most of the time under load.
-// A failed append falls back to the database. Only with the default batch size and without
-// Shared, where it is ignored: a replica's file is its own, and the emails a dead replica
-// claimed are sent again by others. Default: none, each email is recorded in the database.
+// of in the database, and folds l into the database in one statement every few hundred emails
+// and whenever sending pauses (and first, for what a previous process left in it). At most one
+// email (or BatchSize emails) is still accepted and unrecorded at a time; what changes is that
+// committing the next no longer waits for the database, whose one SQLite connection the
+// handlers hold most of the time under load. A failed append falls back to the database.
+// Ignored with Shared: a replica's file is its own, and the emails a dead replica claimed are
+// sent again by others. Default: none, each email is recorded in the database.
 func SentLog(l *sentlog.Log) Opt { return func(c *config) { c.sentLog = l } }
 
 // Tracing traces each delivery in a span whose parent is the handler that queued the email;
@@ -200,10 +203,14 @@ func New(db *sql.DB, m mail.Mailer, opts ...Opt) *Sender {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.shared || cfg.batch != 1 {
+	if cfg.shared {
 		cfg.sentLog = nil
 	}
-	return &Sender{db: db, mailer: m, cfg: cfg, wake: make(chan struct{}, 1)}
+	window := 1
+	if cfg.sentLog != nil {
+		window = cfg.batch
+	}
+	return &Sender{db: db, mailer: m, cfg: cfg, wake: make(chan struct{}, 1), turn: make(chan struct{}, window)}
 }
 
 // Wake tells the sender that emails may have been queued. It never blocks.
@@ -277,7 +284,7 @@ func (s *Sender) nextWait(ctx context.Context) time.Duration {
 
 // SendPending sends every email that is due and records the outcome of each.
 func (s *Sender) SendPending(ctx context.Context) error {
-	if s.cfg.batch == 1 {
+	if s.cfg.batch == 1 || s.cfg.sentLog != nil {
 		return s.stream(ctx)
 	}
 	for {
@@ -396,9 +403,9 @@ func (s *Sender) stream(ctx context.Context) error {
 	err := s.feed(ctx, &st, work, done, &broken)
 	close(work)
 	wg.Wait()
-	s.turn.Lock()
+	s.heldMu.Lock()
 	s.release() // normally released already, by the last email through the turnstile
-	s.turn.Unlock()
+	s.heldMu.Unlock()
 	// Folded now rather than at the next read, so the database soon shows them sent.
 	err = errors.Join(err, errors.Join(st.errs...), s.fold(context.WithoutCancel(ctx)))
 	if err != nil {
@@ -582,18 +589,22 @@ func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, 
 		return err
 	}
 	s.waiting.Add(1)
-	s.turn.Lock()
+	s.turn <- struct{}{}
 	s.waiting.Add(-1)
 	if ctx.Err() != nil || broken.Load() || s.leaseEnding(until) {
+		s.heldMu.Lock()
 		s.release()
-		s.turn.Unlock()
+		s.heldMu.Unlock()
+		<-s.turn
 		prep.Abort()
 		s.endSpan(span, errors.New("abandoned before delivery: the sender is stopping"))
 		return nil
 	}
+	s.heldMu.Lock()
 	if s.held.conn != nil && s.held.slow {
 		s.release() // not held across a slow commit: the handlers would wait for it
 	}
+	s.heldMu.Unlock()
 	start := time.Now()
 	err = prep.Commit(context.WithoutCancel(ctx))
 	committed := time.Since(start)
@@ -601,12 +612,14 @@ func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, 
 	if rerr != nil {
 		broken.Store(true)
 	}
+	s.heldMu.Lock()
 	s.held.slow = committed > holdFor
 	s.held.emails++
 	if rerr != nil || s.waiting.Load() == 0 || s.held.emails >= holdEmails || time.Since(s.held.since) >= holdFor {
 		s.release()
 	}
-	s.turn.Unlock()
+	s.heldMu.Unlock()
+	<-s.turn
 	s.endSpan(span, err)
 	if rerr == nil && err == nil && s.cfg.delivered != nil {
 		s.cfg.delivered(p.Kind, p.ChainStart)
@@ -615,7 +628,7 @@ func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, 
 }
 
 // recordOne records the outcome of one email: a send in the sent log if there is one, anything
-// else (and a send the log failed to take) in the database. Only with turn held.
+// else (and a send the log failed to take) in the database.
 func (s *Sender) recordOne(ctx context.Context, o outcome) error {
 	if o.err == nil && s.cfg.sentLog != nil {
 		err := s.cfg.sentLog.Append(o.email.MessageID, s.cfg.now())
@@ -644,8 +657,10 @@ func (s *Sender) fold(ctx context.Context) error {
 }
 
 // recordHeld records the outcome of one email, in one statement, on the held connection,
-// taking one if none is held. Only with turn held.
+// taking one if none is held.
 func (s *Sender) recordHeld(ctx context.Context, o outcome) error {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if s.held.conn == nil {
@@ -664,7 +679,7 @@ func (s *Sender) recordHeld(ctx context.Context, o outcome) error {
 	return s.held.sent.MarkSent(ctx, o.email.MessageID, s.cfg.now())
 }
 
-// release gives the held connection back to the pool, if one is held. Only with turn held.
+// release gives the held connection back to the pool, if one is held. Only with heldMu held.
 func (s *Sender) release() {
 	if s.held.sent != nil {
 		_ = s.held.sent.Close()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,5 +185,54 @@ func busyWriter(ctx context.Context, db *sql.DB) {
 		}
 		_, _ = tx.ExecContext(ctx, `UPDATE notifications SET last_error = NULL WHERE message_id = $1`, fmt.Sprint("none-", i))
 		_ = tx.Commit()
+	}
+}
+
+// With a sent log, a batch size above one is a window: up to that many emails are committed at
+// once, each recorded as soon as the server accepts it, and never more are accepted and
+// unrecorded.
+func TestSenderWithASentLogCommitsUpToTheBatchSizeAtOnce(t *testing.T) {
+	t.Parallel()
+	db, dir := sqliteDB(t)
+	const n, window = 60, 4
+	queue(t, db, n)
+	l := openLog(t, filepath.Join(dir, "sent.log"))
+	var (
+		mu         sync.Mutex
+		committing int
+		most       int
+		reached    = make(chan struct{})
+		once       sync.Once
+	)
+	m := &twoStepMailer{}
+	m.onCommit = func(msg mail.Message) {
+		mu.Lock()
+		committing++
+		most = max(most, committing)
+		if committing == window {
+			once.Do(func() { close(reached) })
+		}
+		_, committed, _ := m.state()
+		if unrecorded := committed - sentCount(t, db) - l.Len(); unrecorded >= window {
+			t.Errorf("committing %s while %d emails are accepted and unrecorded, want fewer than %d", msg.ID, unrecorded, window)
+		}
+		mu.Unlock()
+		// The first commits wait until the window is full, to show that it fills.
+		select {
+		case <-reached:
+		case <-time.After(10 * time.Second):
+		}
+		mu.Lock()
+		committing--
+		mu.Unlock()
+	}
+	if err := sender.New(db, m, sender.SentLog(l), sender.BatchSize(window), sender.Parallel(8)).SendPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if most != window {
+		t.Errorf("at most %d emails committed at once, want %d", most, window)
+	}
+	if got := sentCount(t, db); got != n {
+		t.Errorf("%d recorded sent, want %d", got, n)
 	}
 }
