@@ -72,14 +72,13 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 				// Over SMTP a resend is a second delivery: by default (1) at most one email is
 				// accepted and not yet recorded (others are prepared meanwhile, short of the
 				// final dot); SMTP_SEND_BATCH lets an operator trade that bound for throughput.
-				opts = append(opts, sender.BatchSize(cfg.SMTPSendBatch))
+				opts = append(opts, sender.Window(cfg.SMTPSendBatch))
 			}
 			closeLog := func() error { return nil }
 			if transport == "smtp" && cfg.DatabaseURL == "" {
 				// On SQLite each send is recorded in a file of the sender's own, folded into the
 				// database a few hundred at a time: the handlers hold SQLite's one connection
-				// most of the time under load, and the next email waited for it. With it,
-				// SMTP_SEND_BATCH is a window of emails committed at once.
+				// most of the time under load, and the next email waited for it.
 				l, err := sentlog.Open(SentLogPath(cfg))
 				if err != nil {
 					return err

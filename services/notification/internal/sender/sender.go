@@ -2,7 +2,7 @@
 // the commit that queued them, it reads the due emails and sends them in parallel up to a bound.
 // By default each email passes the mail server's point of no return alone and its outcome is
 // recorded before the next passes; with a larger batch size, a batch is sent and then recorded
-// in one transaction, or, with a log of sends, that many pass at once.
+// in one transaction; with a larger window, that many pass it at once.
 package sender
 
 import (
@@ -87,6 +87,7 @@ type config struct {
 	maxAttempts int
 	parallel    int
 	batch       int
+	window      int
 	shared      bool
 	lease       time.Duration
 	poll        time.Duration
@@ -132,13 +133,24 @@ func Parallel(n int) Opt {
 // accepted before the record committed (the second copy carries the same Message-ID). Default
 // 1: each email is committed and recorded alone, while up to Parallel others are prepared; raise
 // it where a resend is harmless (the file mailer replaces the file with the same bytes) or
-// acceptable, to record many outcomes in one transaction. With a SentLog it is a window instead:
-// up to that many emails are committed at once, each recorded in the log as soon as the server
-// accepts it, so the bound holds without waiting for a batch. A value below 1 keeps the default.
+// acceptable, to record many outcomes in one transaction. A value below 1 keeps the default.
 func BatchSize(n int) Opt {
 	return func(c *config) {
 		if n > 0 {
 			c.batch = n
+		}
+	}
+}
+
+// Window sets how many emails may be past the mail server's point of no return and unrecorded
+// at once: with n, up to n are committed at the same time, each recorded as soon as the server
+// accepts it (where BatchSize waits for a whole batch before recording it). It is how many
+// emails a crash can send twice. Default 1; a value below 1 keeps the default. Ignored with a
+// BatchSize above 1.
+func Window(n int) Opt {
+	return func(c *config) {
+		if n > 0 {
+			c.window = n
 		}
 	}
 }
@@ -174,7 +186,7 @@ func PollInterval(d time.Duration) Opt {
 // SentLog records each email the mail server accepts in l, a file of the sender's own, instead
 // of in the database, and folds l into the database in one statement every few hundred emails
 // and whenever sending pauses (and first, for what a previous process left in it). At most one
-// email (or BatchSize emails) is still accepted and unrecorded at a time; what changes is that
+// email (or Window emails) is still accepted and unrecorded at a time; what changes is that
 // committing the next no longer waits for the database, whose one SQLite connection the
 // handlers hold most of the time under load. A failed append falls back to the database.
 // Ignored with Shared: a replica's file is its own, and the emails a dead replica claimed are
@@ -198,7 +210,7 @@ func Delivered(fn func(kind string, chainStart time.Time)) Opt {
 
 // New returns a Sender of the emails queued in db, delivered through m.
 func New(db *sql.DB, m mail.Mailer, opts ...Opt) *Sender {
-	cfg := config{log: slog.New(slog.DiscardHandler), now: time.Now, maxAttempts: 10, parallel: 16, batch: 1, lease: time.Minute,
+	cfg := config{log: slog.New(slog.DiscardHandler), now: time.Now, maxAttempts: 10, parallel: 16, batch: 1, window: 1, lease: time.Minute,
 		poll: time.Second, from: handlers.From}
 	for _, o := range opts {
 		o(&cfg)
@@ -206,11 +218,7 @@ func New(db *sql.DB, m mail.Mailer, opts ...Opt) *Sender {
 	if cfg.shared {
 		cfg.sentLog = nil
 	}
-	window := 1
-	if cfg.sentLog != nil {
-		window = cfg.batch
-	}
-	return &Sender{db: db, mailer: m, cfg: cfg, wake: make(chan struct{}, 1), turn: make(chan struct{}, window)}
+	return &Sender{db: db, mailer: m, cfg: cfg, wake: make(chan struct{}, 1), turn: make(chan struct{}, cfg.window)}
 }
 
 // Wake tells the sender that emails may have been queued. It never blocks.
@@ -284,7 +292,7 @@ func (s *Sender) nextWait(ctx context.Context) time.Duration {
 
 // SendPending sends every email that is due and records the outcome of each.
 func (s *Sender) SendPending(ctx context.Context) error {
-	if s.cfg.batch == 1 || s.cfg.sentLog != nil {
+	if s.cfg.batch == 1 {
 		return s.stream(ctx)
 	}
 	for {
@@ -360,13 +368,13 @@ type group struct {
 	until  time.Time
 }
 
-// stream sends the emails due, one at a time through the turnstile with up to cfg.parallel
-// prepared meanwhile, until none is due or in flight. Reads overlap sends: the next read is
-// taken while earlier emails are still being sent, when a wake says more were queued, so the
-// turnstile never idles for a read. Emails to one recipient go through one worker in the
-// order read, and none is handed out while an earlier one to its recipient is in flight.
-// After a failed record nothing more is committed: the email it was for is accepted and
-// unrecorded.
+// stream sends the emails due, one at a time through the turnstile (or Window at a time) with
+// up to cfg.parallel prepared meanwhile, until none is due or in flight. Reads overlap sends:
+// the next read is taken while earlier emails are still being sent, when a wake says more were
+// queued (or at once after a full read), so the turnstile does not idle for a read. Emails to
+// one recipient go through one worker in the order read: those read while the recipient has a
+// worker are left to that worker, after what it holds. After a failed record nothing more is
+// committed: the email it was for is accepted and unrecorded.
 func (s *Sender) stream(ctx context.Context) error {
 	// What the sent log holds (left by an earlier stream, or process) is pending in the
 	// database, and a read would return it: it is folded first.
@@ -374,25 +382,22 @@ func (s *Sender) stream(ctx context.Context) error {
 		return err
 	}
 	var (
-		st     = flight{busy: map[string]bool{}, taken: map[string]bool{}}
+		st     = flight{busy: map[string][]group{}, taken: map[string]bool{}, withLog: s.cfg.sentLog != nil}
 		work   = make(chan group)
-		done   = make(chan struct{}, 1) // a group left a worker
+		done   = make(chan struct{}, 1) // a recipient's worker is done
 		broken atomic.Bool              // a record failed
 		wg     sync.WaitGroup
 	)
 	for range s.cfg.parallel {
 		wg.Go(func() {
 			for g := range work {
-				var err error
-				for _, p := range g.emails {
-					if ctx.Err() != nil || broken.Load() || s.leaseEnding(g.until) {
-						break // it stays pending (claimed ones fall due again when the lease ends)
-					}
-					if err = s.sendOne(ctx, p, g.until, &broken); err != nil {
+				for {
+					next, ok := st.finish(g, s.sendGroup(ctx, g, &broken))
+					if !ok {
 						break
 					}
+					g = next
 				}
-				st.finish(g, err, s.cfg.sentLog != nil)
 				select {
 				case done <- struct{}{}:
 				default:
@@ -414,6 +419,21 @@ func (s *Sender) stream(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// sendGroup sends g's emails in order, until one fails to be recorded, ctx ends, a record failed
+// elsewhere or g's lease nears its end; the rest stay pending (claimed ones fall due again when
+// the lease ends).
+func (s *Sender) sendGroup(ctx context.Context, g group, broken *atomic.Bool) error {
+	for _, p := range g.emails {
+		if ctx.Err() != nil || broken.Load() || s.leaseEnding(g.until) {
+			return nil
+		}
+		if err := s.sendOne(ctx, p, g.until, broken); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // foldAt is how many entries the sent log gathers, while the sender streams without a pause,
 // before they are folded into the database.
 const foldAt = 256
@@ -430,15 +450,18 @@ func (s *Sender) feed(ctx context.Context, st *flight, work chan<- group, done <
 				return err
 			}
 		}
-		gs, full, skipped, err := s.next(ctx, st)
+		gs, full, err := s.next(ctx, st)
 		if err != nil {
 			return err
 		}
-		for _, g := range gs {
+		for i, g := range gs {
 			select {
 			case work <- g:
 			case <-ctx.Done():
-				return nil // what was not handed out stays pending
+				for _, g := range gs[i:] {
+					st.drop(g)
+				}
+				return nil
 			}
 		}
 		if full {
@@ -447,8 +470,8 @@ func (s *Sender) feed(ctx context.Context, st *flight, work chan<- group, done <
 		if len(gs) == 0 && st.idle() {
 			return nil
 		}
-		// Read again when emails were queued, when nothing is in flight any more (to see that
-		// nothing is due), or, if emails were left for a busy recipient, when a group is done.
+		// Read again when emails were queued, or, to see that none is due, when nothing is in
+		// flight any more.
 	wait:
 		for {
 			select {
@@ -457,7 +480,7 @@ func (s *Sender) feed(ctx context.Context, st *flight, work chan<- group, done <
 			case <-s.wake:
 				break wait
 			case <-done:
-				if skipped || st.idle() {
+				if st.idle() {
 					break wait
 				}
 			}
@@ -465,38 +488,37 @@ func (s *Sender) feed(ctx context.Context, st *flight, work chan<- group, done <
 	}
 }
 
-// next reads the due emails that are neither taken nor to a recipient with an email in flight,
-// takes them and groups them by recipient. full says the read was full: more may be due; skipped
-// that emails were left for a busy recipient.
-func (s *Sender) next(ctx context.Context, st *flight) (gs []group, full, skipped bool, err error) {
+// next reads the due emails not yet taken, takes them, and returns them grouped by recipient,
+// but for those to a recipient that has a worker, which are left to it. full says the read was
+// full: more may be due.
+func (s *Sender) next(ctx context.Context, st *flight) (gs []group, full bool, err error) {
 	st.mu.Lock()
 	n := readAhead + len(st.taken) // the taken ones are the oldest, so the read returns them too
 	st.mu.Unlock()
 	due, until, err := s.read(ctx, s.cfg.now(), n)
 	if err != nil {
-		return nil, false, false, err
+		return nil, false, err
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	fresh := due[:0]
 	for _, p := range due {
-		switch {
-		case st.taken[p.MessageID]:
-		case st.busy[p.To]:
-			skipped = true
-		default:
+		if !st.taken[p.MessageID] {
+			st.taken[p.MessageID] = true
 			fresh = append(fresh, p)
 		}
 	}
 	for _, ps := range byRecipient(fresh) {
-		st.busy[ps[0].To] = true
-		for _, p := range ps {
-			st.taken[p.MessageID] = true
+		g := group{emails: ps, until: until}
+		if later, ok := st.busy[ps[0].To]; ok {
+			st.busy[ps[0].To] = append(later, g)
+			continue
 		}
+		st.busy[ps[0].To] = nil
 		st.inflight++
-		gs = append(gs, group{emails: ps, until: until})
+		gs = append(gs, g)
 	}
-	return gs, len(due) == n, skipped, nil
+	return gs, len(due) == n, nil
 }
 
 // foldFlight folds the sent log and forgets the emails it held: they are recorded, and a read
@@ -520,36 +542,53 @@ func (s *Sender) foldFlight(ctx context.Context, st *flight) error {
 	return nil
 }
 
-// flight is what a stream has handed to its workers.
+// flight is what a stream has taken.
 type flight struct {
+	withLog  bool // outcomes go to the sent log: a read returns them as pending until a fold
 	mu       sync.Mutex
-	busy     map[string]bool // recipients with a group in a worker
-	taken    map[string]bool // emails handed out that a read may still return as pending
-	logged   []string        // taken emails done since the last fold, forgotten at the next
-	inflight int             // groups in workers
+	busy     map[string][]group // recipients with a worker, and the groups read for them since
+	taken    map[string]bool    // emails taken that a read may still return as pending
+	logged   []string           // taken emails done since the last fold, forgotten at the next
+	inflight int                // recipients with a worker
 	errs     []error
 }
 
-// finish notes that g left its worker, after err. The emails of g are forgotten at once when
-// their outcomes are in the database; with a sent log, only after the next fold.
-func (st *flight) finish(g group, err error, withLog bool) {
+// finish notes that g is done, after err, and returns the next group for its recipient's
+// worker, if any (ok); if none, the recipient no longer has a worker. The emails of g are
+// forgotten at once when their outcomes are in the database; with a sent log, after the next
+// fold.
+func (st *flight) finish(g group, err error) (next group, ok bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	delete(st.busy, g.emails[0].To)
-	st.inflight--
 	if err != nil {
 		st.errs = append(st.errs, err)
 	}
 	for _, p := range g.emails {
-		if withLog {
+		if st.withLog {
 			st.logged = append(st.logged, p.MessageID)
 		} else {
 			delete(st.taken, p.MessageID)
 		}
 	}
+	to := g.emails[0].To
+	if later := st.busy[to]; len(later) > 0 {
+		st.busy[to] = later[1:]
+		return later[0], true
+	}
+	delete(st.busy, to)
+	st.inflight--
+	return group{}, false
 }
 
-// idle reports whether no group is in a worker.
+// drop notes that g, not handed out, and the groups read since for its recipient are done
+// without a send: they stay pending.
+func (st *flight) drop(g group) {
+	for ok := true; ok; {
+		g, ok = st.finish(g, nil)
+	}
+}
+
+// idle reports whether no recipient has a worker.
 func (st *flight) idle() bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -636,6 +675,10 @@ func (s *Sender) recordOne(ctx context.Context, o outcome) error {
 			return nil
 		}
 		s.cfg.log.Warn("recording a sent email in the database instead of the sent log", "message", o.email.MessageID, "err", err)
+	}
+	if s.cfg.window > 1 {
+		// Several records at once: each on a connection of its own, where there are several.
+		return s.record(ctx, s.db, []outcome{o})
 	}
 	return s.recordHeld(ctx, o)
 }

@@ -188,15 +188,31 @@ func busyWriter(ctx context.Context, db *sql.DB) {
 	}
 }
 
-// With a sent log, a batch size above one is a window: up to that many emails are committed at
-// once, each recorded as soon as the server accepts it, and never more are accepted and
-// unrecorded.
-func TestSenderWithASentLogCommitsUpToTheBatchSizeAtOnce(t *testing.T) {
+// With a window above one, up to that many emails are committed at once, each recorded as soon
+// as the server accepts it (in the sent log, or in the database), and never more are accepted
+// and unrecorded.
+func TestSenderCommitsUpToTheWindowAtOnce(t *testing.T) {
 	t.Parallel()
-	db, dir := sqliteDB(t)
+	t.Run("recorded in the database", func(t *testing.T) {
+		t.Parallel()
+		db, shared := database(t)
+		opts := []sender.Opt{}
+		if shared {
+			opts = append(opts, sender.Shared())
+		}
+		testWindow(t, db, func() int { return 0 }, opts...)
+	})
+	t.Run("recorded in the sent log", func(t *testing.T) {
+		t.Parallel()
+		db, dir := sqliteDB(t)
+		l := openLog(t, filepath.Join(dir, "sent.log"))
+		testWindow(t, db, l.Len, sender.SentLog(l))
+	})
+}
+
+func testWindow(t *testing.T, db *sql.DB, logged func() int, opts ...sender.Opt) {
 	const n, window = 60, 4
 	queue(t, db, n)
-	l := openLog(t, filepath.Join(dir, "sent.log"))
 	var (
 		mu         sync.Mutex
 		committing int
@@ -213,7 +229,7 @@ func TestSenderWithASentLogCommitsUpToTheBatchSizeAtOnce(t *testing.T) {
 			once.Do(func() { close(reached) })
 		}
 		_, committed, _ := m.state()
-		if unrecorded := committed - sentCount(t, db) - l.Len(); unrecorded >= window {
+		if unrecorded := committed - sentCount(t, db) - logged(); unrecorded >= window {
 			t.Errorf("committing %s while %d emails are accepted and unrecorded, want fewer than %d", msg.ID, unrecorded, window)
 		}
 		mu.Unlock()
@@ -226,7 +242,8 @@ func TestSenderWithASentLogCommitsUpToTheBatchSizeAtOnce(t *testing.T) {
 		committing--
 		mu.Unlock()
 	}
-	if err := sender.New(db, m, sender.SentLog(l), sender.BatchSize(window), sender.Parallel(8)).SendPending(context.Background()); err != nil {
+	opts = append(opts, sender.Window(window), sender.Parallel(8))
+	if err := sender.New(db, m, opts...).SendPending(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if most != window {
