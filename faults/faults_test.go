@@ -831,7 +831,7 @@ func (r *run) newInstance(service, bin string) (*proc, error) {
 		env: append(os.Environ(),
 			"KAFKA_BROKERS="+strings.Join(r.in.brokers, ","),
 			"SCHEMA_REGISTRY_URL="+r.in.registryURL,
-			"DATA_DIR="+filepath.Join(r.dir, service),
+			"DATA_DIR="+r.dataDir(service), // kept across a restart: the same for every instance
 			"HTTP_ADDR="+addr,
 			"DATABASE_URL="+dbURL,
 			"CHOREO_NAMESPACE="+r.ns,
