@@ -33,10 +33,13 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/choreo-dev/choreo/pkg/envelope"
 	"github.com/choreo-dev/choreo/pkg/postgres"
+	"github.com/choreo-dev/choreo/pkg/service"
 	"github.com/choreo-dev/choreo/pkg/smtptest"
+	"github.com/choreo-dev/choreo/services/notification/notificationsvc"
 )
 
 const skipReason = "set CHOREO_FAULTS=1 (make test-faults) to run the fault tests: they start a real Kafka broker, PostgreSQL and service processes"
@@ -67,6 +70,9 @@ type scenario struct {
 	steps func(r *run) []step
 	// check runs scenario-specific assertions after the common ones.
 	check func(r *run, res *result)
+	// sqlite names the services that run on SQLite under their DATA_DIR (no DATABASE_URL); the
+	// checks read their database file instead of their PostgreSQL schema.
+	sqlite []string
 }
 
 type step struct {
@@ -87,6 +93,19 @@ var scenarios = []scenario{
 		steps: func(r *run) []step {
 			return []step{{0.4, "kill -9 the notification-service, then restart it", func() error { return r.killAndRestart("notification-service") }}}
 		},
+	},
+	{
+		// On SQLite over SMTP the sender records each accepted email in its sent log, folded into
+		// the database later: what the killed process left there must be folded by its successor
+		// before it reads, or those emails are delivered a second time.
+		name: "kill-notification-service-sqlite", key: "killnotifsqlite",
+		sqlite: []string{"notification-service"},
+		steps: func(r *run) []step {
+			return []step{{0.4, "kill -9 the notification-service (on SQLite) once its sent log holds an email, then restart it", func() error {
+				return r.killAndRestartWhen("notification-service", func() { r.awaitSentLog(15 * time.Second) })
+			}}}
+		},
+		check: checkSentLog,
 	},
 	{
 		name: "broker-restart", key: "broker",
@@ -703,7 +722,11 @@ type run struct {
 	// had handed over but not yet recorded as sent (the sender's documented at-least-once
 	// window; the resend carries the same Message-ID).
 	notifKills int
-	events     []string // what happened when, for the log
+	// leftInLog holds the Message-IDs a killed notification-service on SQLite left in its sent
+	// log (accepted by the mail server, not yet folded into its database).
+	leftInLog []string
+	sqliteDBs map[string]*sql.DB // read-only handles on the database files of services on SQLite
+	events    []string           // what happened when, for the log
 }
 
 type account struct {
@@ -783,9 +806,12 @@ func (r *run) logEvent(format string, a ...any) {
 // newInstance prepares (without starting) an instance of a service with the scenario's
 // environment and a fresh HTTP address.
 func (r *run) newInstance(service, bin string) (*proc, error) {
-	dbURL, err := postgres.WithSearchPath(r.in.dbURL, r.schemas[service])
-	if err != nil {
-		return nil, err
+	dbURL := "" // set, though empty, so that a DATABASE_URL in the test's environment is not inherited
+	if !r.onSQLite(service) {
+		var err error
+		if dbURL, err = postgres.WithSearchPath(r.in.dbURL, r.schemas[service]); err != nil {
+			return nil, err
+		}
 	}
 	port, err := pickPort() // not freeAddr: this runs on the fault goroutine too, where t.Fatal must not
 	if err != nil {
@@ -805,7 +831,7 @@ func (r *run) newInstance(service, bin string) (*proc, error) {
 		env: append(os.Environ(),
 			"KAFKA_BROKERS="+strings.Join(r.in.brokers, ","),
 			"SCHEMA_REGISTRY_URL="+r.in.registryURL,
-			"DATA_DIR="+filepath.Join(r.dir, service),
+			"DATA_DIR="+r.dataDir(service), // kept across a restart: the same for every instance
 			"HTTP_ADDR="+addr,
 			"DATABASE_URL="+dbURL,
 			"CHOREO_NAMESPACE="+r.ns,
@@ -819,6 +845,115 @@ func (r *run) newInstance(service, bin string) (*proc, error) {
 	r.procs = append(r.procs, p)
 	r.mu.Unlock()
 	return p, nil
+}
+
+func (r *run) onSQLite(service string) bool { return slices.Contains(r.sc.sqlite, service) }
+
+func (r *run) dataDir(service string) string { return filepath.Join(r.dir, service) }
+
+// sentLogPath is the notification-service's sent log, which it keeps on SQLite over SMTP.
+func (r *run) sentLogPath() string {
+	return notificationsvc.SentLogPath(service.Config{DataDir: r.dataDir("notification-service")})
+}
+
+// database returns where service's tables are and the schema that qualifies them: its
+// PostgreSQL schema, or for a service on SQLite its database file, opened read-only ("main" is
+// SQLite's name for it). WAL mode lets this reader see the service's commits while it runs.
+func (r *run) database(service string) (*sql.DB, string, error) {
+	if !r.onSQLite(service) {
+		return r.in.db, r.schemas[service], nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if db, ok := r.sqliteDBs[service]; ok {
+		return db, "main", nil
+	}
+	// pkg/service keeps a service's SQLite database at DATA_DIR/<name>/<name>.db.
+	path := filepath.Join(r.dataDir(service), service, service+".db")
+	if _, err := os.Stat(path); err != nil {
+		return nil, "", fmt.Errorf("database of %s: %w", service, err)
+	}
+	uri := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path) // as pkg/sqlite does
+	db, err := sql.Open("sqlite", "file:"+uri+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return nil, "", fmt.Errorf("database of %s: %w", service, err)
+	}
+	if r.sqliteDBs == nil {
+		r.sqliteDBs = map[string]*sql.DB{}
+	}
+	r.sqliteDBs[service] = db
+	return db, "main", nil
+}
+
+// readSentLog keeps the Message-IDs in the sent log, which only a killed process can have left
+// unfolded (a new one folds it before its first read). Each line is "<unix milliseconds> <ID>".
+func (r *run) readSentLog() error {
+	b, err := os.ReadFile(r.sentLogPath())
+	if err != nil {
+		return fmt.Errorf("sent log of the killed notification-service: %w", err)
+	}
+	var ids []string
+	for line := range strings.Lines(string(b)) {
+		if _, id, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " "); ok && strings.HasSuffix(line, "\n") {
+			ids = append(ids, id)
+		}
+	}
+	r.mu.Lock()
+	r.leftInLog = append(r.leftInLog, ids...)
+	r.mu.Unlock()
+	r.logEvent("the killed notification-service left %d emails in its sent log (%d bytes)", len(ids), len(b))
+	return nil
+}
+
+// awaitSentLog waits, up to timeout, until the notification-service's sent log holds an email:
+// a kill at that moment leaves the new process a log to fold. The sender folds whenever sending
+// pauses, so at a modest rate the log is empty most of the time, and an entry stays for
+// milliseconds: nothing may come between this and the kill.
+func (r *run) awaitSentLog(timeout time.Duration) {
+	start := time.Now()
+	for time.Since(start) < timeout {
+		if fi, err := os.Stat(r.sentLogPath()); err == nil && fi.Size() > 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.logEvent("the sent log held no email within %s: killing anyway", timeout)
+}
+
+// checkSentLog checks that the notification-service on SQLite kept its sent log, and that each
+// email a killed process left in it was delivered once and is recorded as sent: the log is its
+// record, so unlike the one email accepted and not yet logged it must not be sent again.
+func checkSentLog(r *run, _ *result) {
+	t := r.t
+	if _, err := os.Stat(r.sentLogPath()); err != nil {
+		t.Errorf("the notification-service on SQLite over SMTP kept no sent log: %v", err)
+	}
+	r.mu.Lock()
+	left := slices.Clone(r.leftInLog)
+	r.mu.Unlock()
+	if len(left) == 0 {
+		return
+	}
+	db, schema, err := r.database("notification-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliveries := map[string]int{}
+	for _, m := range r.smtp.Messages() {
+		deliveries[m.MessageID()]++
+	}
+	var bad []string
+	for _, id := range left {
+		var status string
+		err := db.QueryRow(fmt.Sprintf(`SELECT status FROM "%s".notifications WHERE message_id = $1`, schema), id).Scan(&status)
+		if err != nil || status != "sent" || deliveries[id] != 1 {
+			bad = append(bad, fmt.Sprintf("%s: status %q (%v), %d SMTP deliveries", id, status, err, deliveries[id]))
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d of the %d emails the killed notification-service left in its sent log were not delivered exactly once and recorded as sent; first: %s",
+			len(bad), len(left), strings.Join(bad[:min(5, len(bad))], "; "))
+	}
 }
 
 func (r *run) addLive(service string, p *proc) {
@@ -850,6 +985,11 @@ func (r *run) cleanUp() {
 		wg.Go(p.terminate)
 	}
 	wg.Wait()
+	r.mu.Lock()
+	for _, db := range r.sqliteDBs {
+		db.Close()
+	}
+	r.mu.Unlock()
 	if r.t.Failed() {
 		for _, p := range procs {
 			r.t.Logf("last lines of %s:\n%s", p.logPath, tail(p.logPath, 25))
@@ -995,9 +1135,13 @@ func (r *run) register(i int) (account, error) {
 
 // killAndRestart sends SIGKILL to the live instance of service and starts a new one with the
 // same environment (and HTTP address).
-func (r *run) killAndRestart(service string) error {
+func (r *run) killAndRestart(service string) error { return r.killAndRestartWhen(service, func() {}) }
+
+// killAndRestartWhen is killAndRestart with the SIGKILL sent as soon as await returns.
+func (r *run) killAndRestartWhen(service string, await func()) error {
 	p := r.instance(service)
 	st, _ := p.stats() // what it counted until now; whatever it counts after is lost with it
+	await()
 	if err := p.signal(syscall.SIGKILL, 10*time.Second); err != nil {
 		return err
 	}
@@ -1008,6 +1152,11 @@ func (r *run) killAndRestart(service string) error {
 	}
 	r.mu.Unlock()
 	r.logEvent("%s killed (its /stats just before: %+v)", p.name, st)
+	if service == "notification-service" && r.onSQLite(service) {
+		if err := r.readSentLog(); err != nil {
+			return err
+		}
+	}
 	q, err := r.newInstance(service, filepath.Base(p.path))
 	if err != nil {
 		return err
@@ -1174,12 +1323,26 @@ func (r *run) converge(timeout time.Duration) {
 	}
 }
 
+// countDistinct returns count, or -1 while the table cannot be read.
 func (r *run) countDistinct(query, service string) int {
-	var n int
-	if err := r.in.db.QueryRow(fmt.Sprintf(query, r.schemas[service])).Scan(&n); err != nil {
+	n, err := r.count(query, service)
+	if err != nil {
 		return -1
 	}
 	return n
+}
+
+// count runs query, a count with %s for service's schema, on service's database.
+func (r *run) count(query, service string) (int, error) {
+	db, schema, err := r.database(service)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if err := db.QueryRow(fmt.Sprintf(query, schema)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("%s: %w", fmt.Sprintf(query, schema), err)
+	}
+	return n, nil
 }
 
 // lag returns the group's total lag, -1 if it cannot be had (say, while the broker restarts).
@@ -1245,8 +1408,8 @@ func (r *run) verify() result {
 	// One user per account, from the user-service's table.
 	users := r.perAccount(`SELECT account_id, count(*) FROM "%s".users GROUP BY account_id`, "user-service")
 	welcome := r.perAccount(`SELECT account_id, count(*) FROM "%s".notifications WHERE kind = 'welcome' AND status = 'sent' GROUP BY account_id`, "notification-service")
-	var rejected int
-	if err := r.in.db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM "%s".rejections`, r.schemas["user-service"])).Scan(&rejected); err != nil {
+	rejected, err := r.count(`SELECT count(*) FROM "%s".rejections`, "user-service")
+	if err != nil {
 		t.Errorf("count rejections: %v", err)
 	}
 	if rejected != 0 {
@@ -1359,7 +1522,11 @@ func sum(m map[string]int) int {
 }
 
 func (r *run) perAccount(query, service string) map[string]int {
-	rows, err := r.in.db.Query(fmt.Sprintf(query, r.schemas[service]))
+	db, schema, err := r.database(service)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	rows, err := db.Query(fmt.Sprintf(query, schema))
 	if err != nil {
 		r.t.Fatalf("%s: %v", query, err)
 	}
