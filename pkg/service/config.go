@@ -40,11 +40,12 @@ type Config struct {
 	// is written as .eml files under DataDir/mail instead.
 	SMTPAddr string
 	// SMTPSendBatch is how many emails the Notification Service may have sent over SMTP and not
-	// yet recorded (SMTP_SEND_BATCH): that many are committed at once, each recorded as the
-	// server accepts it. It is also how many emails a crash can deliver twice (SMTP has no
-	// idempotent delivery; the second copy carries the same Message-ID). Default 1: each email is
-	// recorded before the next is committed, while up to 16 others are prepared; a larger value
-	// trades that guarantee for throughput where the server's round trip is the limit.
+	// yet recorded (SMTP_SEND_BATCH): on SQLite, that many are committed at once, each recorded
+	// as the server accepts it; on PostgreSQL, that many are sent, then recorded in one
+	// transaction. It is also how many emails a crash can deliver twice (SMTP has no idempotent
+	// delivery; the second copy carries the same Message-ID). Default 1: each email is recorded
+	// before the next is committed, while up to 16 others are prepared; a larger value trades
+	// that guarantee for throughput where the server's round trip is the limit.
 	SMTPSendBatch int
 	// StartTimeout bounds how long start-up waits for each dependency (database, schema
 	// registry, Kafka) to answer (START_TIMEOUT, a Go duration). Default 30s.

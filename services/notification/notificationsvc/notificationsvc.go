@@ -64,26 +64,30 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 			if cfg.DatabaseURL != "" {
 				opts = append(opts, sender.Shared()) // replicas share the database
 			}
-			if transport == "file" {
+			closeLog := func() error { return nil }
+			switch {
+			case transport == "file":
 				// A resend rewrites the same file with the same bytes: a crash costs no second
 				// email, so outcomes are recorded 256 to a transaction.
 				opts = append(opts, sender.BatchSize(256))
-			} else {
+			case cfg.DatabaseURL != "":
 				// Over SMTP a resend is a second delivery: by default (1) at most one email is
 				// accepted and not yet recorded (others are prepared meanwhile, short of the
-				// final dot); SMTP_SEND_BATCH lets an operator trade that bound for throughput.
-				opts = append(opts, sender.Window(cfg.SMTPSendBatch))
-			}
-			closeLog := func() error { return nil }
-			if transport == "smtp" && cfg.DatabaseURL == "" {
+				// final dot); SMTP_SEND_BATCH lets an operator trade that bound for throughput,
+				// as batches recorded in one transaction each: on PostgreSQL that costs fewer
+				// round trips than a statement per email, which measured slower (sender.Window).
+				opts = append(opts, sender.BatchSize(cfg.SMTPSendBatch))
+			default:
 				// On SQLite each send is recorded in a file of the sender's own, folded into the
-				// database a few hundred at a time: the handlers hold SQLite's one connection
-				// most of the time under load, and the next email waited for it.
+				// database a few dozen at a time: the handlers hold SQLite's one connection most
+				// of the time under load, and the next email waited for it. A record then costs
+				// no transaction, so SMTP_SEND_BATCH is a window of emails committed at once,
+				// each recorded as it is accepted, rather than a batch sent before its record.
 				l, err := sentlog.Open(SentLogPath(cfg))
 				if err != nil {
 					return err
 				}
-				opts, closeLog = append(opts, sender.SentLog(l)), l.Close
+				opts, closeLog = append(opts, sender.SentLog(l), sender.Window(cfg.SMTPSendBatch)), l.Close
 			}
 			snd := sender.New(s.DB, m, opts...)
 			s.Metrics.MustRegister(sender.NewCollector(s.DB, Name))

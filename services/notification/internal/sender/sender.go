@@ -184,7 +184,7 @@ func PollInterval(d time.Duration) Opt {
 }
 
 // SentLog records each email the mail server accepts in l, a file of the sender's own, instead
-// of in the database, and folds l into the database in one statement every few hundred emails
+// of in the database, and folds l into the database in one statement every few dozen emails
 // and whenever sending pauses (and first, for what a previous process left in it). At most one
 // email (or Window emails) is still accepted and unrecorded at a time; what changes is that
 // committing the next no longer waits for the database, whose one SQLite connection the
@@ -436,7 +436,7 @@ func (s *Sender) sendGroup(ctx context.Context, g group, broken *atomic.Bool) er
 
 // foldAt is how many entries the sent log gathers, while the sender streams without a pause,
 // before they are folded into the database.
-const foldAt = 256
+const foldAt = 64
 
 // feed reads due emails and hands them to the workers until none is due or in flight, ctx
 // ends, or a record fails.
