@@ -47,20 +47,16 @@ type Sender struct {
 	cfg    config
 	wake   chan struct{}
 
-	// turn is the turnstile that emails pass from their commit until their outcome is
-	// recorded: as many at once as may be accepted and unrecorded (one, or the batch size with
-	// a sent log). waiting counts the prepared emails queued at it. held is the database
-	// connection outcomes are recorded on, guarded by heldMu.
-	turn    chan struct{}
-	waiting atomic.Int32
-	heldMu  sync.Mutex
-	held    heldConn
+	// held is the database connection outcomes are recorded on, kept across the records of
+	// emails that pass the point of no return one after the other.
+	heldMu sync.Mutex
+	held   heldConn
 
 	mu        sync.Mutex
 	nextRetry time.Time // the earliest retry this sender scheduled and has not yet woken for
 }
 
-// heldConn is a database connection kept across the records of emails that pass the turnstile
+// heldConn is a database connection kept across the records of emails that pass the point of no return
 // one after the other. With SQLite's one connection, shared with the handlers' transactions, a
 // connection taken for each record is granted to the sender about once per transaction of the
 // handlers, which at a steady rate bounded the sender to a few hundred emails a second.
@@ -72,7 +68,7 @@ type heldConn struct {
 	slow   bool // the last commit took longer than holdFor: do not keep the connection across one
 }
 
-// The turnstile keeps a database connection for at most holdEmails emails queued at it and at
+// The committer keeps a database connection for at most holdEmails emails queued for it and at
 // most holdFor, so the handlers wait at most about that long (plus one commit) for SQLite's one
 // connection. A count rather than only a time, so that on a loaded machine, where each email
 // takes longer, the sender still gets more than one email out of each grant.
@@ -218,7 +214,7 @@ func New(db *sql.DB, m mail.Mailer, opts ...Opt) *Sender {
 	if cfg.shared {
 		cfg.sentLog = nil
 	}
-	return &Sender{db: db, mailer: m, cfg: cfg, wake: make(chan struct{}, 1), turn: make(chan struct{}, cfg.window)}
+	return &Sender{db: db, mailer: m, cfg: cfg, wake: make(chan struct{}, 1)}
 }
 
 // Wake tells the sender that emails may have been queued. It never blocks.
@@ -368,10 +364,10 @@ type group struct {
 	until  time.Time
 }
 
-// stream sends the emails due, one at a time through the turnstile (or Window at a time) with
+// stream sends the emails due, one at a time through a committer (or Window at a time) with
 // up to cfg.parallel prepared meanwhile, until none is due or in flight. Reads overlap sends:
 // the next read is taken while earlier emails are still being sent, when a wake says more were
-// queued (or at once after a full read), so the turnstile does not idle for a read. Emails to
+// queued (or at once after a full read), so the committer does not idle for a read. Emails to
 // one recipient go through one worker in the order read: those read while the recipient has a
 // worker are left to that worker, after what it holds. After a failed record nothing more is
 // committed: the email it was for is accepted and unrecorded.
@@ -382,17 +378,31 @@ func (s *Sender) stream(ctx context.Context) error {
 		return err
 	}
 	var (
-		st     = flight{busy: map[string][]group{}, taken: map[string]bool{}, withLog: s.cfg.sentLog != nil}
-		work   = make(chan group)
-		done   = make(chan struct{}, 1) // a recipient's worker is done
-		broken atomic.Bool              // a record failed
-		wg     sync.WaitGroup
+		st      = flight{busy: map[string][]group{}, taken: map[string]bool{}, withLog: s.cfg.sentLog != nil}
+		work    = make(chan group)
+		done    = make(chan struct{}, 1) // a recipient's worker is done
+		broken  atomic.Bool              // a record failed
+		commits = make(chan *commit, s.cfg.parallel)
+		wg, cwg sync.WaitGroup
 	)
+	// The committers: Window of them take the prepared emails in turn, so the next commit
+	// follows the last record without waiting for a worker to be scheduled.
+	for range s.cfg.window {
+		cwg.Go(func() {
+			for c := range commits {
+				c.done <- s.commit(c, len(commits), &broken)
+			}
+		})
+	}
+	defer func() {
+		close(commits) // the workers are done: nothing more is sent on it
+		cwg.Wait()
+	}()
 	for range s.cfg.parallel {
 		wg.Go(func() {
 			for g := range work {
 				for {
-					next, ok := st.finish(g, s.sendGroup(ctx, g, &broken))
+					next, ok := st.finish(g, s.sendGroup(ctx, g, commits, &broken))
 					if !ok {
 						break
 					}
@@ -409,7 +419,7 @@ func (s *Sender) stream(ctx context.Context) error {
 	close(work)
 	wg.Wait()
 	s.heldMu.Lock()
-	s.release() // normally released already, by the last email through the turnstile
+	s.release() // normally released already, by the last email committed
 	s.heldMu.Unlock()
 	// Folded now rather than at the next read, so the database soon shows them sent.
 	err = errors.Join(err, errors.Join(st.errs...), s.fold(context.WithoutCancel(ctx)))
@@ -422,12 +432,12 @@ func (s *Sender) stream(ctx context.Context) error {
 // sendGroup sends g's emails in order, until one fails to be recorded, ctx ends, a record failed
 // elsewhere or g's lease nears its end; the rest stay pending (claimed ones fall due again when
 // the lease ends).
-func (s *Sender) sendGroup(ctx context.Context, g group, broken *atomic.Bool) error {
+func (s *Sender) sendGroup(ctx context.Context, g group, commits chan<- *commit, broken *atomic.Bool) error {
 	for _, p := range g.emails {
 		if ctx.Err() != nil || broken.Load() || s.leaseEnding(g.until) {
 			return nil
 		}
-		if err := s.sendOne(ctx, p, g.until, broken); err != nil {
+		if err := s.sendOne(ctx, p, g.until, commits); err != nil {
 			return err
 		}
 	}
@@ -612,10 +622,27 @@ func byRecipient(due []store.Pending) [][]store.Pending {
 	return groups
 }
 
-// sendOne prepares p, then in the turnstile commits it and records the outcome. A prepared email
-// is abandoned, and stays pending, if ctx ends, a record failed or the lease runs out before its
-// turn; a commit once begun runs to its end and is recorded.
-func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, broken *atomic.Bool) error {
+// commit is a prepared email waiting for a committer: its turn at the mail server's point of
+// no return.
+type commit struct {
+	ctx   context.Context // the email's (its span's)
+	p     store.Pending
+	prep  mail.Prepared
+	until time.Time
+	done  chan committed
+}
+
+// committed is what became of a commit.
+type committed struct {
+	abandoned bool  // not committed: the sender is stopping; it stays pending
+	err       error // the mail server's refusal, recorded
+	rerr      error // the record's failure
+}
+
+// sendOne prepares p, then hands it to a committer, which commits it and records the outcome.
+// A prepared email is abandoned, and stays pending, if ctx ends, a record failed or the lease
+// runs out before its turn; a commit once begun runs to its end and is recorded.
+func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, commits chan<- *commit) error {
 	ctx, span := s.startSpan(ctx, p)
 	prep, err := s.prepare(ctx, p)
 	if err != nil {
@@ -627,43 +654,54 @@ func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, 
 		s.endSpan(span, err)
 		return err
 	}
-	s.waiting.Add(1)
-	s.turn <- struct{}{}
-	s.waiting.Add(-1)
-	if ctx.Err() != nil || broken.Load() || s.leaseEnding(until) {
+	c := &commit{ctx: ctx, p: p, prep: prep, until: until, done: make(chan committed, 1)}
+	commits <- c
+	res := <-c.done
+	switch {
+	case res.abandoned:
+		s.endSpan(span, errors.New("abandoned before delivery: the sender is stopping"))
+	case res.err != nil:
+		s.endSpan(span, res.err)
+	default:
+		s.endSpan(span, res.rerr)
+		if res.rerr == nil && s.cfg.delivered != nil {
+			s.cfg.delivered(p.Kind, p.ChainStart)
+		}
+	}
+	return res.rerr
+}
+
+// commit commits c and records its outcome, unless the sender is stopping, a record failed or
+// c's lease nears its end; waiting is how many commits are queued behind it.
+func (s *Sender) commit(c *commit, waiting int, broken *atomic.Bool) committed {
+	if c.ctx.Err() != nil || broken.Load() || s.leaseEnding(c.until) {
 		s.heldMu.Lock()
 		s.release()
 		s.heldMu.Unlock()
-		<-s.turn
-		prep.Abort()
-		s.endSpan(span, errors.New("abandoned before delivery: the sender is stopping"))
-		return nil
+		c.prep.Abort()
+		return committed{abandoned: true}
 	}
 	s.heldMu.Lock()
 	if s.held.conn != nil && s.held.slow {
 		s.release() // not held across a slow commit: the handlers would wait for it
 	}
 	s.heldMu.Unlock()
+	ctx := context.WithoutCancel(c.ctx)
 	start := time.Now()
-	err = prep.Commit(context.WithoutCancel(ctx))
-	committed := time.Since(start)
-	rerr := s.recordOne(context.WithoutCancel(ctx), outcome{email: p, tried: true, err: err})
+	err := c.prep.Commit(ctx)
+	took := time.Since(start)
+	rerr := s.recordOne(ctx, outcome{email: c.p, tried: true, err: err})
 	if rerr != nil {
 		broken.Store(true)
 	}
 	s.heldMu.Lock()
-	s.held.slow = committed > holdFor
+	s.held.slow = took > holdFor
 	s.held.emails++
-	if rerr != nil || s.waiting.Load() == 0 || s.held.emails >= holdEmails || time.Since(s.held.since) >= holdFor {
+	if rerr != nil || waiting == 0 || s.held.emails >= holdEmails || time.Since(s.held.since) >= holdFor {
 		s.release()
 	}
 	s.heldMu.Unlock()
-	<-s.turn
-	s.endSpan(span, err)
-	if rerr == nil && err == nil && s.cfg.delivered != nil {
-		s.cfg.delivered(p.Kind, p.ChainStart)
-	}
-	return rerr
+	return committed{err: err, rerr: rerr}
 }
 
 // recordOne records the outcome of one email: a send in the sent log if there is one, anything
