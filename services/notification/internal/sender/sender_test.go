@@ -119,6 +119,17 @@ func queueTo(t testing.TB, db *sql.DB, n, perRecipient int) {
 // queueRange is queueTo for the emails from to from+n-1.
 func queueRange(t testing.TB, db *sql.DB, from, n, perRecipient int) {
 	t.Helper()
+	queueEach(t, db, from, n, func(i int) string {
+		if perRecipient > 0 {
+			return recipient(i, perRecipient)
+		}
+		return fmt.Sprint("u", i, "@mail.com")
+	})
+}
+
+// queueEach queues the emails from to from+n-1, the i-th to the address to(i).
+func queueEach(t testing.TB, db *sql.DB, from, n int, to func(i int) string) {
+	t.Helper()
 	ctx := context.Background()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -128,12 +139,8 @@ func queueRange(t testing.TB, db *sql.DB, from, n, perRecipient int) {
 	now := time.Now()
 	for i := from; i < from+n; i++ {
 		u := fmt.Sprint("u", i)
-		to := u + "@mail.com"
-		if perRecipient > 0 {
-			to = recipient(i, perRecipient)
-		}
 		if err := store.Queue(ctx, tx, store.Email{
-			MessageID: msgID(i), Kind: "welcome", UserID: u, AccountID: "a" + u, To: to,
+			MessageID: msgID(i), Kind: "welcome", UserID: u, AccountID: "a" + u, To: to(i),
 			Subject: "Welcome", Body: "Hello", Date: now, EventID: "e" + u, EventType: "UserCreated", CorrelationID: "c" + u,
 			QueuedAt: now.Add(time.Duration(i) * time.Millisecond), ChainStart: now,
 		}); err != nil {
@@ -143,6 +150,23 @@ func queueRange(t testing.TB, db *sql.DB, from, n, perRecipient int) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sendRounds queues n emails and has s send them, once per iteration of b, and reports the
+// emails sent a second; it returns how many were sent.
+func sendRounds(b *testing.B, db *sql.DB, s *sender.Sender, n int) (sent int) {
+	b.Helper()
+	for b.Loop() {
+		b.StopTimer()
+		queueRange(b, db, sent, n, 0)
+		b.StartTimer()
+		if err := s.SendPending(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		sent += n
+	}
+	b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "emails/s")
+	return sent
 }
 
 // recipient is the address of the i-th email queueTo queues perRecipient to an address.

@@ -160,18 +160,7 @@ func BenchmarkSenderSentLog(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go busyWriter(ctx, db)
-			const n = 1000 // emails a round
-			sent := 0
-			for b.Loop() {
-				b.StopTimer()
-				queueRange(b, db, sent, n, 0)
-				b.StartTimer()
-				if err := s.SendPending(context.Background()); err != nil {
-					b.Fatal(err)
-				}
-				sent += n
-			}
-			b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "emails/s")
+			sendRounds(b, db, s, 1000)
 		})
 	}
 }

@@ -437,24 +437,7 @@ func TestSenderKeepsOrderPerAddressAcrossOverlappingReads(t *testing.T) {
 	db, shared := database(t)
 	const n, addresses = 700, 7 // every read holds emails to every address
 	ctx := context.Background()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	for i := range n {
-		u := fmt.Sprint("u", i)
-		if err := store.Queue(ctx, tx, store.Email{
-			MessageID: msgID(i), Kind: "welcome", UserID: u, AccountID: "a" + u, To: fmt.Sprint("r", i%addresses, "@mail.com"),
-			Subject: "Welcome", Body: "Hello", Date: now, EventID: "e" + u, EventType: "UserCreated", CorrelationID: "c" + u,
-			QueuedAt: now.Add(time.Duration(i) * time.Millisecond), ChainStart: now,
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	queueEach(t, db, 0, n, func(i int) string { return fmt.Sprint("r", i%addresses, "@mail.com") })
 	m := &twoStepMailer{}
 	m.onPrepare = func(mail.Message) { time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond) }
 	opts := []sender.Opt{sender.Parallel(4)}
