@@ -697,7 +697,9 @@ func (s *Sender) commit(c *commit, waiting int, broken *atomic.Bool) committed {
 	s.heldMu.Lock()
 	s.held.slow = took > holdFor
 	s.held.emails++
-	if rerr != nil || waiting == 0 || s.held.emails >= holdEmails || time.Since(s.held.since) >= holdFor {
+	// With a sent log the connection is not kept: only failures need it, and a fold, which
+	// holds the log while it waits for the connection, would stall the next append.
+	if rerr != nil || waiting == 0 || s.cfg.sentLog != nil || s.held.emails >= holdEmails || time.Since(s.held.since) >= holdFor {
 		s.release()
 	}
 	s.heldMu.Unlock()

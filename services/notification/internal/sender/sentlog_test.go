@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -240,5 +241,48 @@ func testWindow(t *testing.T, db *sql.DB, logged func() int, opts ...sender.Opt)
 	}
 	if got := sentCount(t, db); got != n {
 		t.Errorf("%d recorded sent, want %d", got, n)
+	}
+}
+
+// failingCommits is a twoStepMailer whose commit of every tenth email fails temporarily.
+type failingCommits struct{ *twoStepMailer }
+
+func (f failingCommits) Prepare(ctx context.Context, m mail.Message) (mail.Prepared, error) {
+	p, err := f.twoStepMailer.Prepare(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	return failingCommit{Prepared: p, fail: strings.HasSuffix(strings.TrimSuffix(m.ID, "@test"), "0")}, nil
+}
+
+type failingCommit struct {
+	mail.Prepared
+	fail bool
+}
+
+func (c failingCommit) Commit(ctx context.Context) error {
+	if c.fail {
+		c.Prepared.Abort()
+		return temporary{}
+	}
+	return c.Prepared.Commit(ctx)
+}
+
+// A failure is recorded in the database, sends in the log, and the log is folded while emails
+// are still being sent: neither waits for the other (a committer that kept SQLite's connection
+// after recording a failure, while a fold held the log, stalled both until the fold timed out).
+func TestSenderFoldsWhileFailuresAreRecorded(t *testing.T) {
+	t.Parallel()
+	db, dir := sqliteDB(t)
+	const n = 1200 // several full reads, so folds happen between them
+	queue(t, db, n)
+	l := openLog(t, filepath.Join(dir, "sent.log"))
+	m := failingCommits{&twoStepMailer{}}
+	// Stalled, the fold gives up after its own timeout and SendPending returns its error.
+	if err := sender.New(db, m, sender.SentLog(l)).SendPending(context.Background()); err != nil {
+		t.Fatalf("SendPending = %v, want nil", err)
+	}
+	if got, want := sentCount(t, db), n-n/10; got != want {
+		t.Errorf("%d recorded sent, want %d (every tenth failed and waits for a retry)", got, want)
 	}
 }
