@@ -34,9 +34,10 @@ import (
 // to the parallel bound of emails are prepared at once (for SMTP, everything up to the final dot
 // of DATA, on a connection each), and one at a time each is committed (the dot and the server's
 // verdict) and its outcome recorded, in one statement or one line of the SentLog, before the
-// next is committed. A crash
-// drops the prepared ones' connections, so the server discards them; they are still pending and
-// sent after the restart. Emails to one recipient in one read are sent in order, by one worker.
+// next is committed (or, with a Window, before that many more are). A crash drops the prepared
+// ones' connections, so the server discards them; they are still pending and sent after the
+// restart. Emails to one recipient are sent in the order queued, by one worker, also when they
+// come in different reads.
 //
 // On a database that several replicas share (Shared), each batch is claimed in one statement
 // (FOR UPDATE SKIP LOCKED) for a lease, so two replicas never both send one email; what a
@@ -141,8 +142,8 @@ func BatchSize(n int) Opt {
 // Window sets how many emails may be past the mail server's point of no return and unrecorded
 // at once: with n, up to n are committed at the same time, each recorded as soon as the server
 // accepts it (where BatchSize waits for a whole batch before recording it). It is how many
-// emails a crash can send twice. Default 1; a value below 1 keeps the default. Ignored with a
-// BatchSize above 1.
+// emails a crash can send twice. Default 1; a value below 1 keeps the default; at most Parallel
+// (more could never be prepared at once). Ignored with a BatchSize above 1.
 func Window(n int) Opt {
 	return func(c *config) {
 		if n > 0 {
@@ -214,6 +215,7 @@ func New(db *sql.DB, m mail.Mailer, opts ...Opt) *Sender {
 	if cfg.shared {
 		cfg.sentLog = nil
 	}
+	cfg.window = min(cfg.window, cfg.parallel) // no more can be prepared at once
 	return &Sender{db: db, mailer: m, cfg: cfg, wake: make(chan struct{}, 1)}
 }
 
@@ -402,7 +404,8 @@ func (s *Sender) stream(ctx context.Context) error {
 		wg.Go(func() {
 			for g := range work {
 				for {
-					next, ok := st.finish(g, s.sendGroup(ctx, g, commits, &broken))
+					complete, err := s.sendGroup(ctx, g, commits, &broken)
+					next, ok := st.finish(g, complete, err)
 					if !ok {
 						break
 					}
@@ -431,17 +434,17 @@ func (s *Sender) stream(ctx context.Context) error {
 
 // sendGroup sends g's emails in order, until one fails to be recorded, ctx ends, a record failed
 // elsewhere or g's lease nears its end; the rest stay pending (claimed ones fall due again when
-// the lease ends).
-func (s *Sender) sendGroup(ctx context.Context, g group, commits chan<- *commit, broken *atomic.Bool) error {
+// the lease ends). complete says none was left.
+func (s *Sender) sendGroup(ctx context.Context, g group, commits chan<- *commit, broken *atomic.Bool) (complete bool, err error) {
 	for _, p := range g.emails {
 		if ctx.Err() != nil || broken.Load() || s.leaseEnding(g.until) {
-			return nil
+			return false, nil
 		}
 		if err := s.sendOne(ctx, p, g.until, commits); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // foldAt is how many entries the sent log gathers, while the sender streams without a pause,
@@ -449,50 +452,49 @@ func (s *Sender) sendGroup(ctx context.Context, g group, commits chan<- *commit,
 const foldAt = 64
 
 // feed reads due emails and hands them to the workers until none is due or in flight, ctx
-// ends, or a record fails.
+// ends, or a record fails. It reads again after a full read (more are due), when a wake says
+// emails were queued, and, to see that none is left, when nothing is in flight any more; but
+// not while a read's worth of emails waits for busy recipients.
 func (s *Sender) feed(ctx context.Context, st *flight, work chan<- group, done <-chan struct{}, broken *atomic.Bool) error {
+	more := true
 	for {
 		if ctx.Err() != nil || broken.Load() {
 			return nil
 		}
-		if s.cfg.sentLog != nil && s.cfg.sentLog.Len() >= foldAt {
-			if err := s.foldFlight(ctx, st); err != nil {
+		if more && !st.backlogged() {
+			if s.cfg.sentLog != nil && s.cfg.sentLog.Len() >= foldAt {
+				if err := s.foldFlight(ctx, st); err != nil {
+					return err
+				}
+			}
+			gs, full, err := s.next(ctx, st)
+			if err != nil {
 				return err
 			}
-		}
-		gs, full, err := s.next(ctx, st)
-		if err != nil {
-			return err
-		}
-		for i, g := range gs {
-			select {
-			case work <- g:
-			case <-ctx.Done():
-				for _, g := range gs[i:] {
-					st.drop(g)
+			for i, g := range gs {
+				select {
+				case work <- g:
+				case <-ctx.Done():
+					for _, g := range gs[i:] {
+						st.drop(g)
+					}
+					return nil
 				}
+			}
+			if len(gs) == 0 && !full && st.idle() {
 				return nil
 			}
+			more = full
+			continue
 		}
-		if full {
-			continue // more are due behind this read
-		}
-		if len(gs) == 0 && st.idle() {
+		select {
+		case <-ctx.Done():
 			return nil
-		}
-		// Read again when emails were queued, or, to see that none is due, when nothing is in
-		// flight any more.
-	wait:
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-s.wake:
-				break wait
-			case <-done:
-				if st.idle() {
-					break wait
-				}
+		case <-s.wake:
+			more = true
+		case <-done:
+			if st.idle() {
+				more = true
 			}
 		}
 	}
@@ -503,7 +505,16 @@ func (s *Sender) feed(ctx context.Context, st *flight, work chan<- group, done <
 // full: more may be due.
 func (s *Sender) next(ctx context.Context, st *flight) (gs []group, full bool, err error) {
 	st.mu.Lock()
-	n := readAhead + len(st.taken) // the taken ones are the oldest, so the read returns them too
+	// Emails recorded in the database before this read are not returned by it, so they need
+	// not be remembered any more; those recorded while it runs may be, and stay taken.
+	for _, id := range st.recorded {
+		delete(st.taken, id)
+	}
+	st.recorded = st.recorded[:0]
+	n := readAhead
+	if !s.cfg.shared {
+		n += len(st.taken) // the taken ones are still pending, and the oldest: the read returns them too
+	}
 	st.mu.Unlock()
 	due, until, err := s.read(ctx, s.cfg.now(), n)
 	if err != nil {
@@ -522,6 +533,7 @@ func (s *Sender) next(ctx context.Context, st *flight) (gs []group, full bool, e
 		g := group{emails: ps, until: until}
 		if later, ok := st.busy[ps[0].To]; ok {
 			st.busy[ps[0].To] = append(later, g)
+			st.queued += len(ps)
 			continue
 		}
 		st.busy[ps[0].To] = nil
@@ -554,20 +566,22 @@ func (s *Sender) foldFlight(ctx context.Context, st *flight) error {
 
 // flight is what a stream has taken.
 type flight struct {
-	withLog  bool // outcomes go to the sent log: a read returns them as pending until a fold
+	withLog  bool // sends go to the sent log: a read returns them as pending until a fold
 	mu       sync.Mutex
 	busy     map[string][]group // recipients with a worker, and the groups read for them since
+	queued   int                // emails in busy's groups, waiting for their recipient's worker
 	taken    map[string]bool    // emails taken that a read may still return as pending
-	logged   []string           // taken emails done since the last fold, forgotten at the next
+	logged   []string           // taken emails in the sent log, forgotten after the next fold
+	recorded []string           // other taken emails done, forgotten at the next read
 	inflight int                // recipients with a worker
 	errs     []error
 }
 
 // finish notes that g is done, after err, and returns the next group for its recipient's
-// worker, if any (ok); if none, the recipient no longer has a worker. The emails of g are
-// forgotten at once when their outcomes are in the database; with a sent log, after the next
-// fold.
-func (st *flight) finish(g group, err error) (next group, ok bool) {
+// worker, if any (ok); if none, the recipient no longer has a worker. If g stopped short of its
+// end (complete false), the groups read since for its recipient are not sent either, so that
+// no later email to it overtakes the ones left: they stay pending.
+func (st *flight) finish(g group, complete bool, err error) (next group, ok bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if err != nil {
@@ -577,25 +591,46 @@ func (st *flight) finish(g group, err error) (next group, ok bool) {
 		if st.withLog {
 			st.logged = append(st.logged, p.MessageID)
 		} else {
-			delete(st.taken, p.MessageID)
+			st.recorded = append(st.recorded, p.MessageID)
 		}
 	}
 	to := g.emails[0].To
-	if later := st.busy[to]; len(later) > 0 {
+	later := st.busy[to]
+	if complete && len(later) > 0 {
 		st.busy[to] = later[1:]
+		st.queued -= len(later[0].emails)
 		return later[0], true
+	}
+	for _, l := range later { // g stopped short: not sent now, pending, to be read again
+		st.queued -= len(l.emails)
+		st.recorded = append(st.recorded, ids(l)...)
 	}
 	delete(st.busy, to)
 	st.inflight--
 	return group{}, false
 }
 
+// ids returns the message IDs of g's emails.
+func ids(g group) []string {
+	out := make([]string, len(g.emails))
+	for i, p := range g.emails {
+		out[i] = p.MessageID
+	}
+	return out
+}
+
 // drop notes that g, not handed out, and the groups read since for its recipient are done
 // without a send: they stay pending.
 func (st *flight) drop(g group) {
-	for ok := true; ok; {
-		g, ok = st.finish(g, nil)
-	}
+	st.finish(g, false, nil)
+}
+
+// backlogged reports whether a read's worth of emails waits for busy recipients: reading more
+// would only queue more behind them.
+func (st *flight) backlogged() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.queued >= readAhead
 }
 
 // idle reports whether no recipient has a worker.

@@ -466,3 +466,28 @@ func TestSenderKeepsOrderPerAddressAcrossOverlappingReads(t *testing.T) {
 		t.Errorf("%d recorded sent, want %d", got, n)
 	}
 }
+
+// A backlog to one address is sent in order, each email once, while the reads wait for that
+// address's worker instead of queueing the whole backlog behind it.
+func TestSenderSendsABacklogToOneAddressInOrder(t *testing.T) {
+	t.Parallel()
+	db, shared := database(t)
+	const n = 1000 // several reads' worth
+	queueEach(t, db, 0, n, func(int) string { return "one@mail.com" })
+	m := &twoStepMailer{}
+	opts := []sender.Opt{sender.Parallel(4)}
+	if shared {
+		opts = append(opts, sender.Shared())
+	}
+	if err := sender.New(db, m, opts...).SendPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.committed) != n {
+		t.Fatalf("%d committed, want %d", len(m.committed), n)
+	}
+	for i, msg := range m.committed {
+		if got := index(t, msg.ID); got != i {
+			t.Fatalf("commit %d is email %d, want the order queued", i, got)
+		}
+	}
+}

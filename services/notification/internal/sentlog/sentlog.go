@@ -2,8 +2,9 @@
 // the database does not yet record as sent: one line appended to a file per email, folded into
 // the database many at a time.
 //
-// The sender commits one email at a time and records it before committing the next, so a crash
-// leaves at most one email accepted and unrecorded. Recording each in the database made every
+// The sender commits one email at a time (or a few, with a window) and records it before
+// committing the next, so a crash leaves at most one email (or the window) accepted and
+// unrecorded. Recording each in the database made every
 // email wait for SQLite's one connection, which the service's handlers share: at a steady
 // 1,000 emails a second the sender spent most of its time waiting for that connection. An
 // append to a file of the sender's own is a write system call, and like a SQLite commit in WAL
