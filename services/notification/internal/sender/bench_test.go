@@ -2,6 +2,7 @@ package sender_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/choreo-dev/choreo/pkg/smtptest"
@@ -22,8 +23,8 @@ func (noMail) Commit(context.Context) error                                 { re
 func (noMail) Abort()                                                       {}
 
 // BenchmarkSender measures the sender alone with its default guarantee (at most one email
-// accepted and unrecorded), in emails a second from the database (SQLite, or PostgreSQL with
-// TEST_DATABASE_URL) to an in-process SMTP server over loopback: prepared in parallel and
+// accepted and unrecorded), in emails a second from the database (SQLite with a log of sends,
+// or PostgreSQL with TEST_DATABASE_URL) to an in-process SMTP server over loopback: prepared in parallel and
 // committed one at a time (two-step), sent whole one at a time (whole), or not sent at all
 // (records-only, the bound the records set).
 func BenchmarkSender(b *testing.B) {
@@ -47,6 +48,8 @@ func BenchmarkSender(b *testing.B) {
 			var opts []sender.Opt
 			if shared {
 				opts = append(opts, sender.Shared())
+			} else { // as the service sends over SMTP on SQLite
+				opts = append(opts, sender.SentLog(openLog(b, filepath.Join(b.TempDir(), "sent.log"))))
 			}
 			s := sender.New(db, tc.wrap(sm), opts...)
 			sent := sendRounds(b, db, s, 2000)

@@ -48,35 +48,9 @@ type Sender struct {
 	cfg    config
 	wake   chan struct{}
 
-	// held is the database connection outcomes are recorded on, kept across the records of
-	// emails that pass the point of no return one after the other.
-	heldMu sync.Mutex
-	held   heldConn
-
 	mu        sync.Mutex
 	nextRetry time.Time // the earliest retry this sender scheduled and has not yet woken for
 }
-
-// heldConn is a database connection kept across the records of emails that pass the point of no return
-// one after the other. With SQLite's one connection, shared with the handlers' transactions, a
-// connection taken for each record is granted to the sender about once per transaction of the
-// handlers, which at a steady rate bounded the sender to a few hundred emails a second.
-type heldConn struct {
-	conn   *sql.Conn
-	sent   *store.SentRecorder // nil if it could not be prepared
-	since  time.Time
-	emails int  // recorded on it
-	slow   bool // the last commit took longer than holdFor: do not keep the connection across one
-}
-
-// The committer keeps a database connection for at most holdEmails emails queued for it and at
-// most holdFor, so the handlers wait at most about that long (plus one commit) for SQLite's one
-// connection. A count rather than only a time, so that on a loaded machine, where each email
-// takes longer, the sender still gets more than one email out of each grant.
-const (
-	holdEmails = 64
-	holdFor    = 25 * time.Millisecond
-)
 
 type config struct {
 	log         *slog.Logger
@@ -392,7 +366,7 @@ func (s *Sender) stream(ctx context.Context) error {
 	for range s.cfg.window {
 		cwg.Go(func() {
 			for c := range commits {
-				c.done <- s.commit(c, len(commits), &broken)
+				c.done <- s.commit(c, &broken)
 			}
 		})
 	}
@@ -421,9 +395,6 @@ func (s *Sender) stream(ctx context.Context) error {
 	err := s.feed(ctx, &st, work, done, &broken)
 	close(work)
 	wg.Wait()
-	s.heldMu.Lock()
-	s.release() // normally released already, by the last email committed
-	s.heldMu.Unlock()
 	// Folded now rather than at the next read, so the database soon shows them sent.
 	err = errors.Join(err, errors.Join(st.errs...), s.fold(context.WithoutCancel(ctx)))
 	if err != nil {
@@ -707,42 +678,25 @@ func (s *Sender) sendOne(ctx context.Context, p store.Pending, until time.Time, 
 }
 
 // commit commits c and records its outcome, unless the sender is stopping, a record failed or
-// c's lease nears its end; waiting is how many commits are queued behind it.
-func (s *Sender) commit(c *commit, waiting int, broken *atomic.Bool) committed {
+// c's lease nears its end.
+func (s *Sender) commit(c *commit, broken *atomic.Bool) committed {
 	if c.ctx.Err() != nil || broken.Load() || s.leaseEnding(c.until) {
-		s.heldMu.Lock()
-		s.release()
-		s.heldMu.Unlock()
 		c.prep.Abort()
 		return committed{abandoned: true}
 	}
-	s.heldMu.Lock()
-	if s.held.conn != nil && s.held.slow {
-		s.release() // not held across a slow commit: the handlers would wait for it
-	}
-	s.heldMu.Unlock()
 	ctx := context.WithoutCancel(c.ctx)
-	start := time.Now()
 	err := c.prep.Commit(ctx)
-	took := time.Since(start)
 	rerr := s.recordOne(ctx, outcome{email: c.p, tried: true, err: err})
 	if rerr != nil {
 		broken.Store(true)
 	}
-	s.heldMu.Lock()
-	s.held.slow = took > holdFor
-	s.held.emails++
-	// With a sent log the connection is not kept: only failures need it, and a fold, which
-	// holds the log while it waits for the connection, would stall the next append.
-	if rerr != nil || waiting == 0 || s.cfg.sentLog != nil || s.held.emails >= holdEmails || time.Since(s.held.since) >= holdFor {
-		s.release()
-	}
-	s.heldMu.Unlock()
 	return committed{err: err, rerr: rerr}
 }
 
 // recordOne records the outcome of one email: a send in the sent log if there is one, anything
-// else (and a send the log failed to take) in the database.
+// else (and a send the log failed to take) in the database, in one statement. No connection is
+// kept between records: with a sent log only failures need one, and a fold, which holds the log
+// while it waits for SQLite's connection, would stall the next append.
 func (s *Sender) recordOne(ctx context.Context, o outcome) error {
 	if o.err == nil && s.cfg.sentLog != nil {
 		err := s.cfg.sentLog.Append(o.email.MessageID, s.cfg.now())
@@ -751,11 +705,7 @@ func (s *Sender) recordOne(ctx context.Context, o outcome) error {
 		}
 		s.cfg.log.Warn("recording a sent email in the database instead of the sent log", "message", o.email.MessageID, "err", err)
 	}
-	if s.cfg.window > 1 {
-		// Several records at once: each on a connection of its own, where there are several.
-		return s.record(ctx, s.db, []outcome{o})
-	}
-	return s.recordHeld(ctx, o)
+	return s.record(ctx, s.db, []outcome{o})
 }
 
 // fold records in the database the sends the sent log holds, if there is one.
@@ -772,40 +722,6 @@ func (s *Sender) fold(ctx context.Context) error {
 		}
 		return store.RecordSent(ctx, s.db, sent)
 	})
-}
-
-// recordHeld records the outcome of one email, in one statement, on the held connection,
-// taking one if none is held.
-func (s *Sender) recordHeld(ctx context.Context, o outcome) error {
-	s.heldMu.Lock()
-	defer s.heldMu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if s.held.conn == nil {
-		conn, err := s.db.Conn(ctx)
-		if err != nil {
-			return fmt.Errorf("record email %s: %w", o.email.MessageID, err)
-		}
-		s.held = heldConn{conn: conn, since: time.Now()}
-		if r, err := store.PrepareSent(ctx, conn); err == nil {
-			s.held.sent = r
-		}
-	}
-	if o.err != nil || s.held.sent == nil {
-		return s.record(ctx, s.held.conn, []outcome{o})
-	}
-	return s.held.sent.MarkSent(ctx, o.email.MessageID, s.cfg.now())
-}
-
-// release gives the held connection back to the pool, if one is held. Only with heldMu held.
-func (s *Sender) release() {
-	if s.held.sent != nil {
-		_ = s.held.sent.Close()
-	}
-	if s.held.conn != nil {
-		_ = s.held.conn.Close()
-	}
-	s.held = heldConn{}
 }
 
 // prepare prepares p's message with the mailer; a mailer that cannot prepare sends it whole at
@@ -919,14 +835,14 @@ func (s *Sender) record(ctx context.Context, one store.Execer, outs []outcome) e
 		ex = tx
 	}
 	now := s.cfg.now()
-	sent := make([]string, 0, len(outs))
+	sent := make([]store.Sent, 0, len(outs))
 	var errs []error
 	for _, o := range outs {
 		p := o.email
 		switch {
 		case !o.tried:
 		case o.err == nil:
-			sent = append(sent, p.MessageID)
+			sent = append(sent, store.Sent{MessageID: p.MessageID, At: now})
 		case mail.IsTemporary(o.err) && p.Attempts+1 < s.cfg.maxAttempts:
 			wait := time.Duration(1<<min(p.Attempts, 8)) * time.Second
 			s.cfg.log.Warn("email not sent; will retry", "message", p.MessageID, "attempt", p.Attempts+1, "in", wait, "err", o.err)
@@ -938,7 +854,7 @@ func (s *Sender) record(ctx context.Context, one store.Execer, outs []outcome) e
 		}
 	}
 	if len(sent) > 0 {
-		errs = append(errs, store.MarkSent(ctx, ex, sent, now))
+		errs = append(errs, store.RecordSent(ctx, ex, sent))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

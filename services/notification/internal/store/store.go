@@ -162,51 +162,23 @@ func NextDue(ctx context.Context, q Querier, after time.Time) (at time.Time, ok 
 	return time.UnixMilli(next.Int64), true, nil
 }
 
-// sentChunk bounds the message IDs of one UPDATE (SQLite allows 32766 parameters).
-const sentChunk = 500
-
-// MarkSent records that the mail server accepted the emails ids at at.
-func MarkSent(ctx context.Context, tx Execer, ids []string, at time.Time) error {
-	args := make([]any, 0, sentChunk+1)
-	var b strings.Builder
-	for len(ids) > 0 {
-		n := min(sentChunk, len(ids))
-		args = append(args[:0], at.UnixMilli())
-		b.Reset()
-		b.WriteString(`UPDATE notifications SET status = 'sent', sent_at = $1, attempts = attempts + 1, last_error = NULL WHERE message_id IN (`)
-		for i, id := range ids[:n] {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, "$%d", i+2)
-			args = append(args, id)
-		}
-		b.WriteByte(')')
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("record %d sent emails: %w", n, err)
-		}
-		ids = ids[n:]
-	}
-	return nil
-}
-
 // Sent is an email the mail server accepted, and when.
 type Sent struct {
 	MessageID string
 	At        time.Time
 }
 
-// foldChunk bounds the rows of one RecordSent statement (two parameters a row).
-const foldChunk = 256
+// sentChunk bounds the rows of one RecordSent statement (two parameters a row).
+const sentChunk = 256
 
 // RecordSent records that the mail server accepted the emails sent, each at its own time, in
 // as few statements as it can. Emails no longer pending are left as they are, so recording an
 // email again (a log of sends folded twice after a crash) changes nothing.
 func RecordSent(ctx context.Context, tx Execer, sent []Sent) error {
-	args := make([]any, 0, 2*min(foldChunk, len(sent)))
+	args := make([]any, 0, 2*min(sentChunk, len(sent)))
 	var b strings.Builder
 	for len(sent) > 0 {
-		n := min(foldChunk, len(sent))
+		n := min(sentChunk, len(sent))
 		args = args[:0]
 		b.Reset()
 		// CAST: PostgreSQL types an untyped parameter in VALUES as text.
@@ -227,40 +199,6 @@ func RecordSent(ctx context.Context, tx Execer, sent []Sent) error {
 	}
 	return nil
 }
-
-// SentRecorder records emails as sent one at a time through a statement prepared once, for a
-// sender that records each email alone: on SQLite, parsing the statement costs about as much as
-// running it. It is safe for concurrent use.
-type SentRecorder struct {
-	stmt *sql.Stmt
-}
-
-// Preparer is where a statement is prepared: a *sql.DB, or one of its connections.
-type Preparer interface {
-	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
-}
-
-// PrepareSent prepares a SentRecorder on db. Close it when done.
-func PrepareSent(ctx context.Context, db Preparer) (*SentRecorder, error) {
-	stmt, err := db.PrepareContext(ctx, `UPDATE notifications SET status = 'sent', sent_at = $1, attempts = attempts + 1, last_error = NULL
-		WHERE message_id = $2`)
-	if err != nil {
-		return nil, fmt.Errorf("prepare the record of sent emails: %w", err)
-	}
-	return &SentRecorder{stmt: stmt}, nil
-}
-
-// MarkSent records that the mail server accepted email id at at, in one statement (which needs
-// no transaction).
-func (r *SentRecorder) MarkSent(ctx context.Context, id string, at time.Time) error {
-	if _, err := r.stmt.ExecContext(ctx, at.UnixMilli(), id); err != nil {
-		return fmt.Errorf("record sent email %s: %w", id, err)
-	}
-	return nil
-}
-
-// Close releases the prepared statement.
-func (r *SentRecorder) Close() error { return r.stmt.Close() }
 
 // MarkRetry records a failed attempt at email id that is to be retried at next.
 func MarkRetry(ctx context.Context, tx Execer, id, lastErr string, next time.Time) error {
