@@ -29,6 +29,9 @@ type Migrations = migrate.Migrations
 // migrationLock is the advisory lock that serialises migrations of instances starting together.
 const migrationLock = 0x63686f72656f // "choreo"
 
+// maxConns bounds a service's connections to the database.
+const maxConns = 20
+
 // Open connects to the database at dsn (a postgres:// URL or key=value string) and applies the
 // platform's migrations, then each of migs. A search_path parameter in a URL names the schema the
 // service's tables live in; it is created if missing, so several services (or tests) can share
@@ -40,7 +43,12 @@ func Open(ctx context.Context, dsn string, migs ...Migrations) (*sql.DB, error) 
 	}
 	schema := cfg.RuntimeParams["search_path"]
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(20)
+	db.SetMaxOpenConns(maxConns)
+	// As many idle as open: database/sql keeps 2 by default and closes the others as they are
+	// returned, so a service whose consumer, relay, sender and probes overlap opened a new
+	// connection (a server process, authentication, statements prepared again) many times a
+	// second. Idle connections still close after five minutes.
+	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()

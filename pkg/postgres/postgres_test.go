@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/choreo-dev/choreo/pkg/migrate"
@@ -47,5 +48,32 @@ func TestOpenErrorsNameTheSetting(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "DATABASE_URL") {
 			t.Errorf("Open(%q) = %v, want it to name DATABASE_URL", dsn, err)
 		}
+	}
+}
+
+// A service's goroutines use the pool at once (consumer, relay, sender, probes): connections they
+// return are kept for the next, not closed and opened again.
+func TestOpenKeepsConnectionsForReuse(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, schemaURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for range 3 {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if _, err := db.ExecContext(ctx, "SELECT pg_sleep(0.05)"); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if st := db.Stats(); st.MaxIdleClosed != 0 || st.OpenConnections < 8 {
+		t.Errorf("after 3 rounds of 8 statements at once: %d connections open, %d closed as surplus idle; want 8 or more kept, none closed",
+			st.OpenConnections, st.MaxIdleClosed)
 	}
 }
