@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,6 +101,48 @@ func (s *Service) EffectDone(effect string, chainStart time.Time) {
 // scrapeTimeout bounds what a scrape waits for the broker and the database: an unreachable one
 // leaves its metrics out instead of holding the scrape.
 const scrapeTimeout = 3 * time.Second
+
+// ScrapeReadInterval is how long the figures a scrape read from the database or the broker are
+// served again before they are read anew (see ReadAtMostEvery).
+const ScrapeReadInterval = time.Second
+
+// ReadAtMostEvery returns c, collected at most once every interval: a scrape within interval of
+// the last collection gets that collection's metrics again. For collectors that query the
+// database or the broker when scraped: each scrape costs queries there, and several Prometheus
+// servers (an HA pair), a short scrape interval or a dashboard polling /metrics multiply them
+// while the figures, read a moment apart, would hardly differ.
+func ReadAtMostEvery(interval time.Duration, c prometheus.Collector) prometheus.Collector {
+	return &readAtMost{c: c, every: interval}
+}
+
+type readAtMost struct {
+	c     prometheus.Collector
+	every time.Duration
+
+	mu   sync.Mutex // held through a collection: concurrent scrapes share it
+	at   time.Time
+	last []prometheus.Metric
+}
+
+func (r *readAtMost) Describe(ch chan<- *prometheus.Desc) { r.c.Describe(ch) }
+
+func (r *readAtMost) Collect(ch chan<- prometheus.Metric) {
+	r.mu.Lock()
+	if r.at.IsZero() || time.Since(r.at) >= r.every {
+		got := make(chan prometheus.Metric)
+		go func() { r.c.Collect(got); close(got) }()
+		var ms []prometheus.Metric
+		for m := range got {
+			ms = append(ms, m)
+		}
+		r.last, r.at = ms, time.Now()
+	}
+	ms := r.last
+	r.mu.Unlock()
+	for _, m := range ms {
+		ch <- m
+	}
+}
 
 // outboxCollector reports the outbox's backlog (rows not yet acknowledged and the oldest's
 // age) and the relay's failed publish attempts.

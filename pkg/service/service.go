@@ -146,7 +146,7 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, opts .
 		relayOpts = append(relayOpts, outbox.Exclusive(postgres.RelayLock(s.DB, postgres.Schema(cfg.DatabaseURL))))
 	}
 	s.Relay = outbox.NewRelay(s.DB, s.producer, relayOpts...)
-	s.Metrics.MustRegister(newOutboxCollector(s.DB, s.Relay, name, s.Log))
+	s.Metrics.MustRegister(ReadAtMostEvery(ScrapeReadInterval, newOutboxCollector(s.DB, s.Relay, name, s.Log)))
 	for _, st := range p.steps {
 		if err := st(ctx, s); err != nil {
 			return nil, err
@@ -302,7 +302,7 @@ func (s *Service) Consume(ctx context.Context, group string, handlers []consumer
 	if err != nil {
 		return err
 	}
-	s.Metrics.MustRegister(newLagCollector(kadm.NewClient(s.producer), scoped, r.DeadLetterTopic(), s.Log))
+	s.Metrics.MustRegister(ReadAtMostEvery(ScrapeReadInterval, newLagCollector(kadm.NewClient(s.producer), scoped, r.DeadLetterTopic(), s.Log)))
 	s.runner, s.group = r, group
 	return nil
 }

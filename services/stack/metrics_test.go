@@ -119,8 +119,9 @@ func TestMetrics(t *testing.T) {
 			{user, "go_goroutines", nil, 1},
 			{user, "process_resident_memory_bytes", nil, 1},
 			{notif, "choreo_chain_latency_seconds", map[string]string{"effect": "welcome email"}, 1},
-			{notif, "choreo_emails", map[string]string{"status": "sent"}, 1},
+			{notif, "choreo_emails_sent_total", nil, 1},
 			{notif, "choreo_emails", map[string]string{"status": "pending"}, 0},
+			{notif, "choreo_emails", map[string]string{"status": "failed"}, 0},
 		} {
 			if v, ok := sample(c.fams, c.name, c.labels); !ok || v < c.min {
 				return fmt.Errorf("%s%v = %v (present %v), want at least %v", c.name, c.labels, v, ok, c.min)

@@ -58,9 +58,14 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 	return service.Open(ctx, Name, cfg, log,
 		service.Migrations(store.Migrations()),
 		service.Setup(func(ctx context.Context, s *service.Service) error {
+			metrics := sender.NewCollector(s.DB, Name)
+			s.Metrics.MustRegister(service.ReadAtMostEvery(service.ScrapeReadInterval, metrics))
 			opts := []sender.Opt{sender.Logger(s.Log), sender.Tracing(s.Tracer, transport),
-				// The effect as the catalog names it ("welcome email"): where the chain latency is measured.
-				sender.Delivered(func(kind string, chainStart time.Time) { s.EffectDone(kind+" email", chainStart) })}
+				sender.Delivered(func(kind string, chainStart time.Time) {
+					metrics.Sent()
+					// The effect as the catalog names it ("welcome email"): where the chain latency is measured.
+					s.EffectDone(kind+" email", chainStart)
+				})}
 			if cfg.DatabaseURL != "" {
 				opts = append(opts, sender.Shared()) // replicas share the database
 			}
@@ -90,7 +95,6 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 				opts, closeLog = append(opts, sender.SentLog(l), sender.Window(cfg.SMTPSendBatch)), l.Close
 			}
 			snd := sender.New(s.DB, m, opts...)
-			s.Metrics.MustRegister(sender.NewCollector(s.DB, Name))
 			s.Go(func(ctx context.Context) error {
 				// The sender is the mailer's only user: once it stops, the kept SMTP
 				// connection ends with QUIT.

@@ -3,6 +3,7 @@ package sender
 import (
 	"context"
 	"database/sql"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,34 +11,53 @@ import (
 	"github.com/choreo-dev/choreo/services/notification/internal/store"
 )
 
-// MetricEmails is the gauge of queued emails by status (pending, sent, failed).
-const MetricEmails = "choreo_emails"
+// Metric names of the email queue.
+const (
+	// MetricEmails is the gauge of emails in the queue by status: pending and failed.
+	MetricEmails = "choreo_emails"
+	// MetricEmailsSent is the counter of emails the mail server accepted.
+	MetricEmailsSent = "choreo_emails_sent_total"
+)
 
-// Collector reports the email queue: how many emails are pending, sent and failed.
+// Collector reports the email queue: how many emails are pending and failed (read from the
+// database when scraped), and how many this process has sent. Sent emails are counted as they
+// are sent rather than in the table, which only grows: counting them there cost a scan of the
+// whole table per scrape, and replicas sharing a database would each have reported all of them.
 type Collector struct {
-	db   *sql.DB
-	desc *prometheus.Desc
+	db       *sql.DB
+	emails   *prometheus.Desc
+	sentDesc *prometheus.Desc
+	sent     atomic.Uint64
 }
 
 // NewCollector returns the email queue's collector for the service's registry.
 func NewCollector(db *sql.DB, service string) *Collector {
-	return &Collector{db: db, desc: prometheus.NewDesc(MetricEmails,
-		"Emails in the sender's queue by status: pending (not yet accepted by the mail server), sent, failed (given up).",
-		[]string{"status"}, prometheus.Labels{"service": service})}
+	labels := prometheus.Labels{"service": service}
+	return &Collector{
+		db: db,
+		emails: prometheus.NewDesc(MetricEmails,
+			"Emails in the sender's queue by status: pending (not yet accepted by the mail server), failed (given up).",
+			[]string{"status"}, labels),
+		sentDesc: prometheus.NewDesc(MetricEmailsSent,
+			"Emails the mail server accepted, sent by this process.", nil, labels),
+	}
 }
 
-// Describe implements prometheus.Collector.
-func (c *Collector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+// Sent counts an email the mail server accepted.
+func (c *Collector) Sent() { c.sent.Add(1) }
 
-// Collect implements prometheus.Collector; an unreadable database leaves the metric out.
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) { ch <- c.emails; ch <- c.sentDesc }
+
+// Collect implements prometheus.Collector; an unreadable database leaves the gauge out.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.sentDesc, prometheus.CounterValue, float64(c.sent.Load()))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	counts, err := store.Counts(ctx, c.db)
+	pending, failed, err := store.Backlog(ctx, c.db)
 	if err != nil {
 		return
 	}
-	for status, n := range counts {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), status)
-	}
+	ch <- prometheus.MustNewConstMetric(c.emails, prometheus.GaugeValue, float64(pending), store.StatusPending)
+	ch <- prometheus.MustNewConstMetric(c.emails, prometheus.GaugeValue, float64(failed), store.StatusFailed)
 }

@@ -218,7 +218,20 @@ func MarkFailed(ctx context.Context, tx Execer, id, lastErr string) error {
 	return nil
 }
 
+// Backlog returns how many emails are pending and how many were given up. Both are counted on
+// the index that begins with status, so the cost follows those rows, not the table: sent emails,
+// which only grow, are not counted (a scrape that counted them scanned the whole table).
+func Backlog(ctx context.Context, q Querier) (pending, failed int64, err error) {
+	if err := q.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM notifications WHERE status = 'pending'),
+		(SELECT count(*) FROM notifications WHERE status = 'failed')`).Scan(&pending, &failed); err != nil {
+		return 0, 0, fmt.Errorf("count pending and failed emails: %w", err)
+	}
+	return pending, failed, nil
+}
+
 // Counts returns how many emails have each status (pending, sent, failed; zero ones included).
+// It reads the whole table: for tests and one-off checks, not for anything run repeatedly.
 func Counts(ctx context.Context, q Querier) (map[string]int64, error) {
 	rows, err := q.QueryContext(ctx, `SELECT status, count(*) FROM notifications GROUP BY status`)
 	if err != nil {
