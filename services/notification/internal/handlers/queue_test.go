@@ -35,6 +35,9 @@ import (
 // notifier is the Notification Service's handlers in a consumer runner of their own: a database
 // (PostgreSQL in a schema of the test's own with TEST_DATABASE_URL, else SQLite), the users topic
 // of kafkatest.Brokers in the test's namespace, and an in-process schema registry.
+// partitions of the users topic in these tests, as many as in the consumer's BenchmarkHop.
+const partitions = 3
+
 type notifier struct {
 	db       *sql.DB
 	runner   *consumer.Runner
@@ -58,7 +61,7 @@ func startNotifier(t testing.TB, opts ...consumer.Opt) *notifier {
 	}
 	t.Cleanup(n.producer.Close)
 	adm := kadm.NewClient(n.producer)
-	created, err := adm.CreateTopics(ctx, 1, 1, nil, n.topic, deadletter.Topic(group))
+	created, err := adm.CreateTopics(ctx, partitions, 1, nil, n.topic, deadletter.Topic(group))
 	if err == nil {
 		err = created.Error()
 	}
@@ -127,27 +130,41 @@ func notificationsDB(t testing.TB) *sql.DB {
 	return db
 }
 
-// produce publishes evs, with envelope IDs ids, to the users topic, in one request.
+// produce publishes evs, with envelope IDs ids, to partition 0 of the users topic, in one
+// request.
 func (n *notifier) produce(t testing.TB, ids []string, evs ...event.Event) {
 	t.Helper()
 	recs := make([]*kgo.Record, len(evs))
 	for i, ev := range evs {
-		rec, err := n.codec.Record(envelope.Envelope{ID: ids[i], Source: "/test", Time: time.Now(), CorrelationID: "corr-" + ids[i]}, ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs[i] = rec
+		recs[i] = n.record(t, 0, ids[i], ev)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	n.send(t, recs...)
+}
+
+// record returns ev as a record for partition p of the users topic.
+func (n *notifier) record(t testing.TB, p int32, id string, ev event.Event) *kgo.Record {
+	t.Helper()
+	rec, err := n.codec.Record(envelope.Envelope{ID: id, Source: "/test", Time: time.Now(), CorrelationID: "corr-" + id}, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Partition = p
+	return rec
+}
+
+func (n *notifier) send(t testing.TB, recs ...*kgo.Record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := n.producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 }
 
+// waitStats waits until done(stats) holds; the deadline only bounds a failure.
 func (n *notifier) waitStats(t testing.TB, what string, done func(consumer.Stats) bool) {
 	t.Helper()
-	kafkatest.Eventually(t, 60*time.Second, func() error {
+	kafkatest.Eventually(t, 5*time.Minute, func() error {
 		if st := n.runner.Stats(); !done(st) {
 			return fmt.Errorf("waiting for %s: stats %+v", what, st)
 		}
