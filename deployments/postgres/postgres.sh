@@ -4,6 +4,7 @@
 #   postgres.sh stop    stop it
 #   postgres.sh url     print the DATABASE_URL of the choreo database
 #   postgres.sh db NAME create database NAME (owned by choreo) if missing, print its DATABASE_URL
+#   postgres.sh dropdb NAME  drop database NAME if it exists (its connections are ended)
 # Settings: PG_PORT (default 25432: out of the way of a system server on 5432, and below Linux's
 # ephemeral range 32768-60999, where a busy machine's outgoing connection can hold a port), PG_DATA (default
 # /tmp/choreo-postgres-<uid>: the server runs as the postgres user, which must reach it).
@@ -37,6 +38,12 @@ db() {
     "${psql[@]}" -c "CREATE DATABASE \"$name\" OWNER $PG_USER" >/dev/null
   fi
   url "$name"
+}
+
+dropdb() {
+  local name=$1 bin; bin="$(bindir)"
+  "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA \
+    -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null
 }
 
 start() {
@@ -76,5 +83,6 @@ case "${1:-}" in
   stop) stop ;;
   url) url ;;
   db) [ -n "${2:-}" ] || { echo "usage: $0 db NAME" >&2; exit 2; }; db "$2" ;;
-  *) echo "usage: $0 start|stop|url|db NAME" >&2; exit 2 ;;
+  dropdb) [ -n "${2:-}" ] || { echo "usage: $0 dropdb NAME" >&2; exit 2; }; dropdb "$2" ;;
+  *) echo "usage: $0 start|stop|url|db NAME|dropdb NAME" >&2; exit 2 ;;
 esac

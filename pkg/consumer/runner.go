@@ -79,7 +79,11 @@ func WithMiddleware(mw ...Middleware) Opt {
 func Logger(l *slog.Logger) Opt { return func(o *options) { o.log = l } }
 
 // MaxPollRecords bounds the records taken per poll, and so the records of a partition applied
-// in one transaction. Default 10000.
+// in one transaction. Default 1000: a transaction holds its records, their decoded events and
+// the outbox rows they emit in memory until it commits, one per partition at once, so under a
+// backlog the bound is most of a service's heap (the User Service on PostgreSQL peaked at
+// 77-88 MiB RSS in a burst with 10000, 64-69 MiB with 1000, at the same rate within the
+// machine's noise).
 func MaxPollRecords(n int) Opt { return func(o *options) { o.maxPoll = n } }
 
 // MaxRecordBytes bounds the value size a handler accepts; a larger record is parked unread.
@@ -131,7 +135,7 @@ func New(cfg Config, handlers []Handler, opts ...Opt) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	o := options{maxPoll: 10000, maxBytes: 1 << 20, log: slog.New(slog.DiscardHandler), now: time.Now}
+	o := options{maxPoll: 1000, maxBytes: 1 << 20, log: slog.New(slog.DiscardHandler), now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}

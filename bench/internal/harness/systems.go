@@ -47,11 +47,17 @@ func isChoreo(system string) bool { return strings.HasPrefix(system, "choreo") }
 type running struct {
 	procs  []*proc
 	probes map[string]string // stage -> /metrics URL
+	// cleanup runs after the processes stopped: dropping a system's databases, so that
+	// repeated runs do not fill the server's disk.
+	cleanup []func()
 }
 
 func (r *running) stop() {
 	for i := len(r.procs) - 1; i >= 0; i-- {
 		r.procs[i].stop()
+	}
+	for _, fn := range r.cleanup {
+		fn()
 	}
 }
 
@@ -131,9 +137,11 @@ func (e env) startChoreo(ctx context.Context, system, ns string) (*running, erro
 			name := strings.ReplaceAll(ns, "-", "_") + "_" + svc
 			out, err := exec.CommandContext(ctx, "bash", e.pgScript(), "db", name).Output()
 			if err != nil {
+				r.stop()
 				return nil, fmt.Errorf("postgres.sh db %s: %w", name, err)
 			}
 			dbs[svc] = strings.TrimSpace(string(out))
+			r.cleanup = append(r.cleanup, func() { _ = exec.Command("bash", e.pgScript(), "dropdb", name).Run() })
 		}
 	}
 	data := filepath.Join(e.dir, ns)
