@@ -25,6 +25,9 @@ type batchTx struct {
 	// emitted are the outbox records of an unguarded transaction, written together at commit
 	// (one statement instead of one per record); a guarded one writes each under its savepoint.
 	emitted []outbox.Entry
+	// inserts are the rows handlers added with UnitOfWork.Insert in an unguarded transaction,
+	// written together at commit; a guarded one writes each under its savepoint.
+	inserts []rowsOf
 }
 
 func (r *Runner) begin(ctx context.Context, guarded bool) (*batchTx, error) {
@@ -48,8 +51,12 @@ func (t *batchTx) emit(ctx context.Context, rec *kgo.Record) error {
 	return nil
 }
 
-// commit writes the outbox records held back and commits.
+// commit writes the rows and the outbox records held back and commits. A failure to write the
+// rows is an *errDeferredInsert.
 func (t *batchTx) commit(ctx context.Context) error {
+	if err := t.writeInserts(ctx); err != nil {
+		return err
+	}
 	if err := outbox.AddAll(ctx, t.sql, t.inbox.params, t.stmts.outbox, t.emitted); err != nil {
 		return err
 	}

@@ -56,6 +56,7 @@ CREATE TABLE calls (
 );
 CREATE TABLE strict (id TEXT PRIMARY KEY ON CONFLICT ROLLBACK);
 `)},
+	"0002_inserted.sql": {Data: []byte(insertedSQLite)},
 }}
 
 // pgTestMigrations are testMigrations for PostgreSQL, where any failed statement ends the
@@ -71,6 +72,7 @@ CREATE TABLE calls (
 );
 CREATE TABLE strict (id TEXT PRIMARY KEY);
 `)},
+	"0002_inserted.sql": {Data: []byte(insertedPostgres)},
 }}
 
 // harness is a Kafka cluster (kafkatest.Brokers: a real broker with KAFKA_BROKERS, else

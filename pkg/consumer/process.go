@@ -51,8 +51,10 @@ func (e *errPoisoned) Error() string { return e.err.Error() }
 // processPartition applies one partition's records, in order, each batch in one transaction,
 // and marks what committed for the next offset commit. A transient handler failure commits the
 // records before it, waits (the partition's worker only), and retries the failing record within
-// the RetryPolicy; a permanent one, or one past the policy, parks the record. A failure of the
-// database itself is retried until ctx is done. It returns only ctx's error.
+// the RetryPolicy; a permanent one, or one past the policy, parks the record. Rows that handlers
+// held back for commit (UnitOfWork.Insert) and the database refused make it apply the batch
+// again guarded, where they fail their own handlers. A failure of the database itself is
+// retried until ctx is done. It returns only ctx's error.
 func (r *Runner) processPartition(ctx context.Context, recs []*kgo.Record) error {
 	batch, err := r.decode(ctx, recs)
 	if err != nil {
@@ -62,13 +64,25 @@ func (r *Runner) processPartition(ctx context.Context, recs []*kgo.Record) error
 	guarded := false
 	for len(batch) > 0 {
 		applied, failed, err := r.apply(ctx, batch, guarded)
-		var poisoned *errPoisoned
+		var (
+			poisoned *errPoisoned
+			deferred *errDeferredInsert
+		)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return ctx.Err()
 		case errors.As(err, &poisoned):
 			// From now on each record under a savepoint, so a failure undoes only its own.
 			applied, failed, guarded = 0, &poisoned.failure, true
+		case errors.As(err, &deferred):
+			// The rows held back for commit were refused and nothing of the batch was applied.
+			// Guarded, nothing is held back: each row is written in its handler's savepoint,
+			// and a bad one fails its handler, which is retried or parked. guarded never goes
+			// back to false, so this happens at most once.
+			r.opts.log.Warn("writing the batch's rows at commit failed; applying it record by record",
+				"topic", batch[0].rec.Topic, "partition", batch[0].rec.Partition, "offset", batch[0].rec.Offset, "err", err)
+			guarded = true
+			continue
 		case err != nil:
 			r.opts.log.Error("applying records failed; retrying", "topic", batch[0].rec.Topic,
 				"partition", batch[0].rec.Partition, "offset", batch[0].rec.Offset, "err", err, "backoff", dbBackoff)

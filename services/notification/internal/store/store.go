@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/choreo-dev/choreo/pkg/consumer"
 	"github.com/choreo-dev/choreo/pkg/migrate"
 )
 
@@ -29,9 +30,16 @@ const (
 	StatusFailed  = "failed" // given up
 )
 
-// Execer is what Queue needs: a *sql.Tx, or the consumer's transaction.
+// Execer is what Queue needs: a *sql.Tx, or the consumer's unit of work (see Inserter).
 type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// Inserter is the consumer's unit of work as Queue uses it (consumer.UnitOfWork.Insert): in a
+// batch of events it may hold the row back and write it at commit with the batch's other
+// emails, one statement for many instead of one each.
+type Inserter interface {
+	Insert(ctx context.Context, ins consumer.Insert, args ...any) error
 }
 
 // Querier is what the reads need: a *sql.DB or a *sql.Tx.
@@ -52,19 +60,29 @@ type Email struct {
 	ChainStart                        time.Time
 }
 
+// queueInto is the statement Queue writes a row with, up to VALUES (see consumer.Insert). ON
+// CONFLICT DO NOTHING holds within one multi-row statement too: of two rows of the same key in
+// one batch, the first is written.
+const queueInto = `INSERT INTO notifications (message_id, kind, user_id, account_id, recipient, subject, body, msg_date,
+	event_id, event_type, correlation_id, status, queued_at, traceparent, tracestate, chain_time)`
+
 // Queue queues e as pending within tx. One email per (kind, user) and per message ID: queueing
-// it again changes nothing.
+// it again changes nothing. When tx is an Inserter (a handler's unit of work), the row may be
+// written only when the transaction commits: nothing in the transaction reads it back before.
 func Queue(ctx context.Context, tx Execer, e Email) error {
 	var traceparent, tracestate any // NULL when tracing is off
 	if e.Traceparent != "" {
 		traceparent, tracestate = e.Traceparent, e.Tracestate
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO notifications
-		(message_id, kind, user_id, account_id, recipient, subject, body, msg_date, event_id, event_type, correlation_id, status, queued_at,
-		traceparent, tracestate, chain_time)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15) ON CONFLICT DO NOTHING`,
-		e.MessageID, e.Kind, e.UserID, e.AccountID, e.To, e.Subject, e.Body, e.Date.Unix(),
-		e.EventID, e.EventType, e.CorrelationID, e.QueuedAt.UnixMilli(), traceparent, tracestate, e.ChainStart.UnixMilli())
+	args := []any{e.MessageID, e.Kind, e.UserID, e.AccountID, e.To, e.Subject, e.Body, e.Date.Unix(),
+		e.EventID, e.EventType, e.CorrelationID, StatusPending, e.QueuedAt.UnixMilli(), traceparent, tracestate, e.ChainStart.UnixMilli()}
+	row := consumer.Insert{Into: queueInto, Columns: len(args), Then: `ON CONFLICT DO NOTHING`}
+	var err error
+	if in, ok := tx.(Inserter); ok {
+		err = in.Insert(ctx, row, args...)
+	} else {
+		_, err = tx.ExecContext(ctx, row.Query(), args...)
+	}
 	if err != nil {
 		return fmt.Errorf("queue %s email to user %s: %w", e.Kind, e.UserID, err)
 	}
