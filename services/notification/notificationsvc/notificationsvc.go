@@ -79,9 +79,10 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 				// Over SMTP a resend is a second delivery: by default (1) at most one email is
 				// accepted and not yet recorded (others are prepared meanwhile, short of the
 				// final dot); SMTP_SEND_BATCH lets an operator trade that bound for throughput,
-				// as batches recorded in one transaction each: on PostgreSQL that costs fewer
-				// round trips than a statement per email, which measured slower (sender.Window).
-				opts = append(opts, sender.BatchSize(cfg.SMTPSendBatch))
+				// as a window of emails committed at once, each recorded in a statement of its
+				// own as it is accepted. Batches recorded in one transaction each had the same
+				// burst rate and five to ten times the latency at 1,000 emails/s.
+				opts = append(opts, sender.Window(cfg.SMTPSendBatch))
 			default:
 				// On SQLite each send is recorded in a file of the sender's own, folded into the
 				// database a few dozen at a time: the handlers hold SQLite's one connection most
