@@ -7,11 +7,14 @@
 #   postgres.sh dropdb NAME  drop database NAME if it exists (its connections are ended)
 # Settings: PG_PORT (default 25432: out of the way of a system server on 5432, and below Linux's
 # ephemeral range 32768-60999, where a busy machine's outgoing connection can hold a port), PG_DATA (default
-# /tmp/choreo-postgres-<uid>: the server runs as the postgres user, which must reach it).
+# /tmp/choreo-postgres-<uid>: the server runs as the postgres user, which must reach it), PG_FSYNC
+# (default off: a server for tests and development, which a power cut may corrupt; on, as in
+# production, to measure what durable commits cost).
 set -euo pipefail
 
 PG_PORT="${PG_PORT:-25432}"
 PG_DATA="${PG_DATA:-/tmp/choreo-postgres-$(id -u)}"
+PG_FSYNC="${PG_FSYNC:-off}"
 PG_USER=choreo
 PG_DB=choreo
 
@@ -59,7 +62,7 @@ start() {
     return
   fi
   as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_DATA -c fsync=off -c max_connections=200" >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_DATA -c fsync=$PG_FSYNC -c max_connections=200" >/dev/null
   local psql=("$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
   if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER'")" != 1 ]; then
     "${psql[@]}" -c "CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD '$PG_USER'"
