@@ -58,11 +58,11 @@ func New(ctx context.Context, cfg service.Config, log *slog.Logger) (*service.Se
 	return service.Open(ctx, Name, cfg, log,
 		service.Migrations(store.Migrations()),
 		service.Setup(func(ctx context.Context, s *service.Service) error {
-			metrics := sender.NewCollector(s.DB, Name)
-			s.Metrics.MustRegister(service.ReadAtMostEvery(service.ScrapeReadInterval, metrics))
+			sent := sender.NewSentCounter(Name)
+			s.Metrics.MustRegister(service.ReadAtMostEvery(service.ScrapeReadInterval, sender.NewCollector(s.DB, Name)), sent)
 			opts := []sender.Opt{sender.Logger(s.Log), sender.Tracing(s.Tracer, transport),
 				sender.Delivered(func(kind string, chainStart time.Time) {
-					metrics.Sent()
+					sent.Inc()
 					// The effect as the catalog names it ("welcome email"): where the chain latency is measured.
 					s.EffectDone(kind+" email", chainStart)
 				})}

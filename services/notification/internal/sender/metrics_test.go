@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/choreo-dev/choreo/services/notification/internal/sender"
@@ -17,8 +18,8 @@ func TestCollectorReportsTheBacklogAndCountsSends(t *testing.T) {
 	db, shared := database(t)
 	queue(t, db, 4) // emails 0..3
 	m := &fakeMailer{fail: []error{errors.New("550 no such user")}}
-	c := sender.NewCollector(db, "notification-service")
-	opts := []sender.Opt{sender.Delivered(func(string, time.Time) { c.Sent() })}
+	c, sent := sender.NewCollector(db, "notification-service"), sender.NewSentCounter("notification-service")
+	opts := []sender.Opt{sender.Delivered(func(string, time.Time) { sent.Inc() })}
 	if shared {
 		opts = append(opts, sender.Shared())
 	}
@@ -36,7 +37,9 @@ choreo_emails{service="notification-service",status="pending"} 2
 # TYPE choreo_emails_sent_total counter
 choreo_emails_sent_total{service="notification-service"} 3
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c, sent)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
 }
