@@ -83,8 +83,17 @@ func Tracing(t *telemetry.Tracer) RelayOpt { return func(c *relayConfig) { c.tra
 type Locker func(ctx context.Context) (unlock func(), ok bool, err error)
 
 // Exclusive makes the relay publish only while it holds lock, for databases that several
-// replicas share. Default: no lock (one relay per database, as with SQLite).
+// replicas share. A relay that finds the lock held tries again every LockRetry until it takes
+// it: the holder may have read the outbox for the last time before this relay's records
+// committed, and nothing else would wake it for them before the next poll. Default: no lock (one
+// relay per database, as with SQLite).
 func Exclusive(lock Locker) RelayOpt { return func(c *relayConfig) { c.lock = lock } }
+
+// LockRetry is how soon a relay that found the Exclusive lock held tries again.
+const LockRetry = 20 * time.Millisecond
+
+// errLockHeld reports that another relay holds the Exclusive lock.
+var errLockHeld = errors.New("outbox: another relay holds the lock")
 
 // RelayOpt configures a Relay.
 type RelayOpt func(*relayConfig)
@@ -142,6 +151,17 @@ func (r *Relay) Run(ctx context.Context) error {
 		r.progress(true)
 		err := r.drain(ctx)
 		r.progress(false)
+		if errors.Is(err, errLockHeld) {
+			// Another relay is publishing: nothing failed, but nothing is known to be
+			// published either, so the waiters wait for the next try.
+			r.putBack(waiters)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(LockRetry):
+			}
+			continue
+		}
 		r.record(err, ctx.Err())
 		switch {
 		case err == nil:
@@ -251,13 +271,16 @@ func (r *Relay) putBack(ws []chan struct{}) {
 	r.waiters = append(r.waiters, ws...)
 }
 
-// drain publishes batches until the outbox is empty (or, without the lock, leaves the outbox
-// to the relay that holds it).
+// drain publishes batches until the outbox is empty; errLockHeld if another relay holds the
+// Exclusive lock.
 func (r *Relay) drain(ctx context.Context) error {
 	if r.cfg.lock != nil {
 		unlock, ok, err := r.cfg.lock(ctx)
-		if err != nil || !ok {
+		if err != nil {
 			return err
+		}
+		if !ok {
+			return errLockHeld
 		}
 		defer unlock()
 	}

@@ -6,13 +6,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
-
-// OutboxChannel is the channel the outbox trigger notifies, with the schema as payload.
-const OutboxChannel = "choreo_outbox"
 
 // Schema returns the schema a DATABASE_URL's tables live in: its search_path, folded as the
 // server folds it, or "public".
@@ -22,47 +18,6 @@ func Schema(dsn string) string {
 		return "public"
 	}
 	return strings.ToLower(cfg.RuntimeParams["search_path"])
-}
-
-// Listen calls fn for every notification on channel whose payload is payload, until ctx is
-// done. It holds one connection of its own and reconnects with backoff when it drops; a wake-up
-// lost meanwhile costs latency only, since the relay also polls.
-func Listen(ctx context.Context, dsn, channel, payload string, fn func()) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := listenOnce(ctx, dsn, channel, payload, fn)
-		if ctx.Err() != nil {
-			return
-		}
-		_ = err // reconnect; the caller's poll interval covers the gap
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-func listenOnce(ctx context.Context, dsn, channel, payload string, fn func()) error {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
-		return err
-	}
-	fn() // anything committed while not listening
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		if n.Payload == payload {
-			fn()
-		}
-	}
 }
 
 // RelayLock returns an outbox.Locker that lets one relay at a time publish the outbox of the

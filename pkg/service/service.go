@@ -381,10 +381,6 @@ func (s *Service) Run(ctx context.Context) error {
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan error, 1)
 	go func() { relayDone <- s.Relay.Run(relayCtx) }()
-	if s.Config.DatabaseURL != "" {
-		// Commits of other replicas (and of this one) wake the relay through LISTEN/NOTIFY.
-		go postgres.Listen(relayCtx, s.Config.DatabaseURL, postgres.OutboxChannel, postgres.Schema(s.Config.DatabaseURL), s.Relay.Notify)
-	}
 
 	s.health.running.Store(true)
 	errc := make(chan error, 2+len(s.tasks))
