@@ -61,8 +61,10 @@ type Row struct {
 	// Burst is the N-chain burst; Stages the choreo services' own rates in it.
 	Burst  phaseResult
 	Stages map[string]float64
-	// Steady has one result per rate of Config.Rates.
-	Steady []phaseResult
+	// Steady has one result per rate of Config.Rates; StageLatency, for choreo, what its
+	// services measured of each of latencyStages in each (nil where they could not be read).
+	Steady       []phaseResult
+	StageLatency []*stageLatency
 	// RSS is the peak resident memory of each of the system's processes.
 	RSS []namedBytes
 	// Err is why the system has no (complete) results.
@@ -259,8 +261,25 @@ func measure(ctx context.Context, e env, tr *tracker, cl *kgo.Client, srcl *sr.C
 			return err
 		}
 		fmt.Fprintf(e.cfg.Log, "bench: %s: %d/s for %s\n", label(system), rate, e.cfg.Duration)
+		var before []histogram
+		if isChoreo(system) {
+			if before, err = readStages(ctx, sys.probes); err != nil {
+				fmt.Fprintf(e.cfg.Log, "bench: %s: stage latencies not read: %v\n", label(system), err)
+			}
+		}
 		res, err := tr.run(ctx, cl, cs, rate, e.cfg.Drain)
 		row.Steady = append(row.Steady, res)
+		var sl *stageLatency
+		if before != nil {
+			after, serr := readStagesAfter(ctx, sys.probes, before, res.got)
+			if serr != nil {
+				fmt.Fprintf(e.cfg.Log, "bench: %s: stage latencies not read: %v\n", label(system), serr)
+			} else {
+				st := stagesBetween(before, after)
+				sl = &st
+			}
+		}
+		row.StageLatency = append(row.StageLatency, sl)
 		if err != nil {
 			return fmt.Errorf("%d/s: %w", rate, err)
 		}

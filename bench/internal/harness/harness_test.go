@@ -2,6 +2,8 @@ package harness
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,6 +74,15 @@ func TestRun(t *testing.T) {
 			if r.Stages["hop1"] <= 0 || r.Stages["hop2"] <= 0 {
 				t.Errorf("%s: stage rates %v, want hop1 and hop2", r.System, r.Stages)
 			}
+			if len(r.StageLatency) != 1 || r.StageLatency[0] == nil {
+				t.Errorf("%s: stage latencies %v, want one reading", r.System, r.StageLatency)
+			} else {
+				for i, v := range r.StageLatency[0].p50 {
+					if !(v > 0) {
+						t.Errorf("%s: %s p50 %v, want a positive number of seconds", r.System, latencyStages[i].name, v)
+					}
+				}
+			}
 		}
 		if len(r.RSS) != wantProcs || slices.ContainsFunc(r.RSS, func(n namedBytes) bool { return n.bytes <= 0 }) {
 			t.Errorf("%s: peak RSS %v, want %d processes", r.System, r.RSS, wantProcs)
@@ -80,10 +91,67 @@ func TestRun(t *testing.T) {
 			t.Errorf("the table has no row %q", label(r.System))
 		}
 	}
+	if !strings.Contains(out.String(), "| choreo, SQLite     | 30/s ") {
+		t.Error("the table has no stage latencies of choreo on SQLite")
+	}
 	if !strings.Contains(out.String(), "choreo, SQLite vs bare franz-go: burst ") {
 		t.Error("the table has no ratio of choreo to bare franz-go")
 	}
 	if _, err := os.Stat(filepath.Join(bin, "bench")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestHistogramQuantile: quantiles of the observations between two readings of a histogram
+// summed over its series, as histogram_quantile estimates them.
+func TestHistogramQuantile(t *testing.T) {
+	const text = `# HELP choreo_event_age_seconds Age.
+# TYPE choreo_event_age_seconds histogram
+choreo_event_age_seconds_bucket{group="g",handler="a",service="s",le="0.001"} %d
+choreo_event_age_seconds_bucket{group="g",handler="a",service="s",le="0.0025"} %d
+choreo_event_age_seconds_bucket{group="g",handler="a",service="s",le="0.005"} %d
+choreo_event_age_seconds_bucket{group="g",handler="a",service="s",le="+Inf"} %d
+choreo_event_age_seconds_sum{group="g",handler="a",service="s"} 1
+choreo_event_age_seconds_count{group="g",handler="a",service="s"} %[4]d
+choreo_event_age_seconds_bucket{group="g",handler="b",service="s",le="0.001"} 0
+choreo_event_age_seconds_bucket{group="g",handler="b",service="s",le="0.0025"} %d
+choreo_event_age_seconds_bucket{group="g",handler="b",service="s",le="0.005"} %[5]d
+choreo_event_age_seconds_bucket{group="g",handler="b",service="s",le="+Inf"} %[5]d
+choreo_event_age_seconds_bucket_other{le="0.001"} 999
+choreo_chain_latency_seconds_bucket{effect="welcome email",le="0.001"} 999
+`
+	read := func(a1, a25, a5, ainf, b int) histogram {
+		t.Helper()
+		h, err := readHistogram(strings.NewReader(fmt.Sprintf(text, a1, a25, a5, ainf, b)), "choreo_event_age_seconds")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	for _, tc := range []struct {
+		name          string
+		before, after histogram
+		q, want       float64
+	}{
+		// 100 new observations, 50 at or below 1 ms: the median is the first bucket's bound.
+		{"first bucket", read(0, 0, 0, 0, 0), read(50, 100, 100, 100, 0), .5, .001},
+		// 10 below 1 ms, 90 in (1, 2.5]: rank 50 is 40 of those 90 in.
+		{"interpolated", read(0, 0, 0, 0, 0), read(10, 100, 100, 100, 0), .5, .001 + .0015*40/90},
+		// Series summed: a has 100 in the first bucket, b 100 in the second.
+		{"summed", read(0, 0, 0, 0, 0), read(100, 100, 100, 100, 100), .75, .001 + .0015*.5},
+		// Only what came after the first reading counts: 100 old ones at <= 1 ms.
+		{"since", read(100, 100, 100, 100, 0), read(100, 100, 200, 200, 0), .5, .0025 + .0025*.5},
+		// Above the last finite bound: that bound.
+		{"+Inf", read(0, 0, 0, 0, 0), read(0, 0, 0, 10, 0), .99, .005},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.after.since(tc.before).quantile(tc.q)
+			if math.Abs(got-tc.want) > 1e-12 {
+				t.Errorf("quantile(%v) = %v, want %v", tc.q, got, tc.want)
+			}
+		})
+	}
+	if got := read(1, 1, 1, 1, 0).since(read(1, 1, 1, 1, 0)).quantile(.5); !math.IsNaN(got) {
+		t.Errorf("quantile without observations = %v, want NaN", got)
 	}
 }

@@ -154,7 +154,9 @@ func (t *tracker) run(ctx context.Context, cl *kgo.Client, cs []chain, rate int,
 				time.Sleep(d)
 			}
 		}
-		t.published(c.email, time.Now())
+		now := time.Now()
+		stamp(c.rec, now)
+		t.published(c.email, now)
 		cl.Produce(ctx, c.rec, onAck)
 		if ctx.Err() != nil {
 			return res, ctx.Err()
@@ -184,4 +186,14 @@ func (t *tracker) run(ctx context.Context, cl *kgo.Client, cs []chain, rate int,
 			res.got, res.n, drain, strings.Join(missing, ", "), prodErr)
 	}
 	return res, nil
+}
+
+// stamp sets rec's ce_time to at, the moment it is published: the records are encoded before a
+// phase begins, and the services measure an event's age, and a chain's latency, from it.
+func stamp(rec *kgo.Record, at time.Time) {
+	for i, h := range rec.Headers {
+		if h.Key == envelope.HeaderTime {
+			rec.Headers[i].Value = at.UTC().AppendFormat(h.Value[:0], time.RFC3339Nano)
+		}
+	}
 }

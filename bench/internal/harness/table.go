@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 )
@@ -113,6 +114,44 @@ func printTable(cfg Config, rows []Row, h header) {
 			fmt.Fprintf(w, "  %s vs %s: %s\n", label(c.System), label(p.System), strings.Join(parts, "; "))
 		}
 	}
+	printStages(w, cfg, rows)
+}
+
+// printStages writes, for each choreo system and fixed rate, the p50 and p99 of each of
+// latencyStages as the services' histograms estimate them.
+func printStages(w io.Writer, cfg Config, rows []Row) {
+	table := [][]string{{"stage p50 / p99 ms", "rate"}}
+	for _, st := range latencyStages {
+		table[0] = append(table[0], st.name)
+	}
+	for _, r := range rows {
+		for i, sl := range r.StageLatency {
+			if sl == nil || i >= len(cfg.Rates) {
+				continue
+			}
+			cells := []string{label(r.System), fmt.Sprintf("%d/s", cfg.Rates[i])}
+			for j := range sl.p50 {
+				cells = append(cells, seconds(sl.p50[j])+" / "+seconds(sl.p99[j]))
+			}
+			table = append(table, cells)
+		}
+	}
+	if len(table) == 1 {
+		return
+	}
+	fmt.Fprintln(w, "\nWhere choreo's time goes at the fixed rates, from its services' own histograms (an event's age when")
+	fmt.Fprintln(w, "its handler's transaction commits; the chain's when the email is recorded sent), estimated as")
+	fmt.Fprintln(w, "histogram_quantile does within buckets of 1, 2.5, 5, 10, 25, 50, 100 ms...:")
+	fmt.Fprintln(w)
+	writeMarkdown(w, table)
+}
+
+// seconds prints a stage's estimate, in seconds, as milliseconds.
+func seconds(v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return ms(time.Duration(v * float64(time.Second)))
 }
 
 func ratio(a, b float64) string {
