@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	"modernc.org/sqlite"
 
 	"github.com/choreo-dev/choreo/pkg/telemetry"
 )
@@ -35,10 +32,7 @@ type Relay struct {
 	client *kgo.Client
 	cfg    relayConfig
 	params Params
-	// ordered: the database commits the outbox's transactions in the order of their seqs
-	// (SQLite, one writer at a time).
-	ordered bool
-	wake    chan struct{}
+	wake   chan struct{}
 
 	mu           sync.Mutex
 	waiters      []chan struct{} // Flush callers waiting for an empty outbox
@@ -74,7 +68,6 @@ func isDenied(err error) bool {
 
 type relayConfig struct {
 	batch    int
-	inFlight int
 	interval time.Duration
 	log      *slog.Logger
 	lock     Locker
@@ -115,19 +108,6 @@ func BatchSize(n int) RelayOpt {
 	}
 }
 
-// InFlight sets how many batches may wait for the broker's acknowledgements at once: the relay
-// reads and publishes records committed meanwhile instead of waiting for the batch before them,
-// and deletes each batch once it is acknowledged. Records keep their order: the producer is
-// idempotent, and a batch is read, in seq order, only after the ones before it were handed to
-// it. Default 4; 1 publishes one batch at a time; a value below 1 keeps the default.
-func InFlight(n int) RelayOpt {
-	return func(c *relayConfig) {
-		if n > 0 {
-			c.inFlight = n
-		}
-	}
-}
-
 // PollInterval sets how often the relay looks at the outbox when nobody woke it: the safety net
 // for records committed by another process or left by a failed publish. Default 1s; a value
 // below or at zero keeps the default.
@@ -145,12 +125,11 @@ func Logger(l *slog.Logger) RelayOpt { return func(c *relayConfig) { c.log = l }
 // NewRelay returns a relay that publishes db's outbox with client, which should be an
 // idempotent producer (franz-go's default) so that retries cannot reorder or duplicate.
 func NewRelay(db *sql.DB, client *kgo.Client, opts ...RelayOpt) *Relay {
-	cfg := relayConfig{batch: 1024, inFlight: 4, interval: time.Second, log: slog.New(slog.DiscardHandler)}
+	cfg := relayConfig{batch: 1024, interval: time.Second, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	_, ordered := db.Driver().(*sqlite.Driver)
-	return &Relay{db: db, client: client, cfg: cfg, params: ParamsOf(db), ordered: ordered, wake: make(chan struct{}, 1)}
+	return &Relay{db: db, client: client, cfg: cfg, params: ParamsOf(db), wake: make(chan struct{}, 1)}
 }
 
 // Notify tells the relay that a transaction with outbox records committed. It never blocks.
@@ -292,12 +271,8 @@ func (r *Relay) putBack(ws []chan struct{}) {
 	r.waiters = append(r.waiters, ws...)
 }
 
-// drain publishes batches until the outbox is empty and every record it published is
-// acknowledged and deleted; errLockHeld if another relay holds the Exclusive lock. Up to
-// cfg.inFlight batches wait for their acknowledgements at once; records committed meanwhile are
-// read (when a commit wakes the relay, or at once after a full batch) and published behind them.
-// After a failed batch nothing more is read: the drain waits for the batches in flight and
-// returns the error, and the records left are read again by the next.
+// drain publishes batches until the outbox is empty; errLockHeld if another relay holds the
+// Exclusive lock.
 func (r *Relay) drain(ctx context.Context) error {
 	if r.cfg.lock != nil {
 		unlock, ok, err := r.cfg.lock(ctx)
@@ -309,47 +284,13 @@ func (r *Relay) drain(ctx context.Context) error {
 		}
 		defer unlock()
 	}
-	f := newFlight()
-	defer r.progress(false)
-	read := true // something may be committed and not yet read
 	for {
-		if read && f.batches() < r.cfg.inFlight && f.err() == nil {
-			r.progressAt(f.oldest(time.Now()))
-			batch, err := r.read(ctx, f)
-			if err != nil {
-				f.wait()
-				return errors.Join(err, f.err())
-			}
-			if len(batch) > 0 {
-				r.publish(ctx, batch, f)
-			}
-			// A full batch says more is committed; a short one that everything committed
-			// before the read is read: what commits later wakes the relay.
-			read = len(batch) >= r.cfg.batch
-			continue
-		}
-		if f.batches() == 0 {
-			if err := f.err(); err != nil || !read {
-				return err
-			}
-		}
-		r.progressAt(f.oldest(time.Now()))
-		select {
-		case <-f.done:
-		case <-r.wake:
-			read = true
-		case <-ctx.Done():
-			f.wait()
-			return errors.Join(ctx.Err(), f.err())
+		r.progress(true)
+		n, err := r.publishBatch(ctx)
+		if err != nil || n < r.cfg.batch {
+			return err
 		}
 	}
-}
-
-// progressAt notes that the oldest batch the drain waits for was read at t.
-func (r *Relay) progressAt(t time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.batchSince = t
 }
 
 type pending struct {
@@ -358,91 +299,18 @@ type pending struct {
 	traceparent, tracestate sql.NullString
 }
 
-// flight is what one drain has handed to the producer.
-type flight struct {
-	mu    sync.Mutex
-	seqs  map[int64]bool // handed to the producer and not known to be deleted: a read skips them
-	last  int64          // the highest seq handed to the producer
-	gone  []int64        // deleted: a read that begins after the delete cannot return them
-	since []time.Time    // when each batch in flight was read, oldest first
-	errs  []error
-	wg    sync.WaitGroup
-	done  chan struct{} // a batch is done (one signal may stand for several)
-}
-
-func newFlight() *flight {
-	return &flight{seqs: map[int64]bool{}, done: make(chan struct{}, 1)}
-}
-
-// batches returns how many batches are in flight.
-func (f *flight) batches() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.since)
-}
-
-// oldest returns when the oldest batch in flight was read, or now if none is.
-func (f *flight) oldest(now time.Time) time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.since) > 0 {
-		return f.since[0]
+func (r *Relay) publishBatch(ctx context.Context) (int, error) {
+	batch, err := r.read(ctx)
+	if err != nil || len(batch) == 0 {
+		return 0, err
 	}
-	return now
-}
-
-func (f *flight) err() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return errors.Join(f.errs...)
-}
-
-// wait waits until every batch in flight is done.
-func (f *flight) wait() { f.wg.Wait() }
-
-// publish hands batch to the producer; once every record is acknowledged or failed, the
-// acknowledged ones are deleted and the batch is done.
-func (r *Relay) publish(ctx context.Context, batch []pending, f *flight) {
-	read := time.Now()
-	f.mu.Lock()
-	for _, p := range batch {
-		f.seqs[p.seq] = true
-		f.last = max(f.last, p.seq)
-	}
-	f.since = append(f.since, read)
-	f.mu.Unlock()
-	f.wg.Add(1)
 	var (
-		left = atomic.Int64{}
+		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 		done = make([]int64, 0, len(batch))
 	)
-	left.Store(int64(len(batch)))
-	finish := func() {
-		defer f.wg.Done()
-		// Deleted with a deadline of its own even when ctx is done: acknowledged records
-		// should not be published a second time after the next start.
-		derr := r.delete(ctx, done)
-		f.mu.Lock()
-		if derr == nil {
-			f.gone = append(f.gone, done...)
-		} else {
-			errs = append(errs, derr)
-		}
-		if len(errs) > 0 {
-			// Failed records are still in the outbox: the next drain reads them again.
-			f.errs = append(f.errs, errs...)
-		}
-		if i := slices.Index(f.since, read); i >= 0 {
-			f.since = slices.Delete(f.since, i, i+1)
-		}
-		f.mu.Unlock()
-		select {
-		case f.done <- struct{}{}:
-		default:
-		}
-	}
+	wg.Add(len(batch))
 	for _, p := range batch {
 		seq := p.seq
 		span := noSpan
@@ -450,41 +318,30 @@ func (r *Relay) publish(ctx context.Context, batch []pending, f *flight) {
 			span = r.cfg.tracer.StartSend(telemetry.WithTraceparent(ctx, p.traceparent.String, p.tracestate.String), p.rec)
 		}
 		r.client.Produce(ctx, p.rec, func(rec *kgo.Record, err error) {
+			defer wg.Done()
 			telemetry.EndSend(span, rec, err)
 			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("publish to %s: %w", rec.Topic, err))
-			} else {
-				done = append(done, seq)
+				return
 			}
-			mu.Unlock()
-			if left.Add(-1) == 0 {
-				// Not in the producer's callback goroutine: the delete waits for the database.
-				go finish()
-			}
+			done = append(done, seq)
 		})
 	}
+	wg.Wait()
+	if err := r.delete(ctx, done); err != nil {
+		return 0, err
+	}
+	if len(errs) > 0 {
+		return 0, errors.Join(errs...)
+	}
+	return len(batch), nil
 }
 
-// read returns up to a batch of the oldest records in the outbox that f has not published. On
-// SQLite, whose transactions commit one at a time, in the order of the seqs they take, that is
-// the records after the last one f published. Elsewhere a transaction may commit after one that
-// took a later seq and after a read passed it (PostgreSQL allocates seqs before commit), so the
-// read starts from the oldest record and takes as many more as f has in flight, to skip them.
-func (r *Relay) read(ctx context.Context, f *flight) ([]pending, error) {
-	f.mu.Lock()
-	for _, s := range f.gone {
-		delete(f.seqs, s)
-	}
-	f.gone = f.gone[:0]
-	skip := maps.Clone(f.seqs)
-	f.mu.Unlock()
-	after, limit := int64(0), r.cfg.batch+len(skip)
-	if r.ordered {
-		after, limit = f.last, r.cfg.batch
-	}
+func (r *Relay) read(ctx context.Context) ([]pending, error) {
 	rows, err := r.db.QueryContext(ctx,
-		`SELECT seq, topic, key, value, headers, traceparent, tracestate FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+		`SELECT seq, topic, key, value, headers, traceparent, tracestate FROM outbox ORDER BY seq LIMIT $1`, r.cfg.batch)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read: %w", err)
 	}
@@ -498,9 +355,6 @@ func (r *Relay) read(ctx context.Context, f *flight) ([]pending, error) {
 		)
 		if err := rows.Scan(&p.seq, &rec.Topic, &rec.Key, &rec.Value, &headers, &p.traceparent, &p.tracestate); err != nil {
 			return nil, fmt.Errorf("outbox: read: %w", err)
-		}
-		if skip[p.seq] {
-			continue
 		}
 		if rec.Headers, err = decodeHeaders(headers); err != nil {
 			return nil, fmt.Errorf("outbox: record %d: %w", p.seq, err)

@@ -33,7 +33,27 @@ func TestRelayStuckWhileTheBrokerDoesNotAcknowledge(t *testing.T) {
 	var outage atomic.Bool
 	outage.Store(true)
 	var refused atomic.Int64
-	refuseProduce(fake, &outage, &refused)
+	fake.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		fake.KeepControl()
+		if !outage.Load() {
+			return nil, nil, false
+		}
+		req := kr.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		resp.SetVersion(req.GetVersion())
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotEnoughReplicas.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		refused.Add(1)
+		return resp, nil, true
+	})
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
@@ -87,33 +107,4 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// refuseProduce makes fake answer every produce with NOT_ENOUGH_REPLICAS, a retriable error,
-// while refusing holds, as a partition without its in-sync replicas does; refused counts the
-// refusals (nil: not counted).
-func refuseProduce(fake *kfake.Cluster, refusing *atomic.Bool, refused *atomic.Int64) {
-	fake.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		fake.KeepControl()
-		if !refusing.Load() {
-			return nil, nil, false
-		}
-		req := kr.(*kmsg.ProduceRequest)
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		resp.SetVersion(req.GetVersion())
-		for _, rt := range req.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotEnoughReplicas.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		if refused != nil {
-			refused.Add(1)
-		}
-		return resp, nil, true
-	})
 }
