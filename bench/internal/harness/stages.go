@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -120,29 +121,46 @@ func (h histogram) quantile(q float64) float64 {
 }
 
 // readStages reads every latency stage's histogram from the services' /metrics (probes: service
-// -> URL).
+// -> URL), each service's once.
 func readStages(ctx context.Context, probes map[string]string) ([]histogram, error) {
+	bodies := map[string][]byte{}
 	out := make([]histogram, len(latencyStages))
 	for i, st := range latencyStages {
 		url, ok := probes[st.service]
 		if !ok {
 			return nil, fmt.Errorf("no /metrics for the %s service", st.service)
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return nil, err
+		body, ok := bodies[url]
+		if !ok {
+			var err error
+			if body, err = get(ctx, url); err != nil {
+				return nil, err
+			}
+			bodies[url] = body
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		out[i], err = readHistogram(resp.Body, st.metric)
-		resp.Body.Close()
-		if err != nil {
+		var err error
+		if out[i], err = readHistogram(bytes.NewReader(body), st.metric); err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", url, st.metric, err)
 		}
 	}
 	return out, nil
+}
+
+// get returns the body of url.
+func get(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
 }
 
 // readStagesAfter reads the stages once the last one, the chain's latency, has observed n more
