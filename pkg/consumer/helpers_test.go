@@ -2,9 +2,7 @@ package consumer_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -30,6 +28,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/outbox"
 	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
+	"github.com/choreo-dev/choreo/pkg/storetest"
 )
 
 const (
@@ -284,20 +283,10 @@ func openDB(t testing.TB) *sql.DB {
 		err error
 	)
 	if base := os.Getenv("TEST_DATABASE_URL"); base != "" {
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		schema := "consumer_test_" + hex.EncodeToString(b)
-		u, uerr := postgres.WithSearchPath(base, schema)
-		if uerr != nil {
-			t.Fatal(uerr)
-		}
-		db, err = postgres.Open(context.Background(), u, pgTestMigrations)
-		if err == nil {
-			t.Cleanup(func() { _, _ = db.Exec(`DROP SCHEMA "` + schema + `" CASCADE`) })
-		}
-	} else {
-		db, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), testMigrations)
+		db, _ = storetest.PostgresSchema(t, base, "consumer_test", pgTestMigrations)
+		return db
 	}
+	db, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), testMigrations)
 	if err != nil {
 		t.Fatal(err)
 	}

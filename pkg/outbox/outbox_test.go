@@ -3,9 +3,7 @@ package outbox_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,8 +21,8 @@ import (
 	"github.com/choreo-dev/choreo/pkg/kafka"
 	"github.com/choreo-dev/choreo/pkg/kafkatest"
 	"github.com/choreo-dev/choreo/pkg/outbox"
-	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
+	"github.com/choreo-dev/choreo/pkg/storetest"
 )
 
 // env is a Kafka cluster (kafkatest.Brokers: a real broker with KAFKA_BROKERS, else in-process
@@ -81,18 +79,10 @@ func newEnv(t *testing.T) *env {
 		_, _ = e.adm.DeleteTopics(ctx, e.topic(ordered))
 	})
 	if base := os.Getenv("TEST_DATABASE_URL"); base != "" {
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		schema := "outbox_test_" + hex.EncodeToString(b)
-		u, err := postgres.WithSearchPath(base, schema)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.db, err = postgres.Open(context.Background(), u); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _, _ = e.db.Exec(`DROP SCHEMA "` + schema + `" CASCADE`) })
-	} else if e.db, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db")); err != nil {
+		e.db, _ = storetest.PostgresSchema(t, base, "outbox_test")
+		return e
+	}
+	if e.db, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.db.Close() })

@@ -2,17 +2,15 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
+	"github.com/choreo-dev/choreo/pkg/storetest"
 	"github.com/choreo-dev/choreo/services/account/internal/store"
 )
 
@@ -29,22 +27,7 @@ func stores(t *testing.T) map[string]*sql.DB {
 	t.Cleanup(func() { db.Close() })
 	out["sqlite"] = db
 	if base := os.Getenv("TEST_DATABASE_URL"); base != "" {
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		schema := "store_test_" + hex.EncodeToString(b)
-		u, err := postgres.WithSearchPath(base, schema)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pg, err := postgres.Open(ctx, u, store.Migrations())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_, _ = pg.Exec(`DROP SCHEMA "` + schema + `" CASCADE`)
-			pg.Close()
-		})
-		out["postgres"] = pg
+		out["postgres"], _ = storetest.PostgresSchema(t, base, "store_test", store.Migrations())
 	}
 	return out
 }

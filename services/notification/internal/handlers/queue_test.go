@@ -2,9 +2,7 @@ package handlers_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,18 +24,18 @@ import (
 	"github.com/choreo-dev/choreo/pkg/kafka"
 	"github.com/choreo-dev/choreo/pkg/kafkatest"
 	"github.com/choreo-dev/choreo/pkg/outbox"
-	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
+	"github.com/choreo-dev/choreo/pkg/storetest"
 	"github.com/choreo-dev/choreo/services/notification/internal/handlers"
 	"github.com/choreo-dev/choreo/services/notification/internal/store"
 )
 
-// notifier is the Notification Service's handlers in a consumer runner of their own: a database
-// (PostgreSQL in a schema of the test's own with TEST_DATABASE_URL, else SQLite), the users topic
-// of kafkatest.Brokers in the test's namespace, and an in-process schema registry.
 // partitions of the users topic in these tests, as many as in the consumer's BenchmarkHop.
 const partitions = 3
 
+// notifier is the Notification Service's handlers in a consumer runner of their own: a database
+// (PostgreSQL in a schema of the test's own with TEST_DATABASE_URL, else SQLite), the users topic
+// of kafkatest.Brokers in the test's namespace, and an in-process schema registry.
 type notifier struct {
 	db       *sql.DB
 	runner   *consumer.Runner
@@ -105,21 +103,7 @@ func notificationsDB(t testing.TB) *sql.DB {
 	t.Helper()
 	ctx := context.Background()
 	if base := os.Getenv("TEST_DATABASE_URL"); base != "" {
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		schema := "handlers_test_" + hex.EncodeToString(b)
-		u, err := postgres.WithSearchPath(base, schema)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := postgres.Open(ctx, u, store.Migrations())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_, _ = db.Exec(`DROP SCHEMA "` + schema + `" CASCADE`)
-			_ = db.Close()
-		})
+		db, _ := storetest.PostgresSchema(t, base, "handlers_test", store.Migrations())
 		return db
 	}
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "n.db"), store.Migrations())

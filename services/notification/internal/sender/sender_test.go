@@ -2,9 +2,7 @@ package sender_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"github.com/choreo-dev/choreo/pkg/postgres"
 	"github.com/choreo-dev/choreo/pkg/smtptest"
 	"github.com/choreo-dev/choreo/pkg/sqlite"
+	"github.com/choreo-dev/choreo/pkg/storetest"
 	"github.com/choreo-dev/choreo/services/notification/internal/mail"
 	"github.com/choreo-dev/choreo/services/notification/internal/sender"
 	"github.com/choreo-dev/choreo/services/notification/internal/store"
@@ -78,20 +77,8 @@ func reopenable(t testing.TB) (db *sql.DB, shared bool, reopen func() *sql.DB) {
 		}
 	}
 	if base := os.Getenv("TEST_DATABASE_URL"); base != "" {
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		schema := "sender_test_" + hex.EncodeToString(b)
-		u, err := postgres.WithSearchPath(base, schema)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if db, err = postgres.Open(ctx, u, store.Migrations()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_, _ = db.Exec(`DROP SCHEMA "` + schema + `" CASCADE`)
-			_ = db.Close()
-		})
+		var u string
+		db, u = storetest.PostgresSchema(t, base, "sender_test", store.Migrations())
 		return db, true, open(func() (*sql.DB, error) { return postgres.Open(ctx, u, store.Migrations()) })
 	}
 	path := filepath.Join(t.TempDir(), "n.db")
